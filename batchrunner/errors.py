@@ -1,0 +1,55 @@
+"""One error base class; each error builds its own one-line message and knows its exit code.
+
+Exit codes follow SPEC section 3: 1 a job or a call failed, 2 usage or configuration,
+75 (EX_TEMPFAIL) another run of the same job is in progress.
+"""
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_BUSY = 75
+
+
+class RunnerError(Exception):
+    """Base of every error the runner reports to a person: one line, one exit code."""
+
+    exit_code = EXIT_FAILED
+
+    def __str__(self) -> str:
+        return self.message()
+
+    def message(self) -> str:
+        return super().__str__()
+
+
+class ConfigError(RunnerError):
+    """A missing or malformed setting; names the variable and what it should hold."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, variable: str, problem: str):
+        super().__init__(variable, problem)
+        self.variable = variable
+        self.problem = problem
+
+    def message(self) -> str:
+        return f"{self.variable}: {self.problem}"
+
+
+class UsageError(RunnerError):
+    """Bad input on the command line (unknown job, malformed --param)."""
+
+    exit_code = EXIT_USAGE
+
+
+class TokenError(RunnerError):
+    """A token could not be obtained: rejected credentials, bad response, tenant unreachable."""
+
+
+class ApiError(RunnerError):
+    """The Management API refused or failed a call after the retries allowed."""
+
+
+class JobBusy(RunnerError):
+    """Another run of the same job is in progress somewhere that shares the database."""
+
+    exit_code = EXIT_BUSY
