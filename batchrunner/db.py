@@ -1,0 +1,191 @@
+"""The database: engine set-up, transactions, and the few statements that differ by dialect.
+
+Everything dialect-specific lives here, so the rest of the runner is the same on SQLite and
+PostgreSQL. The contract the rest relies on:
+
+- `read()` gives a connection in a transaction that may be read-only.
+- `write()` gives a connection in a transaction that holds the write lock from its first
+  statement: `BEGIN IMMEDIATE` on SQLite, where a deferred read-then-write transaction fails
+  at once under WAL whatever the busy timeout; on PostgreSQL, rows read with `for_update()`
+  are locked until commit.
+- `insert_ignore()` inserts a row unless its unique key exists.
+- `ensure_schema()` brings the tables to the migrations' head, once, whoever else is trying.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from sqlalchemy import Table, create_engine, event, text
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+
+from .errors import ConfigError, RunnerError
+
+# The newest migration in migrations/versions; a test checks the two agree. Comparing with a
+# constant keeps Alembic out of the start-up path of every command (SPEC section 10).
+SCHEMA_HEAD = "0001"
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+class DatabaseError(RunnerError):
+    """The runner's database cannot be reached or is not the runner's."""
+
+
+class Database:
+    def __init__(self, url: str):
+        self.url = url
+        self.engine = _create_engine(url)
+        self.dialect = self.engine.dialect.name
+        self._schema_checked = False
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            conn.execution_options(runner_write=True)
+            with conn.begin():
+                yield conn
+
+    @staticmethod
+    def for_update(stmt):
+        """Lock the selected rows until commit (PostgreSQL); SQLite's write() already holds the lock."""
+        return stmt.with_for_update()
+
+    def insert_ignore(self, conn: Connection, table: Table, values: dict) -> bool:
+        """Insert unless the row's unique key exists; True when a row was inserted."""
+        if self.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        return conn.execute(insert(table).values(**values).on_conflict_do_nothing()).rowcount == 1
+
+    def ensure_schema(self) -> None:
+        if self._schema_checked:
+            return
+        if self.current_revision() != SCHEMA_HEAD:
+            self.upgrade()
+        self._schema_checked = True
+
+    def current_revision(self) -> str | None:
+        try:
+            with self.read() as conn:
+                return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        except DBAPIError as exc:
+            if _is_connection_error(exc):
+                raise DatabaseError(f"cannot connect to the database {self.safe_url}: {_first_line(exc)}") from None
+            return None  # no alembic_version table yet: a new database
+
+    def upgrade(self) -> None:
+        """Apply every pending migration, serialised with any other process doing the same."""
+        from alembic import command
+
+        with self.write() as conn:
+            if self.dialect == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(7401227)"))  # any constant: the runner's migration lock
+            command.upgrade(alembic_config(conn), "head")
+        self._schema_checked = True
+
+    @property
+    def safe_url(self) -> str:
+        return make_url(self.url).render_as_string(hide_password=True)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def alembic_config(conn: Connection | None = None):
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(Path(__file__).resolve().parent.parent / "migrations"))
+    config.attributes["connection"] = conn
+    return config
+
+
+def _create_engine(url: str) -> Engine:
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError("RUNNER_DATABASE_URL", f"{url!r} is not a database URL; e.g. sqlite:///var/runner.db") from None
+    try:
+        if parsed.get_backend_name() == "sqlite":
+            return _sqlite_engine(parsed)
+        return create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    except (NoSuchModuleError, ModuleNotFoundError) as exc:
+        raise ConfigError(
+            "RUNNER_DATABASE_URL",
+            f"no driver for {parsed.drivername} ({exc}); for PostgreSQL install the extra: pip install '.[postgres]'",
+        ) from None
+
+
+def _sqlite_engine(url) -> Engine:
+    if url.database and url.database != ":memory:":
+        _create_private_file(Path(url.database))
+    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):
+        # Let SQLAlchemy's begin event, not the driver, decide how transactions start.
+        dbapi_conn.isolation_level = None
+        dbapi_conn.execute("PRAGMA journal_mode=WAL")
+        dbapi_conn.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        dbapi_conn.execute("PRAGMA synchronous=NORMAL")
+        if url.database:
+            _tighten_sidecars(Path(url.database))
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):
+        immediate = conn.get_execution_options().get("runner_write")
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+def _create_private_file(path: Path) -> None:
+    """Create the database file 0600 before SQLite does: it holds bearer tokens (SPEC section 4)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    os.close(fd)
+    if path.stat().st_mode & 0o077:
+        os.chmod(path, 0o600)
+
+
+def _tighten_sidecars(path: Path) -> None:
+    # SQLite gives -wal and -shm the main file's mode; this covers files left by an older umask.
+    for suffix in ("-wal", "-shm"):
+        sidecar = path.with_name(path.name + suffix)
+        try:
+            if sidecar.stat().st_mode & 0o077:
+                os.chmod(sidecar, 0o600)
+        except FileNotFoundError:
+            pass
+
+
+def _is_connection_error(exc: DBAPIError) -> bool:
+    return bool(exc.connection_invalidated) or "connect" in str(exc.orig).lower() and "alembic_version" not in str(exc)
+
+
+def _first_line(exc: Exception) -> str:
+    return str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+_databases: dict[str, Database] = {}
+
+
+def open_database(url: str, *, migrate: bool = True) -> Database:
+    """One Database per URL per process, its schema brought up to date on first use."""
+    db = _databases.get(url)
+    if db is None:
+        db = _databases[url] = Database(url)
+    if migrate:
+        db.ensure_schema()
+    return db

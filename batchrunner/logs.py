@@ -1,0 +1,69 @@
+"""Log lines on stderr: time, level, job and run id, message; text or JSON (for log shippers).
+
+Secrets registered with `redact_secret` are replaced wherever they would appear in a log line
+or a recorded error (SPEC section 2: secrets never appear in output, logs or the database).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import sys
+
+from .output import iso
+
+_job = contextvars.ContextVar("job", default="-")
+_run = contextvars.ContextVar("run", default="-")
+_secrets: set[str] = set()
+
+LOG_FORMATS = ("text", "json")
+
+
+def redact_secret(secret: str) -> None:
+    if secret and len(secret) >= 4:
+        _secrets.add(secret)
+
+
+def redact(text: str) -> str:
+    for secret in _secrets:
+        text = text.replace(secret, "[redacted]")
+    return text
+
+
+def bind(job: str, run_id: int | None) -> None:
+    """Tag this thread's (or task's) log lines with a job and run id."""
+    _job.set(job)
+    _run.set(str(run_id) if run_id is not None else "-")
+
+
+class _Formatter(logging.Formatter):
+    def __init__(self, as_json: bool):
+        super().__init__()
+        self.as_json = as_json
+
+    def format(self, record: logging.LogRecord) -> str:
+        from datetime import datetime, timezone
+
+        message = record.getMessage()
+        if record.exc_info:
+            message += "\n" + self.formatException(record.exc_info)
+        message = redact(message)
+        when = iso(datetime.fromtimestamp(record.created, timezone.utc))
+        job, run = getattr(record, "job", _job.get()), getattr(record, "run", _run.get())
+        if self.as_json:
+            return json.dumps(
+                {"time": when, "level": record.levelname, "job": job, "run": run, "logger": record.name, "message": message},
+                ensure_ascii=False,
+            )
+        return f"{when} {record.levelname:<7} job={job} run={run} {message}"
+
+
+def setup(level: str = "INFO", fmt: str = "text") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Formatter(fmt == "json"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("urllib3", "apscheduler.executors.default", "alembic"):
+        logging.getLogger(noisy).setLevel("WARNING")

@@ -1,0 +1,124 @@
+"""The runner's tables. Alembic (migrations/) creates and changes them; nothing else does.
+
+Times are stored as naive UTC and returned aware, on every backend, by `UtcDateTime`.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime, timezone
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.types import TypeDecorator
+
+metadata = MetaData()
+
+
+class UtcDateTime(TypeDecorator):
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; pass an aware UTC time")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect):
+        return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+class RunStatus(str, enum.Enum):
+    """Values are the strings stored, printed and sent as JSON."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    ABANDONED = "abandoned"
+
+
+class Trigger(str, enum.Enum):
+    SCHEDULE = "schedule"
+    MANUAL = "manual"
+    CATCH_UP = "catch-up"
+
+
+token_cache = Table(
+    "token_cache",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("tenant", String(255), nullable=False),
+    Column("client_id", String(255), nullable=False),
+    Column("audience", String(512), nullable=False),
+    Column("access_token", Text),
+    Column("token_type", String(32)),
+    Column("scope", Text),
+    Column("issued_at", UtcDateTime),
+    Column("expires_at", UtcDateTime),
+    # The single-flight lease: who is asking Auth0 for a token right now, and until when
+    # the others wait for them (SPEC section 4; README "Tokens").
+    Column("lease_owner", String(64)),
+    Column("lease_host", String(255)),
+    Column("lease_pid", Integer),
+    Column("lease_expires_at", UtcDateTime),
+    UniqueConstraint("tenant", "client_id", "audience", name="uq_token_cache_key"),
+)
+
+token_issuances = Table(
+    "token_issuances",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("issued_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("tenant", String(255), nullable=False),
+    Column("client_id", String(255), nullable=False),
+    Column("audience", String(512), nullable=False),
+    Column("scope", Text),
+    Column("requested_by", String(255), nullable=False),
+    Column("run_id", Integer),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Index("ix_token_issuances_issued_at", "issued_at"),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("job", String(255), nullable=False),
+    Column("trigger", String(16), nullable=False),
+    Column("scheduled_for", UtcDateTime),
+    Column("status", String(16), nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("finished_at", UtcDateTime),
+    Column("heartbeat_at", UtcDateTime),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("params", Text),
+    Column("error", Text),
+    Column("result", Text),
+    # Each fire time of a job is claimed once, whichever replica or process gets there first.
+    UniqueConstraint("job", "scheduled_for", name="uq_runs_job_scheduled_for"),
+    Index("ix_runs_job_started_at", "job", "started_at"),
+    # At most one running run per job: the database itself refuses an overlap.
+    Index(
+        "uq_runs_one_running_per_job",
+        "job",
+        unique=True,
+        sqlite_where=text("status = 'running'"),
+        postgresql_where=text("status = 'running'"),
+    ),
+)

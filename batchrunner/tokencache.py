@@ -1,0 +1,234 @@
+"""The token cache in SQL, shared by every thread, process and host that uses the database.
+
+Single-flight: the first caller to find no valid token takes a lease on the cache row in a short
+write transaction, commits, and only then asks Auth0; everyone else polls the row (plain reads,
+no lock) until the token is there. No database lock is held while waiting on the network.
+
+A lease lapses after LEASE_SECONDS (longer than the longest issuance the retry policy allows),
+or at once when its holder was on this host and its pid is gone, so a crashed issuer blocks
+others for at most LEASE_SECONDS, and on its own host not at all.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Callable
+
+from sqlalchemy import and_, insert, select, update
+
+from . import clock, process
+from .db import Database
+from .errors import TokenError
+from .models import token_cache, token_issuances
+from .tokens import TOKEN_RETRY_SECONDS, Token, TokenSource
+
+LEASE_SECONDS = 60
+assert LEASE_SECONDS > TOKEN_RETRY_SECONDS + 20, "a live issuer's lease must outlast its retries"
+POLL_SECONDS = 0.05
+
+
+@dataclass(frozen=True)
+class CacheKey:
+    tenant: str
+    client_id: str
+    audience: str
+
+    def where(self):
+        return and_(
+            token_cache.c.tenant == self.tenant,
+            token_cache.c.client_id == self.client_id,
+            token_cache.c.audience == self.audience,
+        )
+
+
+class CachedTokenSource:
+    def __init__(
+        self,
+        db: Database,
+        key: CacheKey,
+        source: TokenSource,
+        requested_by: str,
+        run_id: int | None = None,
+        now: Callable[[], datetime] = clock.utcnow,
+        sleep: Callable[[float], None] = clock.sleep,
+    ):
+        self.db, self.key, self.source = db, key, source
+        self.requested_by, self.run_id = requested_by, run_id
+        self.now, self.sleep = now, sleep
+        self.owner = uuid.uuid4().hex
+        self.issued = 0  # tokens this source asked Auth0 for
+        self._lock = threading.Lock()
+        self._memo: Token | None = None
+
+    def token(self) -> Token:
+        memo = self._memo
+        if memo is not None and memo.valid(self.now()):
+            return memo
+        with self._lock:  # one thread per process goes to the database; the rest wait here
+            if self._memo is None or not self._memo.valid(self.now()):
+                self._memo = self._from_database()
+            return self._memo
+
+    def invalidate(self, token: Token) -> None:
+        """Drop `token` (rejected by the API) so the next caller gets a new one; a newer one stays."""
+        with self._lock:
+            if self._memo is token:
+                self._memo = None
+            with self.db.write() as conn:
+                conn.execute(
+                    update(token_cache)
+                    .where(self.key.where(), token_cache.c.access_token == token.access_token)
+                    .values(access_token=None, expires_at=None)
+                )
+
+    def cached(self) -> Token | None:
+        with self.db.read() as conn:
+            row = conn.execute(select(token_cache).where(self.key.where())).one_or_none()
+        return _token(row)
+
+    def _from_database(self) -> Token:
+        deadline = self.now() + timedelta(seconds=LEASE_SECONDS + 30)
+        while True:
+            now = self.now()
+            found = self.cached()
+            if found is not None and found.valid(now):
+                return found
+            claim = self._claim(now)
+            if isinstance(claim, Token):
+                return claim
+            if claim:
+                return self._issue()
+            if now > deadline:
+                raise TokenError("timed out waiting for another process to get a token; run again")
+            self.sleep(POLL_SECONDS * (0.5 + random.random()))
+
+    def _claim(self, now: datetime) -> Token | bool:
+        """In one write transaction: a valid token, or True when we took the lease, or False to wait."""
+        with self.db.write() as conn:
+            self.db.insert_ignore(conn, token_cache, self._key_values())
+            row = conn.execute(self.db.for_update(select(token_cache).where(self.key.where()))).one()
+            found = _token(row)
+            if found is not None and found.valid(now):
+                return found
+            if row.lease_owner and not _lapsed(row, now):
+                return False
+            conn.execute(
+                update(token_cache)
+                .where(self.key.where())
+                .values(
+                    lease_owner=self.owner,
+                    lease_host=process.HOST,
+                    lease_pid=process.pid(),
+                    lease_expires_at=now + timedelta(seconds=LEASE_SECONDS),
+                )
+            )
+            return True
+
+    def _issue(self) -> Token:
+        try:
+            token = self.source.token()
+        except BaseException:
+            self._release()
+            raise
+        self.issued += 1
+        with self.db.write() as conn:
+            conn.execute(
+                update(token_cache)
+                .where(self.key.where())
+                .values(
+                    access_token=token.access_token,
+                    token_type=token.token_type,
+                    scope=token.scope,
+                    issued_at=token.issued_at,
+                    expires_at=token.expires_at,
+                    lease_owner=None,
+                    lease_host=None,
+                    lease_pid=None,
+                    lease_expires_at=None,
+                )
+            )
+            conn.execute(insert(token_issuances).values(**self._ledger_values(token)))
+        return token
+
+    def _release(self) -> None:
+        with self.db.write() as conn:
+            conn.execute(
+                update(token_cache)
+                .where(self.key.where(), token_cache.c.lease_owner == self.owner)
+                .values(lease_owner=None, lease_host=None, lease_pid=None, lease_expires_at=None)
+            )
+
+    def _key_values(self) -> dict:
+        return {"tenant": self.key.tenant, "client_id": self.key.client_id, "audience": self.key.audience}
+
+    def _ledger_values(self, token: Token) -> dict:
+        return {
+            **self._key_values(),
+            "issued_at": token.issued_at,
+            "expires_at": token.expires_at,
+            "scope": token.scope,
+            "requested_by": self.requested_by,
+            "run_id": self.run_id,
+            "host": process.HOST,
+            "pid": process.pid(),
+        }
+
+
+def _token(row) -> Token | None:
+    if row is None or not row.access_token or row.expires_at is None:
+        return None
+    return Token(row.access_token, row.scope or "", row.issued_at, row.expires_at, row.token_type or "Bearer")
+
+
+def _lapsed(row, now: datetime) -> bool:
+    if row.lease_expires_at is None or row.lease_expires_at <= now:
+        return True
+    return not process.is_alive(row.lease_host, row.lease_pid)
+
+
+def cached_source(db: Database, credentials, requested_by: str, run_id: int | None = None, session=None) -> CachedTokenSource:
+    """The token source every command and job uses: Auth0 behind the shared SQL cache."""
+    from .tokens import ClientCredentialsSource
+
+    key = CacheKey(credentials.base_url, credentials.client_id, credentials.audience)
+    return CachedTokenSource(db, key, ClientCredentialsSource(credentials, session), requested_by, run_id)
+
+
+def status(db: Database, now: datetime) -> list[dict]:
+    """Cached tokens, valid or expired, without the tokens themselves."""
+    with db.read() as conn:
+        rows = conn.execute(
+            select(token_cache).where(token_cache.c.access_token.is_not(None)).order_by(token_cache.c.id)
+        ).all()
+    return [
+        {
+            "tenant": row.tenant,
+            "audience": row.audience,
+            "client_id": row.client_id,
+            "scope": row.scope,
+            "issued_at": row.issued_at,
+            "expires_at": row.expires_at,
+            "valid": bool(_token(row) and _token(row).valid(now)),
+        }
+        for row in rows
+    ]
+
+
+def issuances(db: Database) -> list[dict]:
+    columns = [token_issuances.c[name] for name in ("issued_at", "expires_at", "tenant", "audience", "client_id", "scope", "requested_by", "run_id", "host", "pid")]
+    with db.read() as conn:
+        rows = conn.execute(select(*columns).order_by(token_issuances.c.issued_at.desc(), token_issuances.c.id.desc())).all()
+    return [dict(row._mapping) for row in rows]
+
+
+def monthly_counts(rows: list[dict]) -> list[tuple[str, int]]:
+    """Issuances per calendar month (UTC), newest first: machine-to-machine tokens are billed by month."""
+    counts: dict[str, int] = {}
+    for row in rows:
+        month = row["issued_at"].strftime("%Y-%m")
+        counts[month] = counts.get(month, 0) + 1
+    return sorted(counts.items(), reverse=True)
