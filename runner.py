@@ -48,6 +48,124 @@ def cli():
     """
 
 
+# --- jobs and runs ---------------------------------------------------------------------------
+
+
+def _parse_params(values: tuple[str, ...]) -> dict[str, str]:
+    from batchrunner.errors import UsageError
+
+    params = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--param {item!r}: expected KEY=VALUE")
+        params[key.strip()] = value
+    return params
+
+
+@cli.command("run-job")
+@click.argument("name")
+@click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="A parameter for the job; repeat for more.")
+@_json_option
+def run_job(name, params, as_json):
+    """Run the job NAME now, in the foreground, and record the run.
+
+    \b
+    Exit codes: 0 succeeded, 1 the job failed, 2 usage or configuration
+    error, 75 another run of the same job is in progress (recorded as skipped).
+    """
+    from batchrunner import output, runs
+    from batchrunner.config import load_settings
+    from batchrunner.db import open_database
+    from batchrunner.errors import EXIT_BUSY, EXIT_FAILED
+    from batchrunner.execute import RunRequest, execute
+    from batchrunner.logs import setup
+    from batchrunner.models import RunStatus
+    from batchrunner.registry import find
+    from batchrunner.signals import interrupt_on_sigterm
+
+    settings = load_settings()
+    setup()
+    job = find(name, settings.job_paths)
+    request = RunRequest(job, params=_parse_params(params))
+    with interrupt_on_sigterm():
+        outcome = execute(request, settings, open_database(settings.database_url))
+    if as_json:
+        record = runs.history_record(open_database(settings.database_url), outcome.run_id)
+        click.echo(output.to_json(record))
+    elif outcome.status is RunStatus.SUCCEEDED:
+        click.echo(f"{name} succeeded (run {outcome.run_id}){_summary(outcome.result)}")
+    if outcome.status is RunStatus.SKIPPED:
+        click.echo(f"runner: {outcome.error}; this run is recorded as skipped (run {outcome.run_id})", err=True)
+        sys.exit(EXIT_BUSY)
+    if outcome.status is RunStatus.FAILED:
+        click.echo(f"runner: {name} failed (run {outcome.run_id}): {outcome.error}", err=True)
+        sys.exit(EXIT_FAILED)
+
+
+def _summary(result) -> str:
+    if not isinstance(result, dict):
+        return ""
+    if "rows" in result and "path" in result:
+        return f": {result['rows']} rows written to {result['path']}"
+    return ": " + ", ".join(f"{k}={v}" for k, v in result.items())
+
+
+@cli.command("jobs")
+@_json_option
+def jobs_command(as_json):
+    """Registered jobs: schedule in force, next run, last run and its status."""
+    from batchrunner import output
+    from batchrunner.config import load_settings
+    from batchrunner.db import open_database
+    from batchrunner.overview import job_overview
+
+    settings = load_settings()
+    rows = job_overview(settings, open_database(settings.database_url))
+    if as_json:
+        click.echo(output.to_json(rows))
+        return
+    click.echo(output.table(
+        [(r["name"], r["schedule"], r["next_run"], _last(r["last_run"]), r["description"]) for r in rows],
+        ["JOB", "SCHEDULE", f"NEXT RUN (UTC)", "LAST RUN", "DESCRIPTION"],
+    ))
+
+
+def _last(last) -> str:
+    from batchrunner.output import iso
+
+    return f"{last['status']} {iso(last['started_at'])}" if last else "never"
+
+
+@cli.command("history")
+@click.option("--job", "job_name", metavar="NAME", help="Only runs of this job.")
+@click.option("--limit", type=click.IntRange(1, 100000), default=20, show_default=True, help="How many runs to show.")
+@_json_option
+def history_command(job_name, limit, as_json):
+    """Recorded runs, newest first."""
+    from batchrunner import output, runs
+    from batchrunner.config import load_settings
+    from batchrunner.db import open_database
+
+    rows = runs.history(open_database(load_settings().database_url), job_name, limit)
+    if as_json:
+        click.echo(output.to_json([runs.public(r) for r in rows]))
+        return
+    if not rows:
+        click.echo("No runs recorded yet." if not job_name else f"No runs of {job_name} recorded yet.")
+        return
+    click.echo(output.table(
+        [(r["id"], r["job"], r["trigger"], r["status"], r["started_at"], _duration(r), r["error"] or _summary(r["result"]).lstrip(": ")) for r in rows],
+        ["RUN", "JOB", "TRIGGER", "STATUS", "STARTED (UTC)", "TOOK", "ERROR / RESULT"],
+    ))
+
+
+def _duration(row) -> str:
+    if not row["finished_at"]:
+        return "-"
+    return f"{(row['finished_at'] - row['started_at']).total_seconds():.1f}s"
+
+
 # --- tokens -----------------------------------------------------------------------------------
 
 

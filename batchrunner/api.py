@@ -1,0 +1,181 @@
+"""The Management API session (SPEC section 5): bearer tokens, retries, pacing, one pagination helper.
+
+- 401: the token was expired or revoked; drop it from the cache, get a new one, retry once.
+- 429: wait as Retry-After or x-ratelimit-reset say, then retry; the pacer keeps them rare.
+- 5xx and connection errors: retried with backoff (retry.py), bounded.
+- 403 insufficient_scope: one line naming the scope and where to grant it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import requests
+
+from . import clock, retry
+from .errors import ApiError
+from .http import TIMEOUT, new_session
+from .pacing import Pacer
+
+log = logging.getLogger("runner.api")
+
+CALL_ATTEMPTS = 8
+CALL_RETRY_SECONDS = 180.0
+PER_PAGE = 100  # the Management API's maximum
+MAX_IN_FLIGHT = 16  # concurrent page requests; also bounds the pages held for in-order delivery
+
+
+@dataclass
+class ApiStats:
+    requests: int = 0
+    retries: int = 0
+    responses_429: int = 0
+    token_refreshes: int = 0
+
+
+class ManagementApi:
+    def __init__(
+        self,
+        base_url: str,
+        tokens,
+        client_id: str = "",
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = clock.sleep,
+    ):
+        self.base_url = base_url.rstrip("/")
+        self.tokens = tokens  # a token source with invalidate()
+        self.client_id = client_id
+        self.session = session or new_session(pool_size=MAX_IN_FLIGHT)
+        self.sleep = sleep
+        self.pacer = Pacer()
+        self.stats = ApiStats()
+        self._stats_lock = threading.Lock()
+
+    def get(self, path: str, params: dict | None = None):
+        """GET a Management API path (e.g. "clients") and return its JSON body."""
+        url = f"{self.base_url}/api/v2/{path.lstrip('/')}"
+        try:
+            return retry.retrying(CALL_ATTEMPTS, CALL_RETRY_SECONDS, self.sleep, self._on_retry)(self._call, url, params)
+        except retry.Transient as exc:
+            raise ApiError(f"the Management API kept failing: {exc}; Auth0 may be degraded (status.auth0.com), run again later") from None
+
+    def paginate(self, path: str, key: str, params: dict | None = None, on_page=None) -> Iterator[dict]:
+        """Every item of a paged list endpoint, in order, fetching pages concurrently within the limit.
+
+        Checks the count against the `total` the API reports; raises ApiError when they differ.
+        """
+        base = {**(params or {}), "per_page": PER_PAGE, "include_totals": "true"}
+        first = self.get(path, {**base, "page": 0})
+        total = _total(first, key)
+        pages = max(1, -(-total // PER_PAGE))
+        count = 0
+        for number, body in enumerate(self._pages(path, base, pages, first)):
+            items = body.get(key) or []
+            if on_page:
+                on_page(number + 1, pages)
+            count += len(items)
+            yield from items
+        if count != total:
+            raise ApiError(
+                f"the tenant reported {total} {key} but listed {count}: they changed during the export; run again"
+            )
+
+    def _pages(self, path, base, pages, first) -> Iterator[dict]:
+        yield first
+        if pages == 1:
+            return
+        with ThreadPoolExecutor(max_workers=MAX_IN_FLIGHT, thread_name_prefix="page") as pool:
+            window: deque = deque()
+            upcoming = iter(range(1, pages))
+            for number in upcoming:
+                window.append(pool.submit(self.get, path, {**base, "page": number}))
+                if len(window) >= MAX_IN_FLIGHT:
+                    break
+            while window:
+                body = window.popleft().result()
+                nxt = next(upcoming, None)
+                if nxt is not None:
+                    window.append(pool.submit(self.get, path, {**base, "page": nxt}))
+                yield body
+
+    def _call(self, url: str, params: dict | None, refreshed: bool = False):
+        token = self.tokens.token()
+        self._pace()
+        seq = self.pacer.sent()
+        try:
+            response = self.session.get(
+                url, params=params, timeout=TIMEOUT, headers={"Authorization": f"Bearer {token.access_token}"}
+            )
+        except requests.RequestException as exc:
+            raise retry.connection_failure(url.split("?")[0], exc) from None
+        self._count("requests")
+        self.pacer.observe(seq, response.headers, time.monotonic())
+        if response.status_code == 401 and not refreshed:
+            log.info("token rejected (%s); getting a new one", _message(response))
+            self.tokens.invalidate(token)
+            self._count("token_refreshes")
+            return self._call(url, params, refreshed=True)
+        if response.status_code == 429:
+            self._count("responses_429")
+        transient = retry.transient_for(response)
+        if transient:
+            raise transient
+        if response.status_code != 200:
+            raise self._failure(response, token)
+        return response.json()
+
+    def _pace(self) -> None:
+        while True:
+            wait = self.pacer.wait_time(time.monotonic())
+            if wait <= 0:
+                return
+            self.sleep(wait)
+
+    def _failure(self, response: requests.Response, token) -> ApiError:
+        body = _json(response)
+        path = requests.utils.urlparse(response.url).path
+        if response.status_code == 403 and body.get("errorCode") == "insufficient_scope":
+            # The cached token carries the old scopes; drop it so a newly granted scope takes effect.
+            self.tokens.invalidate(token)
+            needed = body.get("message", "").rsplit(":", 1)[-1].strip() or "the required scope"
+            return ApiError(
+                f"the token lacks the scope {needed} for GET {path}; grant {needed} to application "
+                f"{self.client_id} (Dashboard > Applications > APIs > Auth0 Management API > "
+                "Machine To Machine Applications), then run again"
+            )
+        if response.status_code == 401:
+            return ApiError(f"the Management API rejected a newly issued token for GET {path} ({_message(response)}); check AUTH0_AUDIENCE")
+        return ApiError(f"GET {path} failed: HTTP {response.status_code} {_message(response)}")
+
+    def _on_retry(self, state) -> None:
+        self._count("retries")
+        log.warning("retrying after: %s", state.outcome.exception())
+
+    def _count(self, name: str) -> None:
+        with self._stats_lock:
+            setattr(self.stats, name, getattr(self.stats, name) + 1)
+
+
+def _total(first, key: str) -> int:
+    if not isinstance(first, dict) or not isinstance(first.get("total"), int) or key not in first:
+        raise ApiError(f"the Management API did not report a total for {key} (include_totals); is AUTH0_DOMAIN an Auth0 tenant?")
+    return first["total"]
+
+
+def _json(response: requests.Response) -> dict:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _message(response: requests.Response) -> str:
+    body = _json(response)
+    return body.get("message") or body.get("error") or response.reason or ""

@@ -1,0 +1,111 @@
+"""The run wrapper: record the run, give the job its context, record how it ended.
+
+This is the one place that catches a job's exceptions broadly (STYLE: a job's exception never
+escapes into the scheduler); what it records is one line, with secrets redacted.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Callable
+
+from . import clock, logs, runs
+from .api import MAX_IN_FLIGHT, ManagementApi
+from .config import Settings, load_credentials
+from .db import Database
+from .errors import RunnerError
+from .http import new_session
+from .models import RunStatus, Trigger
+from .registry import Job, JobContext
+from .tokencache import cached_source
+
+log = logging.getLogger("runner.run")
+
+
+@dataclass
+class RunRequest:
+    job: Job
+    trigger: Trigger = Trigger.MANUAL
+    scheduled_for: datetime | None = None
+    params: dict[str, str] = field(default_factory=dict)
+    stopping: threading.Event = field(default_factory=threading.Event)
+
+
+@dataclass
+class Outcome:
+    status: RunStatus | None  # None: another process had already claimed this scheduled time
+    run_id: int | None = None
+    error: str | None = None
+    result: dict | None = None
+
+
+def execute(request: RunRequest, settings: Settings, db: Database, now: Callable[[], datetime] = clock.utcnow) -> Outcome:
+    job = request.job
+    # Settings are checked before anything is recorded: a configuration error is exit 2, not a run.
+    credentials = load_credentials(settings.env) if job.needs_api else None
+    if credentials:
+        logs.redact_secret(credentials.client_secret)
+    claim = runs.start(db, job.name, request.trigger, request.scheduled_for, request.params, now())
+    if isinstance(claim, runs.ClaimedElsewhere):
+        return Outcome(None)
+    if isinstance(claim, runs.Skipped):
+        error = f"another run of {job.name} is in progress (run {claim.blocker['id']} on {claim.blocker['host']}, pid {claim.blocker['pid']})"
+        log.warning("%s; recorded as skipped (run %s)", error, claim.run_id)
+        return Outcome(RunStatus.SKIPPED, claim.run_id, error)
+    return _run(request, claim.run_id, credentials, settings, db, now)
+
+
+def _run(request: RunRequest, run_id: int, credentials, settings: Settings, db: Database, now) -> Outcome:
+    job = request.job
+    logs.bind(job.name, run_id)
+    log.info("started (%s)", request.trigger.value)
+    outcome = Outcome(RunStatus.FAILED, run_id)
+    try:
+        with runs.Heartbeat(db, run_id, now):
+            ctx = _context(request, run_id, credentials, settings, db, now)
+            outcome.result = job.func(ctx)
+            outcome.status = RunStatus.SUCCEEDED
+    except RunnerError as exc:
+        outcome.error = exc.message()
+    except Exception as exc:
+        log.exception("the job raised")
+        outcome.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+    except BaseException as exc:  # SIGTERM / Ctrl-C while running: record it, then let it go on
+        outcome.error = f"interrupted ({type(exc).__name__})"
+        runs.finish(db, run_id, RunStatus.FAILED, now(), outcome.error)
+        raise
+    finally:
+        _close(locals().get("ctx"))
+    outcome.error = logs.redact(outcome.error) if outcome.error else None
+    runs.finish(db, run_id, outcome.status, now(), outcome.error, outcome.result)
+    log.info("%s%s", outcome.status.value, f": {outcome.error}" if outcome.error else "")
+    logs.bind("-", None)
+    return outcome
+
+
+def _context(request: RunRequest, run_id: int, credentials, settings: Settings, db: Database, now) -> JobContext:
+    api = None
+    if credentials is not None:
+        session = new_session(pool_size=MAX_IN_FLIGHT)  # one keep-alive session per run, tokens and API alike
+        tokens = cached_source(db, credentials, f"run {run_id} ({request.job.name})", run_id, session)
+        api = ManagementApi(credentials.base_url, tokens, credentials.client_id, session)
+    return JobContext(
+        api=api,
+        settings=settings,
+        export_dir=settings.export_dir,
+        log=logging.getLogger(f"runner.job.{request.job.name}"),
+        run_id=run_id,
+        trigger=request.trigger.value,
+        scheduled_for=request.scheduled_for,
+        params=dict(request.params),
+        now=now,
+        stopping=request.stopping,
+    )
+
+
+def _close(ctx: JobContext | None) -> None:
+    if ctx is not None and ctx.api is not None:
+        ctx.api.session.close()

@@ -1,0 +1,104 @@
+"""Pacing within the Management API's rate limit, learned from its `x-ratelimit-*` headers.
+
+Auth0 limits the Management API with a token bucket and reports, on every response, how many
+requests remain (`x-ratelimit-remaining`). The pacer keeps a model of that bucket: the last
+remaining count the server reported, less every request sent after the one that reported it, plus
+what the bucket has refilled since at the refill rate measured from the headers so far. A request
+goes out only when the model says the bucket holds one, so pages flow at the tenant's rate and
+429s stay rare (SPEC sections 5 and 10).
+
+The pacer decides; `wait_time(now)` says how long to wait, and the caller sleeps.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+# Measure the refill rate over at least this long, and trust a bit less than measured: a few
+# percent of throughput is cheaper than a 429 and its wait.
+MIN_MEASURE_SECONDS = 0.25
+SAFETY = 0.97
+IDLE_PROBE_SECONDS = 1.0  # with nothing known, wait this long before sending again
+
+
+@dataclass
+class _Observation:
+    seq: int  # send sequence number of the request that reported it
+    remaining: int
+    at: float  # when its response arrived (later than the server's count: conservative)
+
+
+class Pacer:
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._sent = 0
+        self._last: _Observation | None = None
+        self._first_drained: _Observation | None = None
+        self._limit: int | None = None
+        self._rate: float | None = None
+
+    def wait_time(self, now: float) -> float:
+        """Seconds to wait before the next request may go out; 0 means send now."""
+        with self._lock:
+            if self._last is None:
+                return 0.0
+            available = self._available(now)
+            if available >= 1:
+                return 0.0
+            if not self._rate:
+                return IDLE_PROBE_SECONDS if self._in_flight_after_last() == 0 else 0.02
+            return (1 - available) / self._rate
+
+    def sent(self) -> int:
+        """Call when a request goes out; returns its sequence number for `observe`."""
+        with self._lock:
+            self._sent += 1
+            return self._sent
+
+    def observe(self, seq: int, headers, now: float) -> None:
+        limit, remaining = _int(headers.get("x-ratelimit-limit")), _int(headers.get("x-ratelimit-remaining"))
+        if remaining is None:
+            return
+        with self._lock:
+            self._limit = limit or self._limit
+            if self._last is not None and seq < self._last.seq:
+                return  # an older request answered late: the newer count stands
+            obs = _Observation(seq, remaining, now)
+            self._measure(obs)
+            self._last = obs
+
+    @property
+    def rate(self) -> float | None:
+        return self._rate
+
+    def _available(self, now: float) -> float:
+        last = self._last
+        refilled = (self._rate or 0.0) * (now - last.at)
+        tokens = last.remaining + refilled
+        if self._limit:
+            tokens = min(tokens, self._limit)
+        return tokens - self._in_flight_after_last()
+
+    def _in_flight_after_last(self) -> int:
+        return self._sent - self._last.seq
+
+    def _measure(self, obs: _Observation) -> None:
+        # Only a bucket below its limit refills measurably; start measuring once it has drained.
+        if self._first_drained is None:
+            if self._limit is None or obs.remaining < self._limit - 1:
+                self._first_drained = obs
+            return
+        first = self._first_drained
+        elapsed = obs.at - first.at
+        if elapsed >= MIN_MEASURE_SECONDS:
+            refilled = obs.remaining - first.remaining + (obs.seq - first.seq)
+            if refilled > 0:
+                self._rate = SAFETY * refilled / elapsed
+
+
+def _int(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,126 @@
+"""Jobs: functions registered with `@job(name, schedule, description)`, found in `jobs/` and RUNNER_JOBS.
+
+A job receives a `JobContext` and returns a JSON-able dict (its recorded result) or None.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+import pkgutil
+import re
+import sys
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+from .errors import ConfigError, UsageError
+
+if TYPE_CHECKING:
+    from .api import ManagementApi
+    from .config import Settings
+
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    schedule: str
+    description: str
+    func: Callable[["JobContext"], dict | None]
+    needs_api: bool = True
+
+
+@dataclass
+class JobContext:
+    """What a job gets: the API session, settings, where to write, a logger, its run, its --param values."""
+
+    api: "ManagementApi | None"
+    settings: "Settings"
+    export_dir: Path
+    log: logging.Logger
+    run_id: int
+    trigger: str
+    scheduled_for: datetime | None
+    params: dict[str, str]
+    now: Callable[[], datetime]
+    stopping: threading.Event = field(default_factory=threading.Event)  # set when serve is asked to stop
+
+
+_jobs: dict[str, Job] = {}
+
+
+def job(name: str, schedule: str, description: str, needs_api: bool = True):
+    """Register the decorated function as a job (see README, "Write your own job")."""
+    if not NAME_PATTERN.match(name):
+        raise ValueError(f"job name {name!r}: use lower-case letters, digits and '-', starting with a letter")
+
+    def register(func):
+        known = _jobs.get(name)
+        if known is not None and _origin(known.func) != _origin(func):
+            raise ConfigError("RUNNER_JOBS", f"two jobs are named {name!r}: {_origin(known.func)} and {_origin(func)}")
+        _jobs[name] = Job(name, schedule, description.strip(), func, needs_api)
+        return func
+
+    return register
+
+
+def discover(extra: tuple[str, ...] = ()) -> dict[str, Job]:
+    """Import the bundled jobs and those named in RUNNER_JOBS; every registered job by name."""
+    import jobs as bundled
+
+    for module in pkgutil.iter_modules(bundled.__path__):
+        if not module.name.startswith("_"):
+            importlib.import_module(f"jobs.{module.name}")
+    for entry in extra:
+        _load(entry.strip())
+    return dict(sorted(_jobs.items()))
+
+
+def find(name: str, extra: tuple[str, ...] = ()) -> Job:
+    jobs = discover(extra)
+    if name not in jobs:
+        known = ", ".join(jobs) or "none"
+        raise UsageError(f"unknown job {name!r}; registered jobs: {known} (see `runner jobs`)")
+    return jobs[name]
+
+
+def _load(entry: str) -> None:
+    path = Path(entry)
+    try:
+        if path.is_dir():
+            for file in sorted(path.glob("*.py")):
+                if not file.name.startswith("_"):
+                    _load_file(file)
+        elif entry.endswith(".py"):
+            if not path.is_file():
+                raise ConfigError("RUNNER_JOBS", f"no such file: {entry}")
+            _load_file(path)
+        else:
+            importlib.import_module(entry)
+    except ConfigError:
+        raise
+    except Exception as exc:  # a broken job module must say which one, not show a traceback
+        raise ConfigError("RUNNER_JOBS", f"cannot load {entry}: {type(exc).__name__}: {exc}") from None
+
+
+def _load_file(file: Path) -> None:
+    name = f"runner_jobs_{re.sub(r'[^0-9a-zA-Z_]', '_', str(file.resolve()))}"
+    if name in sys.modules:
+        return
+    spec = importlib.util.spec_from_file_location(name, file)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+
+
+def _origin(func) -> str:
+    return f"{func.__module__}.{func.__qualname__}"

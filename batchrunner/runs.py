@@ -1,0 +1,209 @@
+"""Run records (SPEC section 6): one row per run, no overlap, heartbeats, abandoned runs.
+
+The database enforces the two rules that matter across processes and hosts: one `running` row per
+job (a partial unique index) and one row per (job, scheduled time) (a unique key). `start()`
+first clears runs whose process is gone, then claims.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Callable
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from . import clock, process
+from .db import Database
+from .logs import redact
+from .models import RunStatus, Trigger, runs
+
+HEARTBEAT_SECONDS = 15
+# A running run whose heartbeat is older than this is presumed dead (from another host; on the
+# same host a dead pid is seen at once). Several missed heartbeats, so a slow database is no death.
+STALE_SECONDS = 90
+
+
+@dataclass(frozen=True)
+class Started:
+    run_id: int
+
+
+@dataclass(frozen=True)
+class Skipped:
+    run_id: int
+    blocker: dict  # the running run that blocked this one: id, host, pid, started_at
+
+
+@dataclass(frozen=True)
+class ClaimedElsewhere:
+    """This scheduled time is already recorded: another replica or process claimed it."""
+
+
+def start(db: Database, job: str, trigger: Trigger, scheduled_for: datetime | None, params: dict, now: datetime):
+    """Record a new run as running, or as skipped when another run of the job is in progress."""
+    for _ in range(3):  # a concurrent claim on PostgreSQL surfaces as an IntegrityError: look again
+        try:
+            return _start_once(db, job, trigger, scheduled_for, params, now)
+        except IntegrityError:
+            continue
+    return _start_once(db, job, trigger, scheduled_for, params, now)
+
+
+def _start_once(db, job, trigger, scheduled_for, params, now):
+    with db.write() as conn:
+        if scheduled_for is not None and _claimed(conn, job, scheduled_for):
+            return ClaimedElsewhere()
+        abandon_dead(conn, now, job)
+        blocker = conn.execute(
+            db.for_update(select(runs).where(runs.c.job == job, runs.c.status == RunStatus.RUNNING.value))
+        ).first()
+        row = _new_row(job, trigger, scheduled_for, params, now)
+        if blocker is not None:
+            row.update(status=RunStatus.SKIPPED.value, finished_at=now, error=_busy_text(job, blocker))
+        run_id = conn.execute(insert(runs).values(**row)).inserted_primary_key[0]
+        if blocker is not None:
+            return Skipped(run_id, {k: blocker._mapping[k] for k in ("id", "host", "pid", "started_at")})
+        return Started(run_id)
+
+
+def _claimed(conn, job: str, scheduled_for: datetime) -> bool:
+    return conn.execute(select(runs.c.id).where(runs.c.job == job, runs.c.scheduled_for == scheduled_for)).first() is not None
+
+
+def _new_row(job, trigger, scheduled_for, params, now) -> dict:
+    return {
+        "job": job,
+        "trigger": Trigger(trigger).value,
+        "scheduled_for": scheduled_for,
+        "status": RunStatus.RUNNING.value,
+        "started_at": now,
+        "heartbeat_at": now,
+        "host": process.HOST,
+        "pid": process.pid(),
+        "params": json.dumps(params) if params else None,
+    }
+
+
+def _busy_text(job: str, blocker) -> str:
+    return f"another run of {job} is in progress (run {blocker.id} on {blocker.host}, pid {blocker.pid})"
+
+
+def abandon_dead(conn, now: datetime, job: str | None = None) -> list[dict]:
+    """Mark running runs of dead processes abandoned: a gone pid on this host, or a stale heartbeat."""
+    stale = now - timedelta(seconds=STALE_SECONDS)
+    query = select(runs).where(runs.c.status == RunStatus.RUNNING.value)
+    if job is not None:
+        query = query.where(runs.c.job == job)
+    dead = [
+        row for row in conn.execute(query).all()
+        if row.heartbeat_at < stale or not process.is_alive(row.host, row.pid)
+    ]
+    for row in dead:
+        conn.execute(
+            update(runs)
+            .where(runs.c.id == row.id, runs.c.status == RunStatus.RUNNING.value)
+            .values(
+                status=RunStatus.ABANDONED.value,
+                finished_at=now,
+                error=f"the process running it ({row.host}, pid {row.pid}) died or stopped sending heartbeats",
+            )
+        )
+    return [dict(row._mapping) for row in dead]
+
+
+def finish(db: Database, run_id: int, status: RunStatus, now: datetime, error: str | None = None, result: dict | None = None) -> None:
+    with db.write() as conn:
+        conn.execute(
+            update(runs)
+            .where(runs.c.id == run_id)
+            .values(
+                status=status.value,
+                finished_at=now,
+                error=redact(error) if error else None,
+                result=json.dumps(result, default=str) if result is not None else None,
+            )
+        )
+
+
+def beat(db: Database, run_id: int, now: datetime) -> None:
+    with db.write() as conn:
+        conn.execute(
+            update(runs).where(runs.c.id == run_id, runs.c.status == RunStatus.RUNNING.value).values(heartbeat_at=now)
+        )
+
+
+class Heartbeat:
+    """Keeps a run's heartbeat fresh from a background thread while the job works."""
+
+    def __init__(self, db: Database, run_id: int, now: Callable[[], datetime] = clock.utcnow, every: float = HEARTBEAT_SECONDS):
+        self.db, self.run_id, self.now, self.every = db, run_id, now, every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"heartbeat-{run_id}", daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        import logging
+
+        while not self._stop.wait(self.every):
+            try:
+                beat(self.db, self.run_id, self.now())
+            except Exception as exc:  # a database blip must not kill the job; the next beat may work
+                logging.getLogger("runner.runs").warning("heartbeat of run %s failed: %s", self.run_id, exc)
+
+
+def history(db: Database, job: str | None = None, limit: int = 20) -> list[dict]:
+    query = select(runs).order_by(runs.c.started_at.desc(), runs.c.id.desc()).limit(limit)
+    if job:
+        query = query.where(runs.c.job == job)
+    with db.read() as conn:
+        return [as_dict(row) for row in conn.execute(query).all()]
+
+
+def as_dict(row) -> dict:
+    data = dict(row._mapping)
+    data["result"] = json.loads(data["result"]) if data["result"] else None
+    data["params"] = json.loads(data["params"]) if data["params"] else {}
+    return data
+
+
+def last_runs(db: Database) -> dict[str, dict]:
+    """The newest run of every job that has one."""
+    newest = select(runs.c.job, func.max(runs.c.id).label("id")).group_by(runs.c.job).subquery()
+    with db.read() as conn:
+        rows = conn.execute(select(runs).join(newest, runs.c.id == newest.c.id)).all()
+    return {row.job: as_dict(row) for row in rows}
+
+
+def last_started(db: Database, job: str) -> datetime | None:
+    """When the job last started a run that did something (skipped runs do not count)."""
+    with db.read() as conn:
+        return conn.execute(
+            select(func.max(runs.c.started_at)).where(runs.c.job == job, runs.c.status != RunStatus.SKIPPED.value)
+        ).scalar()
+
+
+PUBLIC_KEYS = ("id", "job", "trigger", "scheduled_for", "status", "started_at", "finished_at", "error", "result", "host", "pid", "params")
+
+
+def public(row: dict) -> dict:
+    """A run as `history --json` shows it (SPEC section 3)."""
+    return {k: row[k] for k in PUBLIC_KEYS}
+
+
+def history_record(db: Database, run_id: int | None) -> dict | None:
+    if run_id is None:
+        return None
+    with db.read() as conn:
+        row = conn.execute(select(runs).where(runs.c.id == run_id)).first()
+    return public(as_dict(row)) if row else None
