@@ -8,7 +8,7 @@ both read the same way. A 6-field expression has seconds first.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Mapping
 from zoneinfo import ZoneInfo
 
@@ -62,10 +62,27 @@ def trigger(expression: str, tz: ZoneInfo, source: str = "schedule") -> CronTrig
 
 
 def next_fire(trig: CronTrigger | None, after: datetime) -> datetime | None:
-    """The first fire time strictly after `after`."""
+    """The first fire time strictly after `after`, in UTC.
+
+    In the hour that autumn's clock change repeats, APScheduler fires a fixed-hour job twice
+    (once per UTC offset); like cron, the runner fires it once. In spring's skipped hour,
+    APScheduler fires an hour late, once.
+    """
     if trig is None:
         return None
-    return trig.get_next_fire_time(None, _just_after(after))
+    # APScheduler walks local wall times; given a UTC moment it does not get stuck on a repeated one.
+    fire = trig.get_next_fire_time(None, after.astimezone(timezone.utc) + timedelta(microseconds=1))
+    while fire is not None and _second_pass(trig, fire):
+        fire = trig.get_next_fire_time(None, fire.astimezone(timezone.utc) + timedelta(microseconds=1))
+    return fire.astimezone(timezone.utc) if fire is not None else None
+
+
+def _second_pass(trig: CronTrigger, fire: datetime) -> bool:
+    """True for the second occurrence of a repeated wall time, for a job with a fixed hour."""
+    if not fire.fold or fire.replace(fold=0).utcoffset() == fire.utcoffset():
+        return False
+    hour = next(f for f in trig.fields if f.name == "hour")
+    return str(hour) != "*"
 
 
 def previous_fire(trig: CronTrigger | None, now: datetime, since: datetime) -> datetime | None:
@@ -76,12 +93,6 @@ def previous_fire(trig: CronTrigger | None, now: datetime, since: datetime) -> d
     while candidate is not None and candidate <= now:
         latest, candidate = candidate, next_fire(trig, candidate)
     return latest
-
-
-def _just_after(moment: datetime) -> datetime:
-    from datetime import timedelta
-
-    return moment + timedelta(microseconds=1)
 
 
 def _weekdays(field: str) -> str:

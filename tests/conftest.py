@@ -1,0 +1,117 @@
+"""Shared fixtures: the stand-in tenant (one per session), databases (SQLite, and PostgreSQL where
+RUNNER_TEST_POSTGRES_URL is set), and a helper that runs the real `runner` command in a process.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parent.parent
+RUNNER = ROOT / "runner.py"
+POSTGRES_ENV = "RUNNER_TEST_POSTGRES_URL"
+SKIP_PG = f"PostgreSQL tests need {POSTGRES_ENV} (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test)"
+
+
+@pytest.fixture(scope="session")
+def sandbox():
+    from batchrunner.sandbox import Sandbox
+
+    with Sandbox(clients=25, seed=7).start() as sb:
+        yield sb
+
+
+@pytest.fixture
+def tenant(sandbox):
+    """The stand-in tenant, reset to its defaults for this test."""
+    sandbox.reset()
+    yield sandbox
+    sandbox.reset()
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url():
+    url = os.environ.get(POSTGRES_ENV)
+    if not url:
+        pytest.skip(SKIP_PG)
+    return url
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_server_url):
+    """A database of its own for this test session, dropped at the end."""
+    name = f"runner_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(postgres_server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield make_url(postgres_server_url).set(database=name).render_as_string(hide_password=False)
+    from batchrunner import db as dbmodule
+
+    for known in list(dbmodule._databases.values()):
+        known.dispose()
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    """Each database-facing test runs on SQLite and, where configured, on PostgreSQL (emptied first)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'state' / 'runner.db'}"
+    url = request.getfixturevalue("postgres_url")
+    _empty(url)
+    return url
+
+
+def _empty(url: str) -> None:
+    from batchrunner.db import open_database
+
+    db = open_database(url)
+    with db.write() as conn:
+        conn.execute(text("TRUNCATE runs, token_cache, token_issuances RESTART IDENTITY"))
+
+
+@pytest.fixture
+def env(tenant, tmp_path, database_url):
+    """A clean environment for the runner, pointed at the stand-in tenant and this test's database."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("AUTH0_", "RUNNER_", "STATE_DIRECTORY", "CREDENTIALS_DIRECTORY"))}
+    base.update(tenant.settings())
+    base.update({
+        "RUNNER_DATABASE_URL": database_url,
+        "RUNNER_EXPORT_DIR": str(tmp_path / "exports"),
+        "PYTHONUNBUFFERED": "1",
+    })
+    return base
+
+
+@pytest.fixture
+def runner(env, tmp_path):
+    """Run `python runner.py ARGS...` in a process, in this test's directory; returns CompletedProcess."""
+
+    def run(*args, extra_env=None, timeout=60, **kwargs):
+        return subprocess.run(
+            [sys.executable, str(RUNNER), *args],
+            env={**env, **(extra_env or {})},
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            **kwargs,
+        )
+
+    return run
+
+
+def start_runner(env, cwd, *args, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, str(RUNNER), *args],
+        env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs,
+    )

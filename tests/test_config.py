@@ -1,0 +1,111 @@
+"""Settings as SPEC section 2 defines them, and the one-line error for each bad one."""
+
+import pytest
+
+from batchrunner.config import load_credentials, load_settings, parse_domain
+from batchrunner.errors import ConfigError
+
+BASE = {"AUTH0_DOMAIN": "acme.eu.auth0.com", "AUTH0_CLIENT_ID": "abc123", "AUTH0_CLIENT_SECRET": "s3cret-value"}
+
+
+def test_bare_domain_means_https_and_the_default_audience():
+    creds = load_credentials(BASE)
+    assert creds.base_url == "https://acme.eu.auth0.com"
+    assert creds.audience == "https://acme.eu.auth0.com/api/v2/"
+    assert creds.token_url == "https://acme.eu.auth0.com/oauth/token"
+
+
+def test_base_url_and_explicit_audience():
+    creds = load_credentials({**BASE, "AUTH0_DOMAIN": "http://127.0.0.1:8080/", "AUTH0_AUDIENCE": "urn:my-api"})
+    assert creds.base_url == "http://127.0.0.1:8080"
+    assert creds.audience == "urn:my-api"
+
+
+@pytest.mark.parametrize("host", ["http://localhost:1234", "http://127.8.9.10", "http://[::1]:99"])
+def test_plain_http_to_loopback_is_allowed(host):
+    assert parse_domain(host) == host
+
+
+@pytest.mark.parametrize("host", ["http://example.com", "http://10.0.0.5:8080", "http://acme.auth0.com"])
+def test_plain_http_elsewhere_is_refused(host):
+    with pytest.raises(ConfigError) as err:
+        parse_domain(host)
+    assert str(err.value).startswith("AUTH0_DOMAIN: refusing plain http to ")
+    assert "use https://" in str(err.value)
+
+
+@pytest.mark.parametrize("value", ["ftp://acme.auth0.com", "acme.auth0.com/api", "https://acme.auth0.com?x=1", "a b.com", "https://:80"])
+def test_malformed_domain_names_the_variable(value):
+    with pytest.raises(ConfigError) as err:
+        parse_domain(value)
+    assert err.value.variable == "AUTH0_DOMAIN"
+    assert err.value.exit_code == 2
+
+
+@pytest.mark.parametrize("missing", ["AUTH0_DOMAIN", "AUTH0_CLIENT_ID", "AUTH0_CLIENT_SECRET"])
+def test_each_missing_credential_names_its_variable(missing):
+    env = {k: v for k, v in BASE.items() if k != missing}
+    with pytest.raises(ConfigError) as err:
+        load_credentials(env)
+    assert str(err.value).startswith(f"{missing}: not set")
+
+
+def test_secret_from_a_file_without_its_newline(tmp_path):
+    (tmp_path / "secret").write_text("from-file\n")
+    env = {**BASE, "AUTH0_CLIENT_SECRET": "", "AUTH0_CLIENT_SECRET_FILE": str(tmp_path / "secret")}
+    assert load_credentials(env).client_secret == "from-file"
+
+
+def test_secret_file_that_cannot_be_read(tmp_path):
+    env = {**BASE, "AUTH0_CLIENT_SECRET": "", "AUTH0_CLIENT_SECRET_FILE": str(tmp_path / "nope")}
+    with pytest.raises(ConfigError) as err:
+        load_credentials(env)
+    assert str(err.value) == f"AUTH0_CLIENT_SECRET_FILE: cannot read {tmp_path / 'nope'}: No such file or directory"
+
+
+def test_secret_from_a_systemd_credential(tmp_path):
+    (tmp_path / "auth0_client_secret").write_text("from-systemd")
+    env = {**BASE, "AUTH0_CLIENT_SECRET": "", "CREDENTIALS_DIRECTORY": str(tmp_path)}
+    assert load_credentials(env).client_secret == "from-systemd"
+
+
+def test_the_environment_variable_wins_over_file_and_credential(tmp_path):
+    (tmp_path / "auth0_client_secret").write_text("from-systemd")
+    (tmp_path / "secret").write_text("from-file")
+    env = {**BASE, "AUTH0_CLIENT_SECRET_FILE": str(tmp_path / "secret"), "CREDENTIALS_DIRECTORY": str(tmp_path)}
+    assert load_credentials(env).client_secret == "s3cret-value"
+    env["AUTH0_CLIENT_SECRET"] = ""
+    assert load_credentials(env).client_secret == "from-file"
+
+
+def test_a_secret_with_white_space_is_refused_without_showing_it():
+    with pytest.raises(ConfigError) as err:
+        load_credentials({**BASE, "AUTH0_CLIENT_SECRET": "abc def"})
+    assert "abc" not in str(err.value)
+    assert err.value.variable == "AUTH0_CLIENT_SECRET"
+
+
+def test_the_secret_is_not_in_the_repr():
+    assert "s3cret-value" not in repr(load_credentials(BASE))
+
+
+def test_state_directory_defaults():
+    assert load_settings({}).database_url == "sqlite:///var/runner.db"
+    settings = load_settings({"STATE_DIRECTORY": "/var/lib/runner"})
+    assert settings.database_url == "sqlite:////var/lib/runner/runner.db"
+    assert str(settings.export_dir) == "/var/lib/runner/exports"
+    assert settings.timezone.key == "UTC"
+
+
+def test_unknown_time_zone():
+    with pytest.raises(ConfigError) as err:
+        load_settings({"RUNNER_TIMEZONE": "Mars/Olympus"})
+    assert str(err.value) == "RUNNER_TIMEZONE: unknown time zone 'Mars/Olympus'; use an IANA name such as Europe/Berlin"
+
+
+def test_malformed_database_url_exits_2(tmp_path):
+    from batchrunner.db import Database
+
+    with pytest.raises(ConfigError) as err:
+        Database("not a url")
+    assert err.value.variable == "RUNNER_DATABASE_URL"

@@ -1,0 +1,44 @@
+"""Files are complete or absent; formula cells are neutralised."""
+
+import os
+import stat
+
+import pytest
+
+from batchrunner.files import EXPORT_MODE, atomic_text, clean_partials, copy_atomic, neutralise
+
+
+@pytest.mark.parametrize("cell, expected", [
+    ("=SUM(A1)", "'=SUM(A1)"), ("+1", "'+1"), ("-1", "'-1"), ("@cmd", "'@cmd"),
+    ("\tx", "'\tx"), ("\rx", "'\rx"), ("plain", "plain"), ("", ""), ("a=b", "a=b"),
+])
+def test_neutralise(cell, expected):
+    assert neutralise(cell) == expected
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
+    target = tmp_path / "out.csv"
+    target.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_text(target) as handle:
+            handle.write("half")
+            raise RuntimeError("boom")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.csv"]
+
+
+def test_a_finished_write_replaces_the_file_with_the_export_mode(tmp_path):
+    target = tmp_path / "sub" / "out.csv"
+    with atomic_text(target) as handle:
+        handle.write("new")
+    assert target.read_text() == "new"
+    assert stat.S_IMODE(target.stat().st_mode) == EXPORT_MODE
+    copy_atomic(target, tmp_path / "sub" / "latest.csv")
+    assert (tmp_path / "sub" / "latest.csv").read_text() == "new"
+
+
+def test_clean_partials_removes_only_leftovers(tmp_path):
+    (tmp_path / ".clients-x.csv.abc.partial").write_text("x")
+    (tmp_path / "clients-latest.csv").write_text("keep")
+    assert [p.name for p in clean_partials(tmp_path, "clients-")] == [".clients-x.csv.abc.partial"]
+    assert os.listdir(tmp_path) == ["clients-latest.csv"]
