@@ -166,6 +166,43 @@ def _duration(row) -> str:
     return f"{(row['finished_at'] - row['started_at']).total_seconds():.1f}s"
 
 
+# --- the scheduler ---------------------------------------------------------------------------
+
+
+@cli.command("serve")
+@click.option("--stop-timeout", type=click.FloatRange(0), envvar="RUNNER_STOP_TIMEOUT", default=60, show_default=True,
+              help="Seconds a running job gets to finish after SIGTERM/SIGINT before it is recorded as failed [env RUNNER_STOP_TIMEOUT].")
+@click.option("--log-format", type=click.Choice(["text", "json"]), envvar="RUNNER_LOG_FORMAT", default="text", show_default=True,
+              help="Log lines on stderr as text or as JSON for log shippers [env RUNNER_LOG_FORMAT].")
+def serve_command(stop_timeout, log_format):
+    """Run every job on its cron schedule, in the foreground, until SIGTERM or SIGINT.
+
+    A job that ran before and missed its latest scheduled time (the machine
+    was down) runs once at start, with trigger catch-up. Schedules are read
+    in RUNNER_TIMEZONE and overridden by RUNNER_SCHEDULE_<JOB>. Under systemd
+    (Type=notify) readiness and stopping are reported with sd_notify.
+    """
+    import logging
+    import os
+
+    from batchrunner.config import load_credentials, load_settings
+    from batchrunner.db import open_database
+    from batchrunner.logs import redact_secret, setup
+    from batchrunner.registry import discover
+    from batchrunner.serve import build, serve
+
+    settings = load_settings()
+    setup(fmt=log_format)
+    jobs = discover(settings.job_paths)
+    scheduler = build(settings, open_database(settings.database_url), jobs)
+    if any(entry.job.needs_api for entry in scheduler.entries):
+        redact_secret(load_credentials(settings.env).client_secret)  # a bad setting fails now, not at 2 a.m.
+    code = serve(scheduler, stop_timeout)
+    logging.shutdown()
+    # A job thread that outlived the grace time must not keep the process alive: its run is recorded.
+    os._exit(code)
+
+
 # --- tokens -----------------------------------------------------------------------------------
 
 
@@ -251,6 +288,43 @@ def db_upgrade():
         click.echo(f"Database {database.safe_url} is up to date (revision {SCHEMA_HEAD}).")
     else:
         click.echo(f"Database {database.safe_url} upgraded from {before or 'empty'} to revision {SCHEMA_HEAD}.")
+
+
+# --- the stand-in tenant ---------------------------------------------------------------------
+
+
+@cli.command("sandbox")
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="Port on 127.0.0.1; 0 picks a free one.")
+@click.option("--clients", type=click.IntRange(0), default=250, show_default=True, help="How many applications the tenant has.")
+@click.option("--latency", type=click.FloatRange(0), default=0.0, show_default=True, help="Seconds added to every response.")
+@click.option("--rate", type=click.FloatRange(0, min_open=True), default=None, help="Management API requests per second (token bucket); unlimited when not given.")
+@click.option("--burst", type=click.IntRange(1), default=10, show_default=True, help="Token bucket size, with --rate.")
+def sandbox_command(port, clients, latency, rate, burst):
+    """Serve a local stand-in Auth0 tenant on loopback until stopped (Ctrl-C).
+
+    It answers /oauth/token and GET /api/v2/clients as Auth0 does, with
+    rate-limit headers, so the runner can be tried without an Auth0 account.
+    It prints the settings to use with it.
+    """
+    import signal
+    import threading
+
+    from batchrunner.sandbox import Sandbox
+
+    sandbox = Sandbox(clients=clients, port=port)
+    sandbox.tenant.latency = latency
+    if rate:
+        sandbox.tenant.rate, sandbox.tenant.burst = rate, burst
+    sandbox.start()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    click.echo(f"# Stand-in tenant with {clients} applications on {sandbox.base_url} (Ctrl-C to stop). Use it with:")
+    for name, value in sandbox.settings().items():
+        click.echo(f"export {name}={value}")
+    sys.stdout.flush()
+    stop.wait()
+    sandbox.stop()
 
 
 def main():

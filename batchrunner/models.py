@@ -110,8 +110,16 @@ runs = Table(
     Column("params", Text),
     Column("error", Text),
     Column("result", Text),
-    # Each fire time of a job is claimed once, whichever replica or process gets there first.
-    UniqueConstraint("job", "scheduled_for", name="uq_runs_job_scheduled_for"),
+    # Each fire time of a job is claimed by one live run, whichever replica or process gets there
+    # first; an abandoned run gives up its claim so that its fire time can be run once more.
+    Index(
+        "uq_runs_job_scheduled_for",
+        "job",
+        "scheduled_for",
+        unique=True,
+        sqlite_where=text("status != 'abandoned' AND scheduled_for IS NOT NULL"),
+        postgresql_where=text("status != 'abandoned' AND scheduled_for IS NOT NULL"),
+    ),
     Index("ix_runs_job_started_at", "job", "started_at"),
     # At most one running run per job: the database itself refuses an overlap.
     Index(

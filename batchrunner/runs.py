@@ -71,7 +71,10 @@ def _start_once(db, job, trigger, scheduled_for, params, now):
 
 
 def _claimed(conn, job: str, scheduled_for: datetime) -> bool:
-    return conn.execute(select(runs.c.id).where(runs.c.job == job, runs.c.scheduled_for == scheduled_for)).first() is not None
+    claim = select(runs.c.id).where(
+        runs.c.job == job, runs.c.scheduled_for == scheduled_for, runs.c.status != RunStatus.ABANDONED.value
+    )
+    return conn.execute(claim).first() is not None
 
 
 def _new_row(job, trigger, scheduled_for, params, now) -> dict:
@@ -93,7 +96,10 @@ def _busy_text(job: str, blocker) -> str:
 
 
 def abandon_dead(conn, now: datetime, job: str | None = None) -> list[dict]:
-    """Mark running runs of dead processes abandoned: a gone pid on this host, or a stale heartbeat."""
+    """Mark running runs of dead processes abandoned: a gone pid on this host, or a stale heartbeat.
+
+    Returns the runs this call marked, for the scheduler to run their fire times once more.
+    """
     stale = now - timedelta(seconds=STALE_SECONDS)
     query = select(runs).where(runs.c.status == RunStatus.RUNNING.value)
     if job is not None:
@@ -102,8 +108,9 @@ def abandon_dead(conn, now: datetime, job: str | None = None) -> list[dict]:
         row for row in conn.execute(query).all()
         if row.heartbeat_at < stale or not process.is_alive(row.host, row.pid)
     ]
+    marked = []
     for row in dead:
-        conn.execute(
+        changed = conn.execute(
             update(runs)
             .where(runs.c.id == row.id, runs.c.status == RunStatus.RUNNING.value)
             .values(
@@ -111,8 +118,10 @@ def abandon_dead(conn, now: datetime, job: str | None = None) -> list[dict]:
                 finished_at=now,
                 error=f"the process running it ({row.host}, pid {row.pid}) died or stopped sending heartbeats",
             )
-        )
-    return [dict(row._mapping) for row in dead]
+        ).rowcount
+        if changed:  # this process, and no other, marked it: only it may run the fire time again
+            marked.append(dict(row._mapping))
+    return marked
 
 
 def finish(db: Database, run_id: int, status: RunStatus, now: datetime, error: str | None = None, result: dict | None = None) -> None:

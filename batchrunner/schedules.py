@@ -86,13 +86,24 @@ def _second_pass(trig: CronTrigger, fire: datetime) -> bool:
 
 
 def previous_fire(trig: CronTrigger | None, now: datetime, since: datetime) -> datetime | None:
-    """The latest fire time in (since, now], or None; walks forward, so it is cheap only for recent `since`."""
+    """The latest fire time in (since, now], or None.
+
+    Cron triggers only step forward, so look back over growing windows: a per-second schedule
+    down for a month costs a few steps, not millions.
+    """
     if trig is None:
         return None
-    latest, candidate = None, next_fire(trig, since)
-    while candidate is not None and candidate <= now:
-        latest, candidate = candidate, next_fire(trig, candidate)
-    return latest
+    for window in LOOKBACK_WINDOWS:
+        start = since if window == timedelta.max else max(since, now - window)
+        latest, candidate = None, next_fire(trig, start)
+        while candidate is not None and candidate <= now:
+            latest, candidate = candidate, next_fire(trig, candidate)
+        if latest is not None or start == since:
+            return latest
+    return None
+
+
+LOOKBACK_WINDOWS = [timedelta(minutes=2), timedelta(hours=2), timedelta(days=2), timedelta(days=40), timedelta(days=800), timedelta.max]
 
 
 def _weekdays(field: str) -> str:

@@ -62,7 +62,14 @@ def upgrade() -> None:
         sa.Column("params", sa.Text),
         sa.Column("error", sa.Text),
         sa.Column("result", sa.Text),
-        sa.UniqueConstraint("job", "scheduled_for", name="uq_runs_job_scheduled_for"),
+    )
+    op.create_index(
+        "uq_runs_job_scheduled_for",
+        "runs",
+        ["job", "scheduled_for"],
+        unique=True,
+        sqlite_where=sa.text("status != 'abandoned' AND scheduled_for IS NOT NULL"),
+        postgresql_where=sa.text("status != 'abandoned' AND scheduled_for IS NOT NULL"),
     )
     op.create_index("ix_runs_job_started_at", "runs", ["job", "started_at"])
     op.create_index(

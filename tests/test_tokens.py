@@ -1,0 +1,207 @@
+"""The token cache: one issuance per lifetime however many processes ask, retries, clear refusals."""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from sqlalchemy import update
+
+from batchrunner.config import load_credentials
+from batchrunner.db import open_database
+from batchrunner.errors import TokenError
+from batchrunner.models import token_cache
+from batchrunner.tokencache import LEASE_SECONDS, CacheKey, CachedTokenSource, cached_source
+from batchrunner.tokens import ClientCredentialsSource, Token
+
+from conftest import start_runner
+
+T0 = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
+
+
+class Clock:
+    def __init__(self, now=T0):
+        self.now = now
+
+    def __call__(self):
+        return self.now
+
+
+def test_ten_processes_on_an_empty_cache_cause_one_request(env, tenant, tmp_path, database_url):
+    tenant.tenant.token_latency = 0.5  # keep the first request open while the others arrive
+    procs = [start_runner(env, tmp_path, "token", "print") for _ in range(10)]
+    outs = [p.communicate(timeout=60) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 10, [err for _, err in outs]
+    tokens = {out.strip() for out, _ in outs}
+    assert len(tokens) == 1 and tokens.pop().count(".") == 2  # one JWT for all
+    assert tenant.tenant.token_requests == 1
+
+    later = start_runner(env, tmp_path, "token", "print")
+    assert later.communicate(timeout=30)[0].strip() in {out.strip() for out, _ in outs}
+    assert tenant.tenant.token_requests == 1
+
+
+def test_the_ledger_records_each_issuance_and_counts_per_month(runner, tenant):
+    assert runner("token", "print").returncode == 0
+    ledger = runner("token", "issuances")
+    assert ledger.returncode == 0
+    assert "token print" in ledger.stdout
+    month = datetime.now(timezone.utc).strftime("%Y-%m")
+    assert any(line.split() == [month, "1"] for line in ledger.stdout.splitlines())
+    status = runner("token", "status", "--json")
+    import json
+
+    [entry] = json.loads(status.stdout)
+    assert entry["client_id"] == tenant.client_id and entry["scope"] == "read:clients"
+    assert set(entry) >= {"audience", "client_id", "scope", "issued_at", "expires_at"}
+    token = runner("token", "print").stdout.strip()
+    assert token not in status.stdout and token not in ledger.stdout
+
+
+def test_margin_is_five_minutes_or_a_tenth_of_the_lifetime():
+    day = Token.from_response({"access_token": "x", "expires_in": 86400}, T0)
+    assert day.margin == timedelta(minutes=5)
+    assert day.valid(T0 + timedelta(hours=23, minutes=54))
+    assert not day.valid(T0 + timedelta(hours=23, minutes=55))
+    short = Token.from_response({"access_token": "x", "expires_in": 600}, T0)
+    assert short.margin == timedelta(seconds=60)
+
+
+@pytest.mark.parametrize("body, fragment", [
+    ({"expires_in": 86400}, "has no access_token"),
+    ({"access_token": "x"}, "unusable expires_in (None)"),
+    ({"access_token": "x", "expires_in": -5}, "unusable expires_in (-5)"),
+    ({"access_token": "x", "expires_in": 10**9}, "unusable expires_in"),
+    ({"access_token": "x", "expires_in": "86400"}, "unusable expires_in"),
+    ({"access_token": "x", "expires_in": 60, "token_type": "MAC"}, "'MAC' token"),
+    (["not", "an", "object"], "not a JSON object"),
+])
+def test_unusable_token_responses_are_clear_errors(body, fragment):
+    with pytest.raises(TokenError) as err:
+        Token.from_response(body, T0)
+    assert fragment in str(err.value)
+
+
+def _source(tenant, database_url, clock, sleep=lambda s: None):
+    creds = load_credentials(tenant.settings())
+    db = open_database(database_url)
+    key = CacheKey(creds.base_url, creds.client_id, creds.audience)
+    return CachedTokenSource(db, key, ClientCredentialsSource(creds, now=clock, sleep=sleep), "test", now=clock, sleep=sleep)
+
+
+def test_a_token_is_reused_until_the_margin_then_renewed(tenant, database_url):
+    clock = Clock()
+    first = _source(tenant, database_url, clock).token()
+    clock.now = T0 + timedelta(hours=23, minutes=54)
+    assert _source(tenant, database_url, clock).token().access_token == first.access_token
+    assert tenant.tenant.token_requests == 1
+    clock.now = T0 + timedelta(hours=23, minutes=56)
+    assert _source(tenant, database_url, clock).token().access_token != first.access_token
+    assert tenant.tenant.token_requests == 2
+
+
+def test_5xx_and_429_are_retried_honouring_retry_after(tenant, database_url):
+    tenant.tenant.fail_next("/oauth/token", [503, 503])
+    waits = []
+    assert _source(tenant, database_url, Clock(), waits.append).token().access_token
+    assert tenant.tenant.token_requests == 3
+    assert len(waits) == 2
+
+    tenant.tenant.fail_next("/oauth/token", [429], retry_after=7)
+    waits.clear()
+    clock = Clock(T0 + timedelta(days=2))  # the cached token has expired by then
+    assert _source(tenant, database_url, clock, waits.append).token().access_token
+    assert 7 <= waits[0] < 8
+
+
+def test_a_wrong_secret_fails_at_once_with_one_line_and_no_secret(runner, tenant, tmp_path, database_url):
+    wrong = "wrong-secret-Zq81x"
+    result = runner("token", "print", extra_env={"AUTH0_CLIENT_SECRET": wrong})
+    assert result.returncode == 1
+    assert result.stderr == (
+        "runner: Auth0 refused the token request (HTTP 401 access_denied: Unauthorized); "
+        "check AUTH0_CLIENT_ID and the client secret (were they rotated?) and AUTH0_DOMAIN\n"
+    )
+    assert tenant.tenant.token_requests == 1  # not retried
+    assert wrong not in result.stdout + result.stderr
+    assert tenant.client_secret not in result.stdout + result.stderr
+    for file in (tmp_path / "state").glob("*"):
+        assert wrong.encode() not in file.read_bytes()
+
+
+def test_a_missing_client_grant_names_the_fix(runner, tenant):
+    tenant.tenant.add_m2m("no-grant-app", "no-grant-secret-1234", ["read:clients"], authorised=False)
+    result = runner("token", "print", extra_env={"AUTH0_CLIENT_ID": "no-grant-app", "AUTH0_CLIENT_SECRET": "no-grant-secret-1234"})
+    assert result.returncode == 1
+    assert result.stderr.startswith("runner: Auth0 refused the token request (HTTP 403 access_denied: Client is not authorized to access")
+    assert f"authorise application no-grant-app for the API {tenant.audience}" in result.stderr
+    assert result.stderr.count("\n") == 1
+    assert "no-grant-secret-1234" not in result.stderr
+
+
+def test_a_killed_issuer_does_not_block_the_next_process(env, tenant, tmp_path, database_url):
+    tenant.tenant.token_latency = 30
+    issuer = start_runner(env, tmp_path, "token", "print")
+    deadline = time.monotonic() + 20
+    while tenant.tenant.token_requests == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert tenant.tenant.token_requests == 1
+    issuer.send_signal(signal.SIGKILL)
+    issuer.wait()
+    tenant.tenant.token_latency = 0
+    started = time.monotonic()
+    follower = start_runner(env, tmp_path, "token", "print")
+    out, err = follower.communicate(timeout=30)
+    assert follower.returncode == 0, err
+    assert time.monotonic() - started < 10  # its pid is gone: the lease lapses at once on this host
+    assert tenant.tenant.token_requests == 2
+
+
+def test_a_lease_held_on_another_host_lapses_after_the_bound(tenant, database_url):
+    clock = Clock()
+    source = _source(tenant, database_url, clock)
+    db = source.db
+    with db.write() as conn:
+        db.insert_ignore(conn, token_cache, source._key_values())
+        conn.execute(update(token_cache).where(source.key.where()).values(
+            lease_owner="elsewhere", lease_host="other-host", lease_pid=1, lease_expires_at=T0 + timedelta(seconds=LEASE_SECONDS)))
+    assert source._claim(T0 + timedelta(seconds=LEASE_SECONDS - 1)) is False
+    assert source._claim(T0 + timedelta(seconds=LEASE_SECONDS)) is True
+
+
+def test_the_database_files_are_private(runner, tmp_path):
+    assert runner("token", "print").returncode == 0
+    files = sorted((tmp_path / "state").glob("runner.db*"))
+    assert [f.name for f in files][:1] == ["runner.db"]
+    for file in files:
+        assert stat.S_IMODE(file.stat().st_mode) == 0o600, file.name
+    assert stat.S_IMODE((tmp_path / "state").stat().st_mode) == 0o700
+
+
+@pytest.fixture
+def sqlite_only(database_url):
+    if not database_url.startswith("sqlite"):
+        pytest.skip("file permissions concern the SQLite file only")
+
+
+test_the_database_files_are_private = pytest.mark.usefixtures("sqlite_only")(test_the_database_files_are_private)
+
+
+def test_plain_http_to_another_host_is_refused_before_any_request(runner, tenant):
+    result = runner("token", "print", extra_env={"AUTH0_DOMAIN": "http://auth.example.com"})
+    assert result.returncode == 2
+    assert result.stderr == "runner: AUTH0_DOMAIN: refusing plain http to auth.example.com: the client secret would travel in clear; use https://\n"
+    assert tenant.tenant.token_requests == 0
+
+
+@pytest.mark.parametrize("variable", ["AUTH0_DOMAIN", "AUTH0_CLIENT_ID", "AUTH0_CLIENT_SECRET"])
+def test_each_missing_setting_is_one_line_and_exit_2(runner, variable):
+    result = runner("token", "print", extra_env={variable: ""})
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"runner: {variable}: not set")
+    assert result.stderr.count("\n") == 1
