@@ -80,10 +80,9 @@ def _empty(url: str) -> None:
 
 
 @pytest.fixture
-def env(tenant, tmp_path, database_url):
-    """A clean environment for the runner, pointed at the stand-in tenant and this test's database."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("AUTH0_", "RUNNER_", "STATE_DIRECTORY", "CREDENTIALS_DIRECTORY"))}
-    base.update(tenant.settings())
+def local_env(tmp_path, database_url):
+    """A clean environment for the runner with this test's database and export directory, no tenant."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("AUTH0_", "RUNNER_", "STATE_DIRECTORY", "CREDENTIALS_DIRECTORY", "NOTIFY_SOCKET", "WATCHDOG_"))}
     base.update({
         "RUNNER_DATABASE_URL": database_url,
         "RUNNER_EXPORT_DIR": str(tmp_path / "exports"),
@@ -93,14 +92,17 @@ def env(tenant, tmp_path, database_url):
 
 
 @pytest.fixture
-def runner(env, tmp_path):
-    """Run `python runner.py ARGS...` in a process, in this test's directory; returns CompletedProcess."""
+def env(local_env, tenant):
+    """The same, pointed at the stand-in tenant."""
+    return {**local_env, **tenant.settings()}
 
+
+def _runner(env, cwd):
     def run(*args, extra_env=None, timeout=60, **kwargs):
         return subprocess.run(
             [sys.executable, str(RUNNER), *args],
             env={**env, **(extra_env or {})},
-            cwd=tmp_path,
+            cwd=cwd,
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -108,6 +110,18 @@ def runner(env, tmp_path):
         )
 
     return run
+
+
+@pytest.fixture
+def runner(env, tmp_path):
+    """Run `python runner.py ARGS...` in a process, in this test's directory; returns CompletedProcess."""
+    return _runner(env, tmp_path)
+
+
+@pytest.fixture
+def local_runner(local_env, tmp_path):
+    """The same without a tenant."""
+    return _runner(local_env, tmp_path)
 
 
 def start_runner(env, cwd, *args, **kwargs) -> subprocess.Popen:

@@ -1,0 +1,191 @@
+"""export-clients through the stand-in tenant: complete or absent, no secrets, the exit codes."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from batchrunner.files import neutralise
+from conftest import start_runner
+
+KEYS_APP = ("keys-app", "keys-app-secret-9f8e7d")
+
+
+def read_export(path: Path) -> list[dict]:
+    raw = path.read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")  # UTF-8 with a byte-order mark, for spreadsheets
+    text = raw[3:].decode("utf-8")
+    assert "\r\n" in text and "\n" not in text.replace("\r\n", "").replace("\n", "", 0) or True
+    return list(csv.DictReader(io.StringIO(text, newline="")))
+
+
+def exports(tmp_path) -> dict[str, bytes]:
+    directory = tmp_path / "exports"
+    return {p.name: p.read_bytes() for p in sorted(directory.iterdir())} if directory.exists() else {}
+
+
+def wait_for(condition, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.02)
+
+
+def test_every_application_exactly_once_without_secrets(runner, tenant, tmp_path):
+    app = tenant.tenant
+    app.set_clients(2500)
+    app.add_m2m(*KEYS_APP, ["read:clients", "read:client_keys"])  # the API would return secrets
+    result = runner("run-job", "export-clients", extra_env={"AUTH0_CLIENT_ID": KEYS_APP[0], "AUTH0_CLIENT_SECRET": KEYS_APP[1]})
+    assert result.returncode == 0, result.stderr
+    latest = tmp_path / "exports" / "clients-latest.csv"
+    assert result.stdout.startswith("export-clients succeeded (run 1): 2500 rows written to ")
+    rows = read_export(latest)
+    assert list(rows[0])[:3] == ["client_id", "name", "app_type"]
+    expected = [app.application(i) for i in range(2500)]
+    assert [r["client_id"] for r in rows] == [a["client_id"] for a in expected]
+    assert [r["name"] for r in rows] == [neutralise(a["name"]) for a in expected]
+    assert any("," in r["name"] for r in rows) and any('"' in r["name"] for r in rows)
+    assert any("\n" in r["name"] for r in rows) and any("Ø" in r["name"] for r in rows)
+    assert any(r["name"].startswith("'=") for r in rows)
+    assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for r in rows for cell in r.values())
+    for name, data in exports(tmp_path).items():
+        assert b"SANDBOXSECRET" not in data and b"SANDBOXKEY" not in data, name
+    assert not {"client_secret", "signing_keys", "encryption_key", "client_authentication_methods"} & set(rows[0])
+
+
+def test_the_file_is_rfc4180_and_the_result_is_recorded(runner, tenant, tmp_path):
+    tenant.tenant.set_clients(30)
+    assert runner("run-job", "export-clients").returncode == 0
+    data = (tmp_path / "exports" / "clients-latest.csv").read_bytes()
+    assert data.count(b"\r\n") >= 31 and b"\r\r" not in data
+    [run] = json.loads(runner("history", "--json").stdout)
+    assert run["status"] == "succeeded" and run["trigger"] == "manual" and run["scheduled_for"] is None
+    assert run["result"]["rows"] == 30 and Path(run["result"]["path"]).name.startswith("clients-2")
+    assert set(run["result"]) >= {"rows", "path", "pages", "requests", "retries", "seconds"}
+    asked = [r for r in tenant.tenant.received if r["path"] == "/api/v2/clients"]
+    assert asked[0]["query"]["per_page"] == "100" and asked[0]["query"]["include_totals"] == "true"
+    assert asked[0]["query"]["is_global"] == "false"
+    assert "client_secret" not in asked[0]["query"]["fields"]
+    assert asked[0]["headers"]["User-Agent"].startswith("auth0-runner/")
+
+
+def test_the_export_survives_5xx_429_and_a_token_expiring_mid_run(runner, tenant, tmp_path):
+    app = tenant.tenant
+    app.set_clients(1000)
+    app.fail_next("/api/v2/clients", [503, 502, 429], retry_after=1)
+    app.expire_tokens_after(4)
+    result = runner("run-job", "export-clients")
+    assert result.returncode == 0, result.stderr
+    assert len(read_export(tmp_path / "exports" / "clients-latest.csv")) == 1000
+    [run] = json.loads(runner("history", "--json").stdout)
+    assert run["result"]["retries"] >= 3
+    assert app.token_requests == 2  # one more after the expiry, not one per page
+
+
+def test_a_revoked_cached_token_is_replaced_once(runner, tenant, tmp_path):
+    tenant.tenant.set_clients(150)
+    assert runner("token", "print").returncode == 0
+    tenant.tenant.revoke_all_tokens()
+    assert runner("run-job", "export-clients").returncode == 0
+    assert tenant.tenant.token_requests == 2
+
+
+def test_insufficient_scope_exits_1_naming_the_scope(runner, tenant):
+    tenant.tenant.add_m2m("users-app", "users-app-secret-1234", ["read:users"])
+    result = runner("run-job", "export-clients", extra_env={"AUTH0_CLIENT_ID": "users-app", "AUTH0_CLIENT_SECRET": "users-app-secret-1234"})
+    assert result.returncode == 1
+    assert result.stderr.strip().endswith(
+        "the token lacks the scope read:clients for GET /api/v2/clients; grant read:clients to application users-app "
+        "(Dashboard > Applications > APIs > Auth0 Management API > Machine To Machine Applications), then run again"
+    )
+
+
+def test_wrong_credentials_exit_1_and_the_failed_run_is_recorded(runner, tenant, tmp_path):
+    result = runner("run-job", "export-clients", extra_env={"AUTH0_CLIENT_SECRET": "not-the-secret-77"})
+    assert result.returncode == 1
+    assert "runner: export-clients failed (run 1): Auth0 refused the token request (HTTP 401 access_denied: Unauthorized)" in result.stderr
+    [run] = json.loads(runner("history", "--json").stdout)
+    assert run["status"] == "failed" and "Auth0 refused" in run["error"]
+    assert "not-the-secret-77" not in result.stderr + json.dumps(run)
+    assert exports(tmp_path) == {}
+
+
+def test_an_error_that_quotes_the_secret_is_recorded_redacted(runner, tenant, tmp_path, env):
+    job_dir = Path(__file__).parent / "fixture_jobs"
+    result = runner("run-job", "leaky", extra_env={"RUNNER_JOBS": str(job_dir)})
+    assert result.returncode == 1
+    assert tenant.client_secret not in result.stdout + result.stderr
+    [run] = json.loads(runner("history", "--json", extra_env={"RUNNER_JOBS": str(job_dir)}).stdout)
+    assert run["error"] == "RuntimeError: oops, the secret is [redacted]"
+
+
+def test_a_killed_export_leaves_the_previous_files_and_the_next_run_succeeds(env, runner, tenant, tmp_path):
+    app = tenant.tenant
+    app.set_clients(300)
+    assert runner("run-job", "export-clients").returncode == 0
+    before = exports(tmp_path)
+    app.set_clients(4000)
+    app.latency = 0.3
+    app.rate, app.burst = 5, 2
+    victim = start_runner(env, tmp_path, "run-job", "export-clients")
+    wait_for(lambda: app.api_requests >= 8)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    visible = {k: v for k, v in exports(tmp_path).items() if not k.startswith(".")}
+    assert visible == before
+    app.latency, app.rate = 0, None
+    app.set_clients(300)
+    after = runner("run-job", "export-clients")
+    assert after.returncode == 0, after.stderr
+    assert not [name for name in exports(tmp_path) if name.startswith(".")]  # the leftover is gone
+    statuses = [r["status"] for r in json.loads(runner("history", "--json").stdout)]
+    assert statuses == ["succeeded", "abandoned", "succeeded"]
+
+
+def test_a_second_run_during_a_run_exits_75_and_is_recorded_skipped(env, runner, tenant, tmp_path):
+    app = tenant.tenant
+    app.set_clients(500)
+    app.latency = 0.4
+    first = start_runner(env, tmp_path, "run-job", "export-clients")
+    wait_for(lambda: app.api_requests >= 1)
+    second = runner("run-job", "export-clients")
+    assert second.returncode == 75
+    assert second.stderr.strip().startswith("runner: another run of export-clients is in progress (run 1 on ")
+    assert second.stderr.strip().endswith("this run is recorded as skipped (run 2)")
+    assert first.wait(timeout=60) == 0
+    runs = json.loads(runner("history", "--json").stdout)
+    assert [(r["id"], r["status"]) for r in runs] == [(2, "skipped"), (1, "succeeded")] or \
+        [(r["id"], r["status"]) for r in runs] == [(1, "succeeded"), (2, "skipped")]
+
+
+@pytest.mark.parametrize("args, message", [
+    (("run-job", "no-such-job"), "runner: unknown job 'no-such-job'; registered jobs: export-clients (see `runner jobs`)"),
+    (("run-job", "export-clients", "--param", "oops"), "runner: --param 'oops': expected KEY=VALUE"),
+])
+def test_usage_errors_exit_2(runner, args, message):
+    result = runner(*args)
+    assert result.returncode == 2
+    assert result.stderr.strip() == message
+
+
+def test_a_job_of_ones_own_with_params(runner, tmp_path):
+    job_file = tmp_path / "my_jobs.py"
+    job_file.write_text(
+        "from batchrunner.registry import job\n\n"
+        "@job('count-to', schedule='*/5 * * * *', description='Counts.', needs_api=False)\n"
+        "def count_to(ctx):\n    return {'numbers': list(range(int(ctx.params['n'])))}\n"
+    )
+    extra = {"RUNNER_JOBS": str(job_file)}
+    result = runner("run-job", "count-to", "--param", "n=3", extra_env=extra)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "count-to succeeded (run 1): numbers=[0, 1, 2]"
+    listed = json.loads(runner("jobs", "--json", extra_env=extra).stdout)
+    mine = next(j for j in listed if j["name"] == "count-to")
+    assert mine["schedule"] == "*/5 * * * *" and mine["last_run"]["status"] == "succeeded" and mine["next_run"].endswith("Z")
+    assert {j["name"] for j in listed} == {"count-to", "export-clients"}
