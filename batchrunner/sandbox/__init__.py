@@ -1,0 +1,6 @@
+"""A local stand-in for the parts of Auth0 the runner uses, on loopback only (SPEC section 8)."""
+
+from .server import Sandbox
+from .tenant import SandboxApp
+
+__all__ = ["Sandbox", "SandboxApp"]
