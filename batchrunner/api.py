@@ -143,7 +143,8 @@ class ManagementApi:
         if response.status_code == 403 and body.get("errorCode") == "insufficient_scope":
             # The cached token carries the old scopes; drop it so a newly granted scope takes effect.
             self.tokens.invalidate(token)
-            needed = body.get("message", "").rsplit(":", 1)[-1].strip() or "the required scope"
+            # Auth0 says "Insufficient scope, expected any of: read:clients".
+            needed = str(body.get("message", "")).partition("expected any of:")[2].strip() or "the required scope"
             return ApiError(
                 f"the token lacks the scope {needed} for GET {path}; grant {needed} to application "
                 f"{self.client_id} (Dashboard > Applications > APIs > Auth0 Management API > "

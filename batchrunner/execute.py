@@ -53,7 +53,9 @@ def execute(request: RunRequest, settings: Settings, db: Database, now: Callable
         return Outcome(None)
     if isinstance(claim, runs.Skipped):
         error = f"another run of {job.name} is in progress (run {claim.blocker['id']} on {claim.blocker['host']}, pid {claim.blocker['pid']})"
-        log.warning("%s; recorded as skipped (run %s)", error, claim.run_id)
+        logs.bind(job.name, claim.run_id)
+        log.warning("%s; recorded as skipped", error)
+        logs.bind("-", None)
         return Outcome(RunStatus.SKIPPED, claim.run_id, error)
     return _run(request, claim.run_id, credentials, settings, db, now)
 

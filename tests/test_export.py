@@ -100,8 +100,8 @@ def test_insufficient_scope_exits_1_naming_the_scope(runner, tenant):
     tenant.tenant.add_m2m("users-app", "users-app-secret-1234", ["read:users"])
     result = runner("run-job", "export-clients", extra_env={"AUTH0_CLIENT_ID": "users-app", "AUTH0_CLIENT_SECRET": "users-app-secret-1234"})
     assert result.returncode == 1
-    assert result.stderr.strip().endswith(
-        "the token lacks the scope read:clients for GET /api/v2/clients; grant read:clients to application users-app "
+    assert result.stderr.strip().splitlines()[-1] == (
+        "runner: export-clients failed (run 1): the token lacks the scope read:clients for GET /api/v2/clients; grant read:clients to application users-app "
         "(Dashboard > Applications > APIs > Auth0 Management API > Machine To Machine Applications), then run again"
     )
 
@@ -156,8 +156,9 @@ def test_a_second_run_during_a_run_exits_75_and_is_recorded_skipped(env, runner,
     wait_for(lambda: app.api_requests >= 1)
     second = runner("run-job", "export-clients")
     assert second.returncode == 75
-    assert second.stderr.strip().startswith("runner: another run of export-clients is in progress (run 1 on ")
-    assert second.stderr.strip().endswith("this run is recorded as skipped (run 2)")
+    last = second.stderr.strip().splitlines()[-1]  # log lines first, then the one-line verdict
+    assert last.startswith("runner: another run of export-clients is in progress (run 1 on ")
+    assert last.endswith("this run is recorded as skipped (run 2)")
     assert first.wait(timeout=60) == 0
     runs = json.loads(runner("history", "--json").stdout)
     assert [(r["id"], r["status"]) for r in runs] == [(2, "skipped"), (1, "succeeded")] or \

@@ -36,6 +36,7 @@ class _Handler(BaseHTTPRequestHandler):
         entry = self._entry(url, form=form, json_body=payload)
         self._wait(app.latency / 2)
         if url.path == "/oauth/token":
+            app.count("token_requests")
             self._wait(app.token_latency)
             reply = app.injected_failure(url.path) or app.token(payload if payload is not None else (form or {}))
         else:
@@ -50,8 +51,7 @@ class _Handler(BaseHTTPRequestHandler):
         entry = self._entry(url, query=query)
         self._wait(app.latency / 2)
         if url.path == "/api/v2/clients":
-            with app._lock:
-                app.api_requests += 1
+            app.count("api_requests")
             reply = app.injected_failure(url.path) or app.list_clients(self.headers.get("Authorization", ""), query)
         else:
             reply = Reply(404, {"statusCode": 404, "error": "Not Found", "message": "Not Found"})

@@ -119,6 +119,10 @@ class SandboxApp:
 
     # --- requests --------------------------------------------------------------------------
 
+    def count(self, counter: str) -> None:
+        with self._lock:
+            setattr(self, counter, getattr(self, counter) + 1)
+
     def record(self, entry: dict) -> None:
         with self._lock:
             self.received.append(entry)
@@ -135,8 +139,6 @@ class SandboxApp:
 
     def token(self, params: dict) -> Reply:
         """POST /oauth/token with the client-credentials grant, as Auth0 answers it."""
-        with self._lock:
-            self.token_requests += 1
         grant = params.get("grant_type")
         if not grant:
             return Reply(400, _oauth_error("invalid_request", "Missing required parameter: grant_type"))

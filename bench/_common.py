@@ -1,0 +1,42 @@
+"""Shared by the bench scripts: run the real `runner` command in processes against a stand-in tenant."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RUNNER = [sys.executable, str(ROOT / "runner.py")]
+sys.path.insert(0, str(ROOT))
+
+
+def clean_env(sandbox, state: Path, **extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTH0_", "RUNNER_", "STATE_DIRECTORY", "CREDENTIALS_DIRECTORY"))}
+    env.update(sandbox.settings() if sandbox else {})
+    env.update({
+        "RUNNER_DATABASE_URL": f"sqlite:///{state / 'runner.db'}",
+        "RUNNER_EXPORT_DIR": str(state / "exports"),
+    })
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def state_dir() -> Path:
+    return Path(tempfile.mkdtemp(prefix="runner-bench-"))
+
+
+def percentile(values, p):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def median(values):
+    return statistics.median(values)
+
+
+def run(args, env, **kw):
+    return subprocess.run(RUNNER + list(args), env=env, capture_output=True, text=True, **kw)
