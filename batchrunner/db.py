@@ -17,11 +17,14 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator, TypeVar
 
+import tenacity
 from sqlalchemy import Table, create_engine, event, text
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
+
+from . import clock
 
 from .errors import ConfigError, RunnerError
 
@@ -30,6 +33,12 @@ from .errors import ConfigError, RunnerError
 SCHEMA_HEAD = "0001"
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+# How long a write that must not be lost (the end of a run) keeps trying while the database is
+# unreachable: long enough for a PostgreSQL restart or fail-over.
+OUTAGE_SECONDS = 60.0
+
+T = TypeVar("T")
 
 
 class DatabaseError(RunnerError):
@@ -100,6 +109,17 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def through_outages(call: Callable[[], T], seconds: float = OUTAGE_SECONDS, sleep=clock.sleep) -> T:
+    """`call()`, called again while the database is unreachable (restarted, connection dropped), for a bounded time."""
+    return tenacity.Retrying(
+        retry=tenacity.retry_if_exception_type(OperationalError),
+        stop=tenacity.stop_after_delay(seconds),
+        wait=tenacity.wait_random_exponential(multiplier=0.5, max=10),
+        sleep=sleep,
+        reraise=True,
+    )(call)
 
 
 def alembic_config(conn: Connection | None = None):

@@ -83,7 +83,8 @@ def _run(request: RunRequest, run_id: int, credentials, settings: Settings, db: 
         _close(locals().get("ctx"))
     outcome.error = logs.redact(outcome.error) if outcome.error else None
     runs.finish(db, run_id, outcome.status, now(), outcome.error, outcome.result)
-    log.info("%s%s", outcome.status.value, f": {outcome.error}" if outcome.error else "")
+    level = logging.INFO if outcome.status is RunStatus.SUCCEEDED else logging.ERROR
+    log.log(level, "%s%s", outcome.status.value, f": {outcome.error}" if outcome.error else "")
     logs.bind("-", None)
     return outcome
 

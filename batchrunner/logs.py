@@ -10,8 +10,7 @@ import contextvars
 import json
 import logging
 import sys
-
-from .output import iso
+from datetime import datetime, timezone
 
 _job = contextvars.ContextVar("job", default="-")
 _run = contextvars.ContextVar("run", default="-")
@@ -31,6 +30,11 @@ def redact(text: str) -> str:
     return text
 
 
+def about(job: str) -> dict:
+    """`extra=` for a log line about a job written outside its run (the scheduler's own lines)."""
+    return {"job": job, "run": "-"}
+
+
 def bind(job: str, run_id: int | None) -> None:
     """Tag this thread's (or task's) log lines with a job and run id."""
     _job.set(job)
@@ -38,25 +42,26 @@ def bind(job: str, run_id: int | None) -> None:
 
 
 class _Formatter(logging.Formatter):
+    """One line per event, so the journal keeps each event whole: a traceback's line breaks are escaped in text."""
+
     def __init__(self, as_json: bool):
         super().__init__()
         self.as_json = as_json
 
     def format(self, record: logging.LogRecord) -> str:
-        from datetime import datetime, timezone
-
         message = record.getMessage()
         if record.exc_info:
             message += "\n" + self.formatException(record.exc_info)
         message = redact(message)
-        when = iso(datetime.fromtimestamp(record.created, timezone.utc))
+        when = datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         job, run = getattr(record, "job", _job.get()), getattr(record, "run", _run.get())
         if self.as_json:
             return json.dumps(
-                {"time": when, "level": record.levelname, "job": job, "run": run, "logger": record.name, "message": message},
+                {"time": when, "level": record.levelname, "job": None if job == "-" else job,
+                 "run": int(run) if str(run).isdigit() else None, "logger": record.name, "message": message},
                 ensure_ascii=False,
             )
-        return f"{when} {record.levelname:<7} job={job} run={run} {message}"
+        return f"{when} {record.levelname:<7} job={job} run={run} {message}".replace("\n", "\\n")
 
 
 def setup(level: str = "INFO", fmt: str = "text") -> None:

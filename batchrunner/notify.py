@@ -34,8 +34,9 @@ class Notifier:
     def ready(self, status: str) -> None:
         self.send("READY=1", f"STATUS={status}", f"MAINPID={os.getpid()}")
 
-    def stopping(self, status: str) -> None:
-        self.send("STOPPING=1", f"STATUS={status}")
+    def stopping(self, status: str, extend_seconds: float | None = None) -> None:
+        extend = [f"EXTEND_TIMEOUT_USEC={int(extend_seconds * 1_000_000)}"] if extend_seconds else []
+        self.send("STOPPING=1", f"STATUS={status}", *extend)
 
     def status(self, status: str) -> None:
         self.send(f"STATUS={status}")

@@ -11,8 +11,10 @@ from .registry import discover
 def job_overview(settings: Settings, db: Database, now=None) -> list[dict]:
     now = now or clock.utcnow()
     last = runs.last_runs(db)
+    jobs = discover(settings.job_paths)
+    schedules.check_overrides(settings.env, jobs)
     rows = []
-    for job in discover(settings.job_paths).values():
+    for job in jobs.values():
         expression, source = schedules.effective(job.name, job.schedule, settings.env)
         trig = schedules.trigger(expression, settings.timezone, source if source != "job" else f"schedule of job {job.name}")
         previous = last.get(job.name)

@@ -17,7 +17,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from . import clock, process
-from .db import Database
+from .db import Database, through_outages
 from .logs import redact
 from .models import RunStatus, Trigger, runs
 
@@ -98,18 +98,10 @@ def _busy_text(job: str, blocker) -> str:
 def abandon_dead(conn, now: datetime, job: str | None = None) -> list[dict]:
     """Mark running runs of dead processes abandoned: a gone pid on this host, or a stale heartbeat.
 
-    Returns the runs this call marked, for the scheduler to run their fire times once more.
+    Returns the runs this call marked.
     """
-    stale = now - timedelta(seconds=STALE_SECONDS)
-    query = select(runs).where(runs.c.status == RunStatus.RUNNING.value)
-    if job is not None:
-        query = query.where(runs.c.job == job)
-    dead = [
-        row for row in conn.execute(query).all()
-        if row.heartbeat_at < stale or not process.is_alive(row.host, row.pid)
-    ]
     marked = []
-    for row in dead:
+    for row in _dead(conn, now, job):
         changed = conn.execute(
             update(runs)
             .where(runs.c.id == row.id, runs.c.status == RunStatus.RUNNING.value)
@@ -119,23 +111,92 @@ def abandon_dead(conn, now: datetime, job: str | None = None) -> list[dict]:
                 error=f"the process running it ({row.host}, pid {row.pid}) died or stopped sending heartbeats",
             )
         ).rowcount
-        if changed:  # this process, and no other, marked it: only it may run the fire time again
+        if changed:
             marked.append(dict(row._mapping))
     return marked
 
 
-def finish(db: Database, run_id: int, status: RunStatus, now: datetime, error: str | None = None, result: dict | None = None) -> None:
+def sweep_dead(db: Database, now: datetime) -> list[dict]:
+    """`abandon_dead` for every job, taking the write lock only when there is something to mark."""
+    with db.read() as conn:
+        if not _dead(conn, now):
+            return []
     with db.write() as conn:
-        conn.execute(
+        return abandon_dead(conn, now)
+
+
+def _dead(conn, now: datetime, job: str | None = None) -> list:
+    stale = now - timedelta(seconds=STALE_SECONDS)
+    query = select(runs).where(runs.c.status == RunStatus.RUNNING.value)
+    if job is not None:
+        query = query.where(runs.c.job == job)
+    return [row for row in conn.execute(query).all() if row.heartbeat_at < stale or not process.is_alive(row.host, row.pid)]
+
+
+@dataclass(frozen=True)
+class Orphan:
+    """A fire time whose run was abandoned and that no later run of its job has made good."""
+
+    job: str
+    scheduled_for: datetime
+    abandoned: int  # how often this fire time was abandoned so far
+
+
+def orphans(db: Database) -> list[Orphan]:
+    """Fire times to run once more (SPEC section 9): the job's latest run that did anything was abandoned.
+
+    A later run (scheduled, catch-up or manual) stands in for it, so only the latest counts; skipped
+    runs did nothing and do not count.
+    """
+    latest = (
+        select(func.max(runs.c.id).label("id"))
+        .where(runs.c.status != RunStatus.SKIPPED.value)
+        .group_by(runs.c.job)
+        .subquery()
+    )
+    with db.read() as conn:
+        rows = conn.execute(
+            select(runs.c.job, runs.c.scheduled_for)
+            .join(latest, runs.c.id == latest.c.id)
+            .where(runs.c.status == RunStatus.ABANDONED.value, runs.c.scheduled_for.is_not(None))
+        ).all()
+        found = []
+        for row in rows:
+            count = conn.execute(
+                select(func.count()).where(
+                    runs.c.job == row.job,
+                    runs.c.scheduled_for == row.scheduled_for,
+                    runs.c.status == RunStatus.ABANDONED.value,
+                )
+            ).scalar()
+            found.append(Orphan(row.job, row.scheduled_for, count))
+    return found
+
+
+def finish(db: Database, run_id: int, status: RunStatus, now: datetime, error: str | None = None, result: dict | None = None) -> None:
+    """Record how a run ended; waits out a short database outage, since a lost end would leave it `running`."""
+    values = {
+        "status": status.value,
+        "finished_at": now,
+        "error": redact(error) if error else None,
+        "result": json.dumps(result, default=str) if result is not None else None,
+    }
+
+    def write() -> None:
+        with db.write() as conn:
+            conn.execute(update(runs).where(runs.c.id == run_id).values(**values))
+
+    through_outages(write)
+
+
+def interrupt_own(db: Database, now: datetime, reason: str) -> int:
+    """Record this process's runs that are still going as failed, with the reason; how many there were."""
+    with db.write() as conn:
+        return conn.execute(
             update(runs)
-            .where(runs.c.id == run_id)
-            .values(
-                status=status.value,
-                finished_at=now,
-                error=redact(error) if error else None,
-                result=json.dumps(result, default=str) if result is not None else None,
-            )
-        )
+            .where(runs.c.status == RunStatus.RUNNING.value, runs.c.host == process.HOST, runs.c.pid == process.pid())
+            .values(status=RunStatus.FAILED.value, finished_at=now, error=reason)
+        ).rowcount
 
 
 def beat(db: Database, run_id: int, now: datetime) -> None:

@@ -17,6 +17,17 @@ from apscheduler.triggers.cron import CronTrigger
 from .errors import ConfigError
 
 DAY_NAMES = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"]
+MONTH_NAMES = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
+# Field: (lowest, highest, names). crontab(5) takes 0 and 7 for Sunday.
+FIELDS = {
+    "second": (0, 59, None),
+    "minute": (0, 59, None),
+    "hour": (0, 23, None),
+    "day": (1, 31, None),
+    "month": (1, 12, MONTH_NAMES),
+    "day_of_week": (0, 7, DAY_NAMES),
+}
+NEVER_PROBE = datetime(2000, 1, 1, tzinfo=timezone.utc)  # a leap year: 29 February comes at once
 MACROS = {
     "@yearly": "0 0 1 1 *",
     "@annually": "0 0 1 1 *",
@@ -40,25 +51,36 @@ def effective(job_name: str, default: str, env: Mapping[str, str]) -> tuple[str,
     return (value, variable) if value else (default, "job")
 
 
+def check_overrides(env: Mapping[str, str], job_names) -> None:
+    """Refuse a RUNNER_SCHEDULE_ variable that names no job: a typo would leave a job on its default."""
+    known = {override_variable(name): name for name in job_names}
+    for variable in sorted(env):
+        if variable.startswith("RUNNER_SCHEDULE_") and variable not in known:
+            names = ", ".join(known) or "none"
+            raise ConfigError(variable, f"names no registered job; the variables of the registered jobs are {names}")
+
+
 def trigger(expression: str, tz: ZoneInfo, source: str = "schedule") -> CronTrigger | None:
     """A CronTrigger for a crontab expression, None for "off"; ConfigError naming `source` otherwise."""
     text = expression.strip()
     if text.lower() == OFF:
         return None
+    if text.startswith("@") and text.lower() not in MACROS:
+        raise ConfigError(source, f"{expression!r} is not a schedule; use 5 cron fields or one of {', '.join(MACROS)}")
     text = MACROS.get(text.lower(), text)
     fields = text.split()
     if len(fields) not in (5, 6):
         raise ConfigError(source, f"{expression!r} has {len(fields)} fields; give 5 (minute hour day month weekday), 6 (seconds first) or 'off'")
-    second, minute, hour, day, month, dow = (["0"] + fields) if len(fields) == 5 else fields
-    if day != "*" and dow != "*":
+    values = dict(zip(FIELDS, (["0"] + fields) if len(fields) == 5 else fields))
+    if values["day"] != "*" and values["day_of_week"] != "*":
         raise ConfigError(source, f"{expression!r} restricts both day of month and day of week; cron would run on either, so give one of them")
     try:
-        return CronTrigger(
-            second=second, minute=minute, hour=hour, day=day, month=month,
-            day_of_week=_weekdays(dow), timezone=tz,
-        )
+        trig = CronTrigger(**{name: _field(name, value) for name, value in values.items()}, timezone=tz)
     except ValueError as exc:
         raise ConfigError(source, f"{expression!r} is not a valid cron expression: {exc}") from None
+    if next_fire(trig, NEVER_PROBE) is None:
+        raise ConfigError(source, f"{expression!r} names a date that never comes (such as 31 February)")
+    return trig
 
 
 def next_fire(trig: CronTrigger | None, after: datetime) -> datetime | None:
@@ -106,39 +128,49 @@ def previous_fire(trig: CronTrigger | None, now: datetime, since: datetime) -> d
 LOOKBACK_WINDOWS = [timedelta(minutes=2), timedelta(hours=2), timedelta(days=2), timedelta(days=40), timedelta(days=800), timedelta.max]
 
 
-def _weekdays(field: str) -> str:
-    """crontab(5) day-of-week (0-7, names, ranges, steps, lists) as a list of day names."""
-    if field == "*":
+def _field(name: str, text: str) -> str:
+    """One field as APScheduler reads it: numbers only (days of the week as names), checked strictly.
+
+    APScheduler's own parser reads `0` as Monday and quietly drops what it does not understand
+    (`jan-dec/3` becomes `jan`), so every field is expanded here first.
+    """
+    if text == "*":
         return "*"
-    days: set[int] = set()
-    for part in field.lower().split(","):
-        days |= _weekday_part(part, field)
-    return ",".join(DAY_NAMES[d] for d in sorted(days))
+    values: set[int] = set()
+    for part in text.lower().split(","):
+        values |= _part(name, part)
+    if name == "day_of_week":
+        return ",".join(DAY_NAMES[v % 7] for v in sorted({v % 7 for v in values}))
+    return ",".join(str(v) for v in sorted(values))
 
 
-def _weekday_part(part: str, field: str) -> set[int]:
+def _part(name: str, part: str) -> set[int]:
+    low, high, _ = FIELDS[name]
     match = re.fullmatch(r"(\*|[a-z0-9]+)(?:-([a-z0-9]+))?(?:/(\d+))?", part)
     if not match:
-        raise ValueError(f"bad day of week {field!r}")
+        raise ValueError(f"bad {_label(name)} {part!r}")
     start, end, step = match.groups()
     if start == "*":
-        low, high = 0, 6
+        first, last = low, (6 if name == "day_of_week" else high)
     else:
-        low = _weekday(start, field)
-        high = _weekday(end, field) if end else (6 if step else low)
-    step_n = int(step) if step else 1
-    if step_n < 1:
-        raise ValueError(f"bad step in day of week {field!r}")
-    if high == 7 and low > 0:
-        return {d % 7 for d in range(low, 8, step_n)}
-    if low > high:
-        raise ValueError(f"day-of-week range {part!r} runs backwards")
-    return {d % 7 for d in range(low, high + 1, step_n)}
+        first = _value(name, start)
+        last = _value(name, end) if end else (high if step else first)
+    if step is not None and int(step) < 1:
+        raise ValueError(f"bad step in {_label(name)} {part!r}")
+    if first > last:
+        raise ValueError(f"{_label(name)} range {part!r} runs backwards")
+    return set(range(first, last + 1, int(step or 1)))
 
 
-def _weekday(token: str, field: str) -> int:
-    if token.isdigit() and 0 <= int(token) <= 7:
+def _value(name: str, token: str) -> int:
+    low, high, names = FIELDS[name]
+    if token.isdigit() and low <= int(token) <= high:
         return int(token)
-    if token[:3] in DAY_NAMES and len(token) in (3,) :
-        return DAY_NAMES.index(token[:3])
-    raise ValueError(f"bad day of week {token!r} in {field!r} (0-7 or sun-sat)")
+    if names and token in names:
+        return names.index(token) + low
+    allowed = f"{low}-{high}" + (f" or {names[0]}-{names[-1]}" if names else "")
+    raise ValueError(f"bad {_label(name)} {token!r} ({allowed})")
+
+
+def _label(name: str) -> str:
+    return name.replace("_", " ")

@@ -16,21 +16,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable
 
-from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError
 
-from . import clock, runs, schedules
+from . import clock, logs, runs, schedules
 from .config import Settings
 from .db import Database
 from .execute import RunRequest, execute
-from .models import RunStatus, Trigger
-from .models import runs as runs_table
+from .models import Trigger
 from .notify import Notifier
 from .registry import Job
 
 log = logging.getLogger("runner.serve")
 
-SWEEP_SECONDS = 30  # how often to look for runs of dead processes (SPEC section 9)
+SWEEP_SECONDS = 10  # how often to look for runs of dead processes (SPEC section 9); a read unless one is found
 MAX_WAIT = 60.0  # wake at least this often, so a changed clock is noticed
 MAX_RERUNS = 2  # an abandoned fire time is run again at most this often (a job that kills its process)
 CLAIM_ATTEMPTS = 6  # a fire time survives a database restart of about a minute
@@ -53,17 +51,20 @@ class Scheduler:
     stopping: threading.Event = field(default_factory=threading.Event)
     pool: ThreadPoolExecutor | None = None
     _last_sweep: datetime | None = None
+    _orphans_seen: set = field(default_factory=set)  # (job, fire time) already re-run or given up on here
 
     def __post_init__(self):
         self.pool = self.pool or ThreadPoolExecutor(max_workers=min(32, len(self.entries) + 2), thread_name_prefix="job")
 
     def start(self, now: datetime) -> None:
-        """Plan the next fire of every job and start catch-up runs for fire times missed while down."""
+        """Plan the next fire of every job; run once what was abandoned or missed while down."""
+        self._last_sweep = now
+        rerun = self.sweep(now)
         for entry in self.entries:
             entry.next_at = schedules.next_fire(entry.trigger, now)
-            missed = self._missed(entry, now)
+            missed = self._missed(entry, now) if entry.job.name not in rerun else None
             if missed is not None:
-                log.info("%s missed its run at %s; catching up once", entry.job.name, missed.isoformat())
+                log.info("missed its run at %s; catching up once", missed.isoformat(), extra=logs.about(entry.job.name))
                 self.submit(entry.job, Trigger.CATCH_UP, missed)
 
     def tick(self, now: datetime) -> float:
@@ -79,40 +80,38 @@ class Scheduler:
             self._last_sweep = now
             self.sweep(now)
         upcoming = [e.next_at for e in self.entries if e.next_at is not None]
-        if not upcoming:
-            return MAX_WAIT
+        upcoming.append(self._last_sweep + timedelta(seconds=SWEEP_SECONDS))
         return max(0.0, min(MAX_WAIT, (min(upcoming) - now).total_seconds()))
 
     def submit(self, job: Job, trigger: Trigger, scheduled_for: datetime | None) -> Future:
         return self.pool.submit(self._fire, job, trigger, scheduled_for)
 
-    def sweep(self, now: datetime) -> None:
-        """Mark runs of dead processes abandoned and run their fire times once more (SPEC section 9)."""
+    def sweep(self, now: datetime) -> set[str]:
+        """Mark runs of dead processes abandoned and run their fire times once more (SPEC section 9).
+
+        Any replica may find an orphaned fire time; the claim in the runs table lets one run it.
+        Returns the names of the jobs submitted again.
+        """
         try:
-            with self.db.write() as conn:
-                dead = runs.abandon_dead(conn, now)
-            for run in dead:
-                log.warning("run %s of %s was abandoned by %s (pid %s)", run["id"], run["job"], run["host"], run["pid"])
-                self._rerun(run)
+            for run in runs.sweep_dead(self.db, now):
+                log.warning("run %s was abandoned by %s (pid %s)", run["id"], run["host"], run["pid"], extra=logs.about(run["job"]))
+            orphans = runs.orphans(self.db)
         except DBAPIError as exc:
             log.error("cannot reach the database (%s); trying again in %s s", _short(exc), SWEEP_SECONDS)
-
-    def _rerun(self, run: dict) -> None:
-        entry = next((e for e in self.entries if e.job.name == run["job"]), None)
-        if entry is None or run["scheduled_for"] is None:
-            return
-        with self.db.read() as conn:
-            tries = conn.execute(
-                select(func.count()).where(
-                    runs_table.c.job == run["job"],
-                    runs_table.c.scheduled_for == run["scheduled_for"],
-                    runs_table.c.status == RunStatus.ABANDONED.value,
-                )
-            ).scalar()
-        if tries > MAX_RERUNS:
-            log.error("%s at %s was abandoned %d times; not running it again", run["job"], run["scheduled_for"], tries)
-            return
-        self.submit(entry.job, Trigger.CATCH_UP, run["scheduled_for"])
+            return set()
+        entries = {e.job.name: e for e in self.entries}
+        submitted = set()
+        for orphan in orphans:
+            if orphan.job not in entries or (orphan.job, orphan.scheduled_for) in self._orphans_seen:
+                continue
+            self._orphans_seen.add((orphan.job, orphan.scheduled_for))
+            if orphan.abandoned > MAX_RERUNS:
+                log.error("the run for %s was abandoned %d times; not running it again", orphan.scheduled_for.isoformat(), orphan.abandoned, extra=logs.about(orphan.job))
+                continue
+            log.info("the run for %s was abandoned; running it once more", orphan.scheduled_for.isoformat(), extra=logs.about(orphan.job))
+            self.submit(entries[orphan.job].job, Trigger.CATCH_UP, orphan.scheduled_for)
+            submitted.add(orphan.job)
+        return submitted
 
     def _missed(self, entry: Entry, now: datetime) -> datetime | None:
         last = runs.last_started(self.db, entry.job.name)
@@ -129,12 +128,12 @@ class Scheduler:
                 return execute(request, self.settings, self.db, self.now)
             except DBAPIError as exc:
                 wait = min(2 ** attempt, 20)
-                log.error("%s: database unavailable (%s); trying again in %s s", job.name, _short(exc), wait)
+                log.error("database unavailable (%s); trying again in %s s", _short(exc), wait, extra=logs.about(job.name))
                 self.stopping.wait(wait)
             except Exception:
-                log.exception("%s could not be started", job.name)
+                log.exception("could not be started", extra=logs.about(job.name))
                 return None
-        log.error("%s at %s was not run: the database stayed unavailable", job.name, scheduled_for)
+        log.error("the run for %s was not started: the database stayed unavailable", scheduled_for, extra=logs.about(job.name))
         return None
 
 
@@ -144,6 +143,7 @@ def _short(exc: Exception) -> str:
 
 def build(settings: Settings, db: Database, jobs: dict[str, Job], now=clock.utcnow) -> Scheduler:
     """A Scheduler for every job whose schedule is not off; ConfigError names a bad override."""
+    schedules.check_overrides(settings.env, jobs)
     entries = []
     for job in jobs.values():
         expression, source = schedules.effective(job.name, job.schedule, settings.env)
@@ -155,14 +155,22 @@ def build(settings: Settings, db: Database, jobs: dict[str, Job], now=clock.utcn
 
 
 def serve(scheduler: Scheduler, stop_timeout: float, notifier: Notifier | None = None) -> int:
-    """Run until SIGTERM or SIGINT; let running jobs finish for up to `stop_timeout` seconds."""
+    """Run until SIGTERM or SIGINT; let running jobs finish for up to `stop_timeout` seconds.
+
+    A second signal ends the wait at once (Ctrl-C twice); what is still running is recorded.
+    """
     notifier = notifier or Notifier()
-    wake = threading.Event()
+    wake, hurry = threading.Event(), threading.Event()
 
     def on_signal(signum, frame):
-        log.info("received %s; starting no new runs", signal.Signals(signum).name)
-        scheduler.stopping.set()
+        name = signal.Signals(signum).name
+        if scheduler.stopping.is_set():
+            log.warning("received %s again; not waiting for running jobs", name)
+            hurry.set()
+            return
+        scheduler.stopping.set()  # before logging: a second signal may arrive while this one logs
         wake.set()
+        log.info("received %s; starting no new runs", name)
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
@@ -171,8 +179,9 @@ def serve(scheduler: Scheduler, stop_timeout: float, notifier: Notifier | None =
     log.info("scheduling %s in %s", names, scheduler.settings.timezone.key)
     notifier.ready(f"scheduling {len(scheduler.entries)} jobs")
     _loop(scheduler, wake, notifier)
-    notifier.stopping("stopping: waiting for running jobs")
-    return _drain(scheduler, stop_timeout)
+    # Ask systemd for the grace time and a little more, whatever its TimeoutStopSec= says.
+    notifier.stopping("stopping: waiting for running jobs", extend_seconds=stop_timeout + 15)
+    return _drain(scheduler, stop_timeout, hurry)
 
 
 def _loop(scheduler: Scheduler, wake: threading.Event, notifier: Notifier) -> None:
@@ -180,43 +189,36 @@ def _loop(scheduler: Scheduler, wake: threading.Event, notifier: Notifier) -> No
     while not scheduler.stopping.is_set():
         try:
             wait = scheduler.tick(scheduler.now())
+            if watchdog:
+                notifier.watchdog()  # only after a tick that worked: a broken loop gets restarted
         except Exception:
             log.exception("scheduler tick failed; going on")
             wait = 5.0
         if watchdog:
-            notifier.watchdog()
             wait = min(wait, watchdog / 2)
         wake.wait(wait)
         wake.clear()
 
 
-def _drain(scheduler: Scheduler, stop_timeout: float) -> int:
+def _drain(scheduler: Scheduler, stop_timeout: float, hurry: threading.Event) -> int:
     pool = scheduler.pool
     pool.shutdown(wait=False, cancel_futures=True)
-    done = threading.Event()
-    threading.Thread(target=lambda: (pool.shutdown(wait=True), done.set()), daemon=True).start()
-    if done.wait(stop_timeout):
+    finished = threading.Event()
+
+    def wait_for_jobs():
+        pool.shutdown(wait=True)
+        finished.set()
+        hurry.set()
+
+    threading.Thread(target=wait_for_jobs, daemon=True).start()
+    hurry.wait(stop_timeout)
+    if finished.is_set():
         log.info("stopped cleanly")
         return 0
-    _record_interrupted(scheduler, stop_timeout)
+    reason = f"interrupted: the scheduler was stopped and the run did not finish within {stop_timeout:g} s"
+    try:
+        count = runs.interrupt_own(scheduler.db, scheduler.now(), reason)
+        log.warning("stopped; %d run(s) did not finish in time and are recorded as failed", count)
+    except DBAPIError as exc:
+        log.error("stopped; could not record the interrupted runs (%s): they will be marked abandoned", _short(exc))
     return 0
-
-
-def _record_interrupted(scheduler: Scheduler, stop_timeout: float) -> None:
-    """Runs still going after the grace time are recorded failed, with the reason; then we exit."""
-    now = scheduler.now()
-    with scheduler.db.write() as conn:
-        from sqlalchemy import update
-
-        from . import process
-
-        result = conn.execute(
-            update(runs_table)
-            .where(runs_table.c.status == RunStatus.RUNNING.value, runs_table.c.host == process.HOST, runs_table.c.pid == process.pid())
-            .values(
-                status=RunStatus.FAILED.value,
-                finished_at=now,
-                error=f"interrupted: the scheduler was stopped and the run did not finish within {stop_timeout:g} s",
-            )
-        )
-    log.warning("stopped; %d run(s) did not finish in time and are recorded as failed", result.rowcount)

@@ -19,7 +19,7 @@ from pathlib import Path
 from _common import RUNNER, ROOT, clean_env, percentile, run, state_dir
 
 JOBS = ROOT / "tests" / "fixture_jobs"
-OFF = {f"RUNNER_SCHEDULE_{name}": "off" for name in ("EXPORT_CLIENTS", "HELLO", "SLEEPY", "FAILING", "LEAKY")}
+OFF = {f"RUNNER_SCHEDULE_{name}": "off" for name in ("EXPORT_CLIENTS", "HELLO", "SLEEPY", "FAILING", "LEAKY", "PING")}
 
 
 def when(text: str) -> datetime:

@@ -5,8 +5,10 @@ RUNNER_TEST_POSTGRES_URL is set), and a helper that runs the real `runner` comma
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -67,11 +69,11 @@ def database_url(request, tmp_path):
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'state' / 'runner.db'}"
     url = request.getfixturevalue("postgres_url")
-    _empty(url)
+    empty_database(url)
     return url
 
 
-def _empty(url: str) -> None:
+def empty_database(url: str) -> None:
     from batchrunner.db import open_database
 
     db = open_database(url)
@@ -80,15 +82,16 @@ def _empty(url: str) -> None:
 
 
 @pytest.fixture
-def local_env(tmp_path, database_url):
-    """A clean environment for the runner with this test's database and export directory, no tenant."""
+def clean_env(tmp_path):
+    """The environment without any of the runner's settings, and this test's export directory."""
     base = {k: v for k, v in os.environ.items() if not k.startswith(("AUTH0_", "RUNNER_", "STATE_DIRECTORY", "CREDENTIALS_DIRECTORY", "NOTIFY_SOCKET", "WATCHDOG_"))}
-    base.update({
-        "RUNNER_DATABASE_URL": database_url,
-        "RUNNER_EXPORT_DIR": str(tmp_path / "exports"),
-        "PYTHONUNBUFFERED": "1",
-    })
-    return base
+    return {**base, "RUNNER_EXPORT_DIR": str(tmp_path / "exports"), "PYTHONUNBUFFERED": "1"}
+
+
+@pytest.fixture
+def local_env(clean_env, database_url):
+    """A clean environment for the runner with this test's database and export directory, no tenant."""
+    return {**clean_env, "RUNNER_DATABASE_URL": database_url}
 
 
 @pytest.fixture
@@ -124,8 +127,50 @@ def local_runner(local_env, tmp_path):
     return _runner(local_env, tmp_path)
 
 
+_started: list[subprocess.Popen] = []
+
+
 def start_runner(env, cwd, *args, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen(
+    proc = subprocess.Popen(
         [sys.executable, str(RUNNER), *args],
         env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs,
     )
+    _started.append(proc)
+    return proc
+
+
+@pytest.fixture(autouse=True)
+def _no_process_outlives_its_test():
+    """A test that fails half-way must not leave a `runner serve` behind to disturb the next."""
+    yield
+    while _started:
+        proc = _started.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
+JOBS = str(Path(__file__).parent / "fixture_jobs")
+QUIET = {  # the tiny test jobs loaded, every job's schedule off unless a test turns it on
+    "RUNNER_JOBS": JOBS,
+    "RUNNER_SCHEDULE_EXPORT_CLIENTS": "off",
+    "RUNNER_SCHEDULE_HELLO": "off",
+    "RUNNER_SCHEDULE_SLEEPY": "off",
+    "RUNNER_SCHEDULE_FAILING": "off",
+    "RUNNER_SCHEDULE_LEAKY": "off",
+    "RUNNER_SCHEDULE_PING": "off",
+}
+
+
+def wait_for(condition, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.05)
+
+
+def stop(proc, timeout=30):
+    """SIGTERM, as systemd stops a service; the exit code and what it wrote on stderr."""
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, err

@@ -97,3 +97,19 @@ def test_finish_redacts_registered_secrets(db):
     runs.finish(db, started.run_id, RunStatus.FAILED, T0, error="failed with very-secret-value inside")
     [row] = runs.history(db, "x")
     assert row["error"] == "failed with [redacted] inside"
+
+
+def test_an_abandoned_fire_time_is_an_orphan_until_a_later_run_does_something(db):
+    _running_row(db, trigger="schedule", scheduled_for=T0)
+    late = T0 + timedelta(seconds=runs.STALE_SECONDS + 1)
+    assert runs.sweep_dead(db, T0) == []  # heartbeat still fresh: nothing marked, no write taken
+    assert [m["scheduled_for"] for m in runs.sweep_dead(db, late)] == [T0]
+    assert runs.orphans(db) == [runs.Orphan("export-clients", T0, abandoned=1)]
+
+    blocked = _running_row(db, status="skipped", trigger="schedule", scheduled_for=T0 + timedelta(hours=1))
+    assert runs.orphans(db) == [runs.Orphan("export-clients", T0, abandoned=1)], "a skipped run did nothing"
+    assert _status(db, blocked) == "skipped"
+    later = runs.start(db, "export-clients", Trigger.MANUAL, None, {}, late)
+    assert runs.orphans(db) == []
+    runs.finish(db, later.run_id, RunStatus.FAILED, late, error="x")
+    assert runs.orphans(db) == [], "a later run that failed still stands in for it"

@@ -23,7 +23,18 @@ def test_weekday_zero_is_sunday_not_monday():
     ("5-7", "sun,fri,sat"), ("sat,sun", "sun,sat"), ("MON", "mon"), ("0,3", "sun,wed"),
 ])
 def test_weekday_fields_as_crontab_means_them(dow, expected):
-    assert schedules._weekdays(dow) == expected
+    assert schedules._field("day_of_week", dow) == expected
+
+
+@pytest.mark.parametrize("expression, first_fire", [
+    ("0 2 * jan-dec/3 *", datetime(2027, 1, 1, 2, 0)),  # APScheduler alone would read every day of January
+    ("0 2 1 JUL *", datetime(2027, 7, 1, 2, 0)),
+    ("0 2 1 jul/2 *", datetime(2027, 7, 1, 2, 0)),  # from July, every other month to the year's end
+    ("0 2 29 2 *", datetime(2028, 2, 29, 2, 0)),
+    ("15,45 */6 * * *", datetime(2026, 11, 23, 12, 15)),
+])
+def test_month_names_steps_and_lists(expression, first_fire):
+    assert schedules.next_fire(schedules.trigger(expression, UTC), MONDAY) == first_fire.replace(tzinfo=timezone.utc)
 
 
 def test_six_fields_have_seconds_first():
@@ -42,6 +53,17 @@ def test_macros_and_off():
     ("0 2 * * 8", "bad day of week"),
     ("0 2 1 * 1", "restricts both day of month and day of week"),
     ("every day", "has 2 fields"),
+    ("0 2 * j/2 *", "bad month 'j' (1-12 or jan-dec)"),
+    ("0 2 * jan- *", "bad month 'jan-'"),
+    ("0 2 * jan-mar-may *", "bad month 'jan-mar-may'"),
+    ("0 2 last * *", "bad day 'last'"),
+    ("0 2 L * *", "bad day 'l'"),
+    ("0 2 * * 6-0", "day of week range '6-0' runs backwards"),
+    ("0 25 * * *", "bad hour '25' (0-23)"),
+    ("0 2 * 13 *", "bad month '13' (1-12 or jan-dec)"),
+    ("*/0 * * * *", "bad step in minute '*/0'"),
+    ("@reboot", "is not a schedule; use 5 cron fields or one of @yearly, @annually, @monthly"),
+    ("0 2 31 2 *", "names a date that never comes"),
 ])
 def test_bad_schedules_are_refused_naming_the_variable(expression, fragment):
     with pytest.raises(ConfigError) as err:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import configparser
 import json
 import os
 import shutil
@@ -17,18 +18,7 @@ from sqlalchemy import insert
 
 from batchrunner.db import open_database
 from batchrunner.models import runs as runs_table
-from conftest import ROOT, start_runner
-
-JOBS = str(Path(__file__).parent / "fixture_jobs")
-QUIET = {  # every job off unless a test turns it on
-    "RUNNER_JOBS": JOBS,
-    "RUNNER_SCHEDULE_EXPORT_CLIENTS": "off",
-    "RUNNER_SCHEDULE_HELLO": "off",
-    "RUNNER_SCHEDULE_SLEEPY": "off",
-    "RUNNER_SCHEDULE_FAILING": "off",
-    "RUNNER_SCHEDULE_LEAKY": "off",
-}
-
+from conftest import QUIET, ROOT, start_runner, stop, wait_for
 
 @pytest.fixture
 def serve_env(local_env):
@@ -43,19 +33,6 @@ def runner(local_runner):
 def history(runner, serve_env, job):
     out = runner("history", "--job", job, "--json", "--limit", "100", extra_env=serve_env)
     return json.loads(out.stdout)
-
-
-def wait_for(condition, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.05)
-
-
-def stop(proc, timeout=30):
-    proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=timeout)
-    return proc.returncode, err
 
 
 def test_serve_fires_on_schedule_and_stops_cleanly(runner, serve_env, tmp_path):
@@ -107,7 +84,8 @@ def test_a_missed_run_is_caught_up_once(runner, serve_env, tmp_path, database_ur
     assert stop(proc)[0] == 0
     newest = history(runner, env, "hello")[0]
     assert newest["trigger"] == "catch-up" and newest["status"] == "succeeded"
-    assert newest["scheduled_for"] == now.replace(minute=0, second=0, microsecond=0).isoformat().replace("+00:00", "Z")
+    hours = {t.replace(minute=0, second=0, microsecond=0) for t in (now, datetime.now(timezone.utc))}  # across the hour too
+    assert newest["scheduled_for"] in {h.isoformat().replace("+00:00", "Z") for h in hours}
 
     # A second start finds the catch-up run after the missed time: nothing more to do.
     again = start_runner(env, tmp_path, "serve")
@@ -123,10 +101,17 @@ def test_a_job_that_never_ran_is_not_caught_up(runner, serve_env, tmp_path):
     assert history(runner, env, "hello") == []
 
 
+def read_until(proc, fragment):
+    """Lines of the process's stderr up to the first that holds `fragment`."""
+    lines = [proc.stderr.readline()]
+    while lines[-1] and fragment not in lines[-1]:
+        lines.append(proc.stderr.readline())
+    assert fragment in lines[-1], "".join(lines)
+    return lines
+
+
 def stop_after_ready(proc):
-    line = proc.stderr.readline()
-    while line and "scheduling" not in line:
-        line = proc.stderr.readline()
+    read_until(proc, "scheduling")
     return stop(proc)
 
 
@@ -134,6 +119,38 @@ def test_an_invalid_schedule_exits_2_naming_the_variable(runner, serve_env):
     result = runner("serve", extra_env={**serve_env, "RUNNER_SCHEDULE_HELLO": "0 2 * *"})
     assert result.returncode == 2
     assert result.stderr.strip() == "runner: RUNNER_SCHEDULE_HELLO: '0 2 * *' has 4 fields; give 5 (minute hour day month weekday), 6 (seconds first) or 'off'"
+
+
+def test_a_schedule_variable_that_names_no_job_exits_2(runner, serve_env):
+    for command in ("serve", "jobs"):
+        result = runner(command, extra_env={**serve_env, "RUNNER_SCHEDULE_EXPORT_CLIENT": "off"})
+        assert result.returncode == 2
+        assert result.stderr.startswith("runner: RUNNER_SCHEDULE_EXPORT_CLIENT: names no registered job; ")
+        assert "RUNNER_SCHEDULE_EXPORT_CLIENTS" in result.stderr
+
+
+def test_a_second_sigint_ends_the_grace_time(runner, serve_env, tmp_path):
+    env = {**serve_env, "RUNNER_SCHEDULE_SLEEPY": "* * * * * *", "SLEEPY_SECONDS": "60"}
+    proc = start_runner(env, tmp_path, "serve", "--stop-timeout", "60")
+    read_until(proc, "started (schedule)")
+    proc.send_signal(signal.SIGINT)
+    read_until(proc, "received SIGINT; starting no new runs")
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=10) == 0
+    [run] = history(runner, env, "sleepy")
+    assert run["status"] == "failed" and run["error"].startswith("interrupted: ")
+
+
+def test_json_log_lines_carry_job_and_run(runner, serve_env, tmp_path):
+    env = {**serve_env, "RUNNER_SCHEDULE_HELLO": "* * * * * *"}
+    proc = start_runner(env, tmp_path, "serve", "--log-format", "json")
+    seen = read_until(proc, '"succeeded"')
+    code, err = stop(proc)
+    assert code == 0
+    lines = [json.loads(line) for line in "".join(seen).splitlines() + err.splitlines()]
+    assert {"time", "level", "job", "run", "message"} <= set(lines[0])
+    assert any(line["job"] == "hello" and isinstance(line["run"], int) for line in lines)
+    assert lines[-1]["message"] == "stopped cleanly" and lines[-1]["job"] is None
 
 
 def test_jobs_shows_the_schedule_in_force(runner, serve_env):
@@ -157,10 +174,31 @@ def test_sd_notify_ready_and_stopping(runner, serve_env, tmp_path):
     sock.close()
 
 
+def test_sd_notify_on_an_abstract_socket_with_the_watchdog(runner, serve_env, tmp_path):
+    name = f"runner-test-{os.getpid()}-{time.monotonic_ns()}"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind("\0" + name)
+    sock.settimeout(20)
+    proc = start_runner({**serve_env, "NOTIFY_SOCKET": "@" + name, "WATCHDOG_USEC": "400000"}, tmp_path, "serve", "--stop-timeout", "7")
+    assert "READY=1" in sock.recv(4096).decode().splitlines()
+    assert sock.recv(4096).decode() == "WATCHDOG=1"
+    assert sock.recv(4096).decode() == "WATCHDOG=1"  # again, within WATCHDOG_USEC
+    assert stop(proc)[0] == 0
+    while "STOPPING=1" not in (message := sock.recv(4096).decode()).splitlines():
+        pass
+    assert "EXTEND_TIMEOUT_USEC=22000000" in message.splitlines()  # the grace time and a little more
+    sock.close()
+
+
 def test_the_systemd_unit_verifies(tmp_path):
     unit = (ROOT / "deploy" / "auth0-runner.service").read_text()
-    assert "Type=notify" in unit and "LoadCredential=auth0_client_secret:" in unit and "StateDirectory=" in unit
-    assert "RestartPreventExitStatus=2" in unit and "ProtectSystem=strict" in unit and "NoNewPrivileges=yes" in unit
+    parsed = configparser.ConfigParser(strict=False, interpolation=None)
+    parsed.optionxform = str
+    parsed.read_string(unit)
+    service = parsed["Service"]
+    assert service["Type"] == "notify" and service["LoadCredential"].startswith("auth0_client_secret:")
+    assert service["StateDirectory"] and service["RestartPreventExitStatus"] == "2"
+    assert service["ProtectSystem"] == "strict" and service["NoNewPrivileges"] == "yes"
     if not shutil.which("systemd-analyze"):
         pytest.skip("systemd-analyze is not installed; the unit was only parsed")
     local = tmp_path / "auth0-runner.service"

@@ -85,7 +85,7 @@ class _Handler(BaseHTTPRequestHandler):
         return dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)), None
 
     def _entry(self, url, query=None, form=None, json_body=None) -> dict:
-        return {"method": self.command, "path": url.path, "query": query or dict(parse_qsl(url.query)),
+        return {"at": time.time(), "method": self.command, "path": url.path, "query": query or dict(parse_qsl(url.query)),
                 "headers": dict(self.headers.items()), "form": form, "json": json_body, "status": None}
 
     @staticmethod

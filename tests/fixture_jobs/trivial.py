@@ -25,3 +25,9 @@ def failing(ctx):
 @job("leaky", schedule="0 6 * * *", description="Raises an error that contains the client secret.")
 def leaky(ctx):
     raise RuntimeError(f"oops, the secret is {os.environ['AUTH0_CLIENT_SECRET']}")
+
+
+@job("ping", schedule="0 7 * * *", description="Reads one application through the API.")
+def ping(ctx):
+    page = ctx.api.get("clients", {"per_page": 1, "fields": "client_id", "is_global": "false"})
+    return {"clients": len(page)}
