@@ -20,7 +20,7 @@ import requests
 
 from . import clock, retry
 from .errors import ApiError
-from .http import TIMEOUT, new_session
+from .http import TIMEOUT, new_session, redirect_error
 from .pacing import Pacer
 
 log = logging.getLogger("runner.api")
@@ -110,11 +110,15 @@ class ManagementApi:
         seq = self.pacer.sent()
         try:
             response = self.session.get(
-                url, params=params, timeout=TIMEOUT, headers={"Authorization": f"Bearer {token.access_token}"}
+                url, params=params, timeout=TIMEOUT, allow_redirects=False,
+                headers={"Authorization": f"Bearer {token.access_token}"},
             )
         except requests.RequestException as exc:
             raise retry.connection_failure(url.split("?")[0], exc) from None
         self._count("requests")
+        redirected = redirect_error(response)
+        if redirected:
+            raise ApiError(redirected)
         self.pacer.observe(seq, response.headers, time.monotonic())
         if response.status_code == 401 and not refreshed:
             log.info("token rejected (%s); getting a new one", _message(response))

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Callable, Iterator, TypeVar
 
 import tenacity
-from sqlalchemy import Table, create_engine, event, text
+from sqlalchemy import Table, create_engine, event, inspect, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
 
@@ -28,9 +28,10 @@ from . import clock
 
 from .errors import ConfigError, RunnerError
 
-# The newest migration in migrations/versions; a test checks the two agree. Comparing with a
-# constant keeps Alembic out of the start-up path of every command (SPEC section 10).
-SCHEMA_HEAD = "0001"
+# The migrations in migrations/versions, oldest first; a test checks the two agree. Comparing with
+# a constant keeps Alembic out of the start-up path of every command (SPEC section 10).
+SCHEMA_REVISIONS = ("0001", "0002")
+SCHEMA_HEAD = SCHEMA_REVISIONS[-1]
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -85,18 +86,26 @@ class Database:
         self._schema_checked = True
 
     def current_revision(self) -> str | None:
+        """The schema's revision; None for a new database. DatabaseError for one the runner cannot use."""
         try:
             with self.read() as conn:
-                return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+                if "alembic_version" not in inspect(conn).get_table_names():
+                    return None
+                revision = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
         except DBAPIError as exc:
-            if _is_connection_error(exc):
-                raise DatabaseError(f"cannot connect to the database {self.safe_url}: {_first_line(exc)}") from None
-            return None  # no alembic_version table yet: a new database
+            raise DatabaseError(f"cannot use the database {self.safe_url}: {_first_line(exc)}; check RUNNER_DATABASE_URL") from None
+        if revision is not None and revision not in SCHEMA_REVISIONS:
+            raise DatabaseError(
+                f"the database {self.safe_url} is at revision {revision}, newer than this runner knows "
+                f"({SCHEMA_HEAD}); upgrade the runner, or point RUNNER_DATABASE_URL elsewhere"
+            )
+        return revision
 
     def upgrade(self) -> None:
         """Apply every pending migration, serialised with any other process doing the same."""
         from alembic import command
 
+        self.current_revision()  # refuses a database this runner cannot use, in one line
         with self.write() as conn:
             if self.dialect == "postgresql":
                 conn.execute(text("SELECT pg_advisory_xact_lock(7401227)"))  # any constant: the runner's migration lock
@@ -172,11 +181,14 @@ def _sqlite_engine(url) -> Engine:
 
 def _create_private_file(path: Path) -> None:
     """Create the database file 0600 before SQLite does: it holds bearer tokens (SPEC section 4)."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
-    os.close(fd)
-    if path.stat().st_mode & 0o077:
-        os.chmod(path, 0o600)
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+        os.close(fd)
+        if path.stat().st_mode & 0o077:
+            os.chmod(path, 0o600)
+    except OSError as exc:
+        raise ConfigError("RUNNER_DATABASE_URL", f"cannot create the database file {path}: {exc.strerror}") from None
 
 
 def _tighten_sidecars(path: Path) -> None:
@@ -188,10 +200,6 @@ def _tighten_sidecars(path: Path) -> None:
                 os.chmod(sidecar, 0o600)
         except FileNotFoundError:
             pass
-
-
-def _is_connection_error(exc: DBAPIError) -> bool:
-    return bool(exc.connection_invalidated) or "connect" in str(exc.orig).lower() and "alembic_version" not in str(exc)
 
 
 def _first_line(exc: Exception) -> str:

@@ -9,6 +9,19 @@ USER_AGENT = f"auth0-runner/{__version__} python-requests/{requests.__version__}
 
 # Connect quickly or not at all; a Management API page can take a while under load.
 TIMEOUT = (5.0, 30.0)
+# The token endpoint answers in well under a second; its bound also keeps an issuance within its lease.
+TOKEN_TIMEOUT = (5.0, 15.0)
+
+
+def redirect_error(response: requests.Response) -> str | None:
+    """The runner follows no redirect: one could carry the client secret or a token to another host."""
+    if not response.is_redirect:
+        return None
+    target = response.headers.get("Location", "?")
+    return (
+        f"{response.request.method} {response.url.split('?')[0]} answered HTTP {response.status_code}, "
+        f"redirecting to {target}; set AUTH0_DOMAIN to the tenant's own domain (redirects are not followed)"
+    )
 
 
 def new_session(pool_size: int = 10) -> requests.Session:

@@ -72,6 +72,7 @@ token_cache = Table(
     # the others wait for them (SPEC section 4; README "Tokens").
     Column("lease_owner", String(64)),
     Column("lease_host", String(255)),
+    Column("lease_node", String(64)),  # process.NODE: where lease_pid means something
     Column("lease_pid", Integer),
     Column("lease_expires_at", UtcDateTime),
     UniqueConstraint("tenant", "client_id", "audience", name="uq_token_cache_key"),
@@ -106,6 +107,7 @@ runs = Table(
     Column("finished_at", UtcDateTime),
     Column("heartbeat_at", UtcDateTime),
     Column("host", String(255), nullable=False),
+    Column("node", String(64)),  # process.NODE: where pid means something
     Column("pid", Integer, nullable=False),
     Column("params", Text),
     Column("error", Text),
@@ -121,6 +123,7 @@ runs = Table(
         postgresql_where=text("status != 'abandoned' AND scheduled_for IS NOT NULL"),
     ),
     Index("ix_runs_job_started_at", "job", "started_at"),
+    Index("ix_runs_status", "status"),
     # At most one running run per job: the database itself refuses an overlap.
     Index(
         "uq_runs_one_running_per_job",

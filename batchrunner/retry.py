@@ -65,7 +65,8 @@ def retrying(
 
     return tenacity.Retrying(
         retry=tenacity.retry_if_exception_type(Transient),
-        stop=tenacity.stop_after_attempt(attempts) | tenacity.stop_after_delay(max_seconds),
+        # stop_before_delay: no wait may run past the bound, so the whole call keeps to it.
+        stop=tenacity.stop_after_attempt(attempts) | tenacity.stop_before_delay(max_seconds),
         wait=wait,
         sleep=sleep,
         before_sleep=on_retry,

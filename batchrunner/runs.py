@@ -86,6 +86,7 @@ def _new_row(job, trigger, scheduled_for, params, now) -> dict:
         "started_at": now,
         "heartbeat_at": now,
         "host": process.HOST,
+        "node": process.NODE,
         "pid": process.pid(),
         "params": json.dumps(params) if params else None,
     }
@@ -130,7 +131,7 @@ def _dead(conn, now: datetime, job: str | None = None) -> list:
     query = select(runs).where(runs.c.status == RunStatus.RUNNING.value)
     if job is not None:
         query = query.where(runs.c.job == job)
-    return [row for row in conn.execute(query).all() if row.heartbeat_at < stale or not process.is_alive(row.host, row.pid)]
+    return [row for row in conn.execute(query).all() if row.heartbeat_at < stale or not process.is_alive(row.node, row.pid)]
 
 
 @dataclass(frozen=True)
@@ -194,7 +195,7 @@ def interrupt_own(db: Database, now: datetime, reason: str) -> int:
     with db.write() as conn:
         return conn.execute(
             update(runs)
-            .where(runs.c.status == RunStatus.RUNNING.value, runs.c.host == process.HOST, runs.c.pid == process.pid())
+            .where(runs.c.status == RunStatus.RUNNING.value, runs.c.node == process.NODE, runs.c.pid == process.pid())
             .values(status=RunStatus.FAILED.value, finished_at=now, error=reason)
         ).rowcount
 

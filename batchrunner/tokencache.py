@@ -5,8 +5,8 @@ write transaction, commits, and only then asks Auth0; everyone else polls the ro
 no lock) until the token is there. No database lock is held while waiting on the network.
 
 A lease lapses after LEASE_SECONDS (longer than the longest issuance the retry policy allows),
-or at once when its holder was on this host and its pid is gone, so a crashed issuer blocks
-others for at most LEASE_SECONDS, and on its own host not at all.
+or at once when its holder was on this node (process.py) and its pid is gone, so a crashed issuer
+blocks others for at most LEASE_SECONDS, and on its own node not at all.
 """
 
 from __future__ import annotations
@@ -23,11 +23,14 @@ from sqlalchemy import and_, insert, select, update
 from . import clock, process
 from .db import Database
 from .errors import TokenError
+from .http import TOKEN_TIMEOUT
 from .models import token_cache, token_issuances
 from .tokens import TOKEN_RETRY_SECONDS, Token, TokenSource
 
 LEASE_SECONDS = 60
-assert LEASE_SECONDS > TOKEN_RETRY_SECONDS + 20, "a live issuer's lease must outlast its retries"
+# The issuer's retries start no attempt after TOKEN_RETRY_SECONDS, and an attempt ends within its
+# timeouts: so a live issuer is never overtaken by a waiter that thinks its lease lapsed.
+assert LEASE_SECONDS > TOKEN_RETRY_SECONDS + sum(TOKEN_TIMEOUT), "a live issuer's lease must outlast its retries"
 POLL_SECONDS = 0.05
 
 
@@ -86,22 +89,26 @@ class CachedTokenSource:
                 )
 
     def cached(self) -> Token | None:
+        return _token(self._row())
+
+    def _row(self):
         with self.db.read() as conn:
-            row = conn.execute(select(token_cache).where(self.key.where())).one_or_none()
-        return _token(row)
+            return conn.execute(select(token_cache).where(self.key.where())).one_or_none()
 
     def _from_database(self) -> Token:
         deadline = self.now() + timedelta(seconds=LEASE_SECONDS + 30)
         while True:
             now = self.now()
-            found = self.cached()
+            row = self._row()  # a plain read: waiters take no write lock while another issues
+            found = _token(row)
             if found is not None and found.valid(now):
                 return found
-            claim = self._claim(now)
-            if isinstance(claim, Token):
-                return claim
-            if claim:
-                return self._issue()
+            if row is None or not row.lease_owner or _lapsed(row, now):
+                claim = self._claim(now)
+                if isinstance(claim, Token):
+                    return claim
+                if claim:
+                    return self._issue()
             if now > deadline:
                 raise TokenError("timed out waiting for another process to get a token; run again")
             self.sleep(POLL_SECONDS * (0.5 + random.random()))
@@ -122,6 +129,7 @@ class CachedTokenSource:
                 .values(
                     lease_owner=self.owner,
                     lease_host=process.HOST,
+                    lease_node=process.NODE,
                     lease_pid=process.pid(),
                     lease_expires_at=now + timedelta(seconds=LEASE_SECONDS),
                 )
@@ -136,19 +144,17 @@ class CachedTokenSource:
             raise
         self.issued += 1
         with self.db.write() as conn:
+            # Cache it only while the lease is still ours; the ledger records it either way.
             conn.execute(
                 update(token_cache)
-                .where(self.key.where())
+                .where(self.key.where(), token_cache.c.lease_owner == self.owner)
                 .values(
                     access_token=token.access_token,
                     token_type=token.token_type,
                     scope=token.scope,
                     issued_at=token.issued_at,
                     expires_at=token.expires_at,
-                    lease_owner=None,
-                    lease_host=None,
-                    lease_pid=None,
-                    lease_expires_at=None,
+                    **_NO_LEASE,
                 )
             )
             conn.execute(insert(token_issuances).values(**self._ledger_values(token)))
@@ -157,9 +163,7 @@ class CachedTokenSource:
     def _release(self) -> None:
         with self.db.write() as conn:
             conn.execute(
-                update(token_cache)
-                .where(self.key.where(), token_cache.c.lease_owner == self.owner)
-                .values(lease_owner=None, lease_host=None, lease_pid=None, lease_expires_at=None)
+                update(token_cache).where(self.key.where(), token_cache.c.lease_owner == self.owner).values(**_NO_LEASE)
             )
 
     def _key_values(self) -> dict:
@@ -178,6 +182,9 @@ class CachedTokenSource:
         }
 
 
+_NO_LEASE = {"lease_owner": None, "lease_host": None, "lease_node": None, "lease_pid": None, "lease_expires_at": None}
+
+
 def _token(row) -> Token | None:
     if row is None or not row.access_token or row.expires_at is None:
         return None
@@ -187,7 +194,7 @@ def _token(row) -> Token | None:
 def _lapsed(row, now: datetime) -> bool:
     if row.lease_expires_at is None or row.lease_expires_at <= now:
         return True
-    return not process.is_alive(row.lease_host, row.lease_pid)
+    return not process.is_alive(row.lease_node, row.lease_pid)
 
 
 def cached_source(db: Database, credentials, requested_by: str, run_id: int | None = None, session=None) -> CachedTokenSource:

@@ -16,7 +16,7 @@ import requests
 from . import clock, retry
 from .config import Credentials
 from .errors import TokenError
-from .http import TIMEOUT, new_session
+from .http import TOKEN_TIMEOUT, new_session, redirect_error
 
 # Reuse a token until this long before it expires, so that a job which starts with it does not
 # see it expire a few pages in, and clocks that disagree by a minute or two do no harm. Short-lived
@@ -118,10 +118,14 @@ class ClientCredentialsSource:
                     "client_secret": creds.client_secret,
                     "audience": creds.audience,
                 },
-                timeout=TIMEOUT,
+                timeout=TOKEN_TIMEOUT,
+                allow_redirects=False,
             )
         except requests.RequestException as exc:
             raise retry.connection_failure(creds.token_url, exc) from None
+        redirected = redirect_error(response)
+        if redirected:
+            raise TokenError(redirected)
         transient = retry.transient_for(response)
         if transient:
             raise transient

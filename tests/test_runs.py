@@ -57,7 +57,7 @@ def test_other_jobs_are_not_blocked(db):
 def test_a_run_whose_process_died_here_is_abandoned_at_once(db):
     from batchrunner import process
 
-    stale = _running_row(db, host=process.HOST, pid=_dead_pid())
+    stale = _running_row(db, host=process.HOST, node=process.NODE, pid=_dead_pid())
     assert isinstance(runs.start(db, "export-clients", Trigger.MANUAL, None, {}, T0), runs.Started)
     assert _status(db, stale) == "abandoned"
 

@@ -5,17 +5,20 @@ from __future__ import annotations
 import os
 import signal
 import stat
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import event, select, update
 
+from batchrunner import clock
 from batchrunner.config import load_credentials
 from batchrunner.db import open_database
 from batchrunner.errors import TokenError
-from batchrunner.models import token_cache
+from batchrunner.models import metadata, token_cache
 from batchrunner.tokencache import LEASE_SECONDS, CacheKey, CachedTokenSource, cached_source
 from batchrunner.tokens import ClientCredentialsSource, Token
 
@@ -174,12 +177,15 @@ def test_a_lease_held_on_another_host_lapses_after_the_bound(tenant, database_ur
     assert source._claim(T0 + timedelta(seconds=LEASE_SECONDS)) is True
 
 
-def test_the_database_files_are_private(runner, tmp_path):
+def test_the_database_files_are_private(runner, tmp_path, database_url):
+    os.umask(0o022)  # what a login shell usually has
     assert runner("token", "print").returncode == 0
-    files = sorted((tmp_path / "state").glob("runner.db*"))
-    assert [f.name for f in files][:1] == ["runner.db"]
-    for file in files:
-        assert stat.S_IMODE(file.stat().st_mode) == 0o600, file.name
+    with open_database(database_url).write() as conn:  # an open writer keeps -wal and -shm in place
+        conn.execute(update(token_cache).values(scope="read:clients"))
+        files = sorted((tmp_path / "state").glob("runner.db*"))
+        assert [f.name for f in files] == ["runner.db", "runner.db-shm", "runner.db-wal"]
+        for file in files:
+            assert stat.S_IMODE(file.stat().st_mode) == 0o600, file.name
     assert stat.S_IMODE((tmp_path / "state").stat().st_mode) == 0o700
 
 
@@ -190,6 +196,79 @@ def sqlite_only(database_url):
 
 
 test_the_database_files_are_private = pytest.mark.usefixtures("sqlite_only")(test_the_database_files_are_private)
+
+
+def test_the_secret_is_nowhere_in_the_database(runner, tenant, database_url):
+    assert runner("token", "print").returncode == 0
+    assert runner("run-job", "export-clients").returncode == 0
+    db = open_database(database_url)
+    with db.read() as conn:
+        dump = repr([conn.execute(select(table)).all() for table in metadata.sorted_tables])
+    assert "token print" in dump and "export-clients" in dump  # the dump holds what was recorded
+    assert tenant.client_secret not in dump
+
+
+def test_a_wait_the_server_asks_for_past_the_bound_is_not_waited(runner, tenant):
+    tenant.tenant.fail_next("/oauth/token", [429], retry_after=120)
+    started = time.monotonic()
+    result = runner("token", "print")
+    assert result.returncode == 1
+    assert time.monotonic() - started < 20  # not 120 s, and not past the issuer's lease
+    assert result.stderr.startswith("runner: could not get a token from ")
+    assert "HTTP 429" in result.stderr and result.stderr.count("\n") == 1
+    assert runner("token", "issuances", "--json").stdout.strip() == "[]"
+
+
+def test_a_redirect_is_not_followed_so_the_secret_stays_put(runner, tenant):
+    class Redirect(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.send_response(307)
+            self.send_header("Location", f"{tenant.base_url}/oauth/token")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Redirect)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        result = runner("token", "print", extra_env={"AUTH0_DOMAIN": f"http://127.0.0.1:{server.server_port}"})
+    finally:
+        server.shutdown()
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"runner: POST http://127.0.0.1:{server.server_port}/oauth/token answered HTTP 307, redirecting to "
+        f"{tenant.base_url}/oauth/token; set AUTH0_DOMAIN to the tenant's own domain (redirects are not followed)\n"
+    )
+    assert tenant.tenant.token_requests == 0
+
+
+def test_waiters_take_no_write_lock_while_another_process_issues(tenant, database_url):
+    tenant.tenant.token_latency = 1.0
+    issuer = _source(tenant, database_url, clock.utcnow)
+    waiter = _source(tenant, database_url, clock.utcnow, time.sleep)
+    writes = []
+
+    def count_writes(conn):
+        if conn.get_execution_options().get("runner_write"):
+            writes.append(threading.current_thread().name)
+
+    event.listen(issuer.db.engine, "begin", count_writes)
+    try:
+        first = threading.Thread(target=issuer.token, name="issuer")
+        first.start()
+        while tenant.tenant.token_requests == 0:
+            time.sleep(0.01)
+        second = threading.Thread(target=waiter.token, name="waiter")
+        second.start()
+        first.join()
+        second.join()
+    finally:
+        event.remove(issuer.db.engine, "begin", count_writes)
+    assert tenant.tenant.token_requests == 1
+    assert writes.count("waiter") == 0, "the waiter polled with write transactions"
+    assert writes.count("issuer") == 2  # the lease, then the token
 
 
 def test_plain_http_to_another_host_is_refused_before_any_request(runner, tenant):

@@ -144,8 +144,8 @@ class SandboxApp:
             return Reply(400, _oauth_error("invalid_request", "Missing required parameter: grant_type"))
         if grant != "client_credentials":
             return Reply(403, _oauth_error("unauthorized_client", f"Grant type '{grant}' not allowed for the client."))
-        app = self.m2m.get(params.get("client_id") or "")
-        if app is None or not hmac.compare_digest(app.secret, str(params.get("client_secret") or "")):
+        app = self.m2m.get(str(params.get("client_id") or ""))
+        if app is None or not hmac.compare_digest(app.secret.encode(), str(params.get("client_secret") or "").encode()):
             return Reply(401, _oauth_error("access_denied", "Unauthorized"))
         audience = params.get("audience")
         if not audience:
