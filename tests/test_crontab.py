@@ -1,0 +1,47 @@
+"""crontab.example as cron runs it: quiet when the run succeeds, one line (a mail) when it does not."""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import insert
+
+from batchrunner import process, schedules
+from batchrunner.db import open_database
+from batchrunner.models import runs
+from conftest import ROOT, RUNNER
+
+
+def cron_line(tmp_path, env) -> tuple[str, str]:
+    """The example's export line, its paths pointed at this test; (schedule, command)."""
+    [line] = [l for l in (ROOT / "crontab.example").read_text().splitlines() if l and not l.startswith("#") and "=" not in l.split()[0]]
+    fields = line.split(None, 5)
+    env_file = tmp_path / "env"
+    env_file.write_text("".join(f"{k}={shlex.quote(v)}\n" for k, v in env.items() if k.startswith(("AUTH0_", "RUNNER_"))))
+    command = (fields[5]
+               .replace("/etc/auth0-runner/env", str(env_file))
+               .replace("/opt/auth0-runner/.venv/bin/runner", f"{sys.executable} {RUNNER}")
+               .replace("/var/lib/auth0-runner/cron.log", str(tmp_path / "cron.log")))
+    return " ".join(fields[:5]), command
+
+
+def test_the_example_is_quiet_on_success_and_says_why_otherwise(env, tmp_path, database_url):
+    schedule, command = cron_line(tmp_path, env)
+    assert schedules.trigger(schedule, ZoneInfo("UTC")) is not None
+    assert "%" not in command  # cron would read it as a new line
+
+    ok = subprocess.run(["sh", "-c", command], capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"}, timeout=60)
+    assert (ok.returncode, ok.stdout, ok.stderr) == (0, "", "")
+    assert " succeeded" in (tmp_path / "cron.log").read_text()
+
+    with open_database(database_url).write() as conn:  # a run of the daemon's, still going
+        conn.execute(insert(runs).values(job="export-clients", trigger="schedule", status="running",
+                                         started_at=datetime.now(timezone.utc), heartbeat_at=datetime.now(timezone.utc),
+                                         host=process.HOST, node=process.NODE, pid=process.pid()))
+    busy = subprocess.run(["sh", "-c", command], capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"}, timeout=60)
+    assert busy.stdout.startswith("export-clients did not succeed: exit 75 (")
+    assert busy.stdout.count("\n") == 1

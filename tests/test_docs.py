@@ -1,0 +1,50 @@
+"""The README and --help stay honest: every command is documented and helps, every setting the
+code reads is in the README's table."""
+
+from __future__ import annotations
+
+import re
+
+import click
+import pytest
+from click.testing import CliRunner
+
+import runner as cli_module
+from conftest import ROOT
+
+README = (ROOT / "README.md").read_text()
+
+
+def _commands(group: click.Group, prefix: str = ""):
+    for name, command in group.commands.items():
+        path = f"{prefix}{name}"
+        if isinstance(command, click.Group):
+            yield from _commands(command, f"{path} ")
+        else:
+            yield path
+
+
+COMMANDS = sorted(_commands(cli_module.cli))
+
+
+def test_the_commands_are_the_ones_the_spec_names():
+    assert COMMANDS == ["db upgrade", "history", "jobs", "run-job", "sandbox", "serve",
+                        "token issuances", "token print", "token status"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_is_in_the_readme_and_has_help(command):
+    assert f"`runner {command}" in README, f"README has no `runner {command}`"
+    result = CliRunner().invoke(cli_module.cli, [*command.split(), "--help"], prog_name="runner")
+    assert result.exit_code == 0
+    summary = result.output.split("\n\n")[1].strip()
+    assert len(summary) > 20, f"runner {command} --help says too little: {summary!r}"
+
+
+def test_every_setting_the_code_reads_is_in_the_readme():
+    code = "\n".join(p.read_text() for p in (ROOT / "batchrunner").rglob("*.py")) + (ROOT / "runner.py").read_text()
+    settings = set(re.findall(r'"((?:AUTH0|RUNNER)_[A-Z_]+)"', code)) - {"RUNNER_SCHEDULE_"}
+    assert settings, "found no settings in the code"
+    table = README[README.index("## Configuration"):README.index("## Commands")]
+    missing = sorted(s for s in settings if f"`{s}`" not in table)
+    assert missing == []
