@@ -277,7 +277,11 @@ def db():
 
 @db.command("upgrade")
 def db_upgrade():
-    """Apply pending migrations. Other commands do this on their own for SQLite."""
+    """Apply pending migrations to RUNNER_DATABASE_URL.
+
+    Every other command brings the database up to date on its own; this one
+    does it explicitly, e.g. once before starting replicas on a new database.
+    """
     from batchrunner.config import load_settings
     from batchrunner.db import SCHEMA_HEAD, open_database
 
@@ -311,11 +315,16 @@ def sandbox_command(port, clients, latency, rate, burst):
 
     from batchrunner.sandbox import Sandbox
 
+    from batchrunner.errors import UsageError
+
     sandbox = Sandbox(clients=clients, port=port)
     sandbox.tenant.latency = latency
     if rate:
         sandbox.tenant.rate, sandbox.tenant.burst = rate, burst
-    sandbox.start()
+    try:
+        sandbox.start()
+    except OSError as exc:
+        raise UsageError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}; choose another --port, or 0 for any free one") from None
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -114,7 +114,7 @@ class ManagementApi:
                 headers={"Authorization": f"Bearer {token.access_token}"},
             )
         except requests.RequestException as exc:
-            raise retry.connection_failure(url.split("?")[0], exc) from None
+            raise retry.connection_failure(url.split("?")[0], exc, ApiError) from None
         self._count("requests")
         redirected = redirect_error(response)
         if redirected:

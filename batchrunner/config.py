@@ -75,7 +75,9 @@ def parse_domain(value: str) -> str:
     url = urlsplit(text if "://" in text else f"https://{text}")
     if url.scheme not in ("https", "http") or not url.hostname or any(c.isspace() for c in text):
         raise ConfigError("AUTH0_DOMAIN", f"{value!r} is not a domain or base URL; expected e.g. acme.eu.auth0.com")
-    if url.path not in ("", "/") or url.query or url.fragment or url.username:
+    if "@" in url.netloc:
+        raise ConfigError("AUTH0_DOMAIN", "has a user name or password in it; give only the domain, e.g. acme.eu.auth0.com (the secret goes in AUTH0_CLIENT_SECRET)")
+    if url.path not in ("", "/") or url.query or url.fragment:
         raise ConfigError("AUTH0_DOMAIN", f"{value!r} has a path or query; give only the domain, e.g. acme.eu.auth0.com")
     try:
         url.port

@@ -47,7 +47,7 @@ class Token:
         if not isinstance(access_token, str) or not access_token:
             raise TokenError("Auth0's token response has no access_token; is AUTH0_DOMAIN an Auth0 tenant?")
         lifetime = body.get("expires_in")
-        if isinstance(lifetime, bool) or not isinstance(lifetime, (int, float)) or not 0 < lifetime <= MAX_LIFETIME_SECONDS:
+        if isinstance(lifetime, bool) or not isinstance(lifetime, (int, float)) or not 1 <= lifetime <= MAX_LIFETIME_SECONDS:
             raise TokenError(f"Auth0's token response has an unusable expires_in ({lifetime!r}); expected 1 to {MAX_LIFETIME_SECONDS} seconds")
         token_type = body.get("token_type") or "Bearer"
         if str(token_type).lower() != "bearer":
@@ -122,7 +122,7 @@ class ClientCredentialsSource:
                 allow_redirects=False,
             )
         except requests.RequestException as exc:
-            raise retry.connection_failure(creds.token_url, exc) from None
+            raise retry.connection_failure(creds.token_url, exc, TokenError) from None
         redirected = redirect_error(response)
         if redirected:
             raise TokenError(redirected)
@@ -145,8 +145,9 @@ def rejection(response: requests.Response, creds: Credentials) -> TokenError:
     except ValueError:
         body = {}
     body = body if isinstance(body, dict) else {}
-    error = body.get("error") or "error"
-    description = body.get("error_description") or response.reason or ""
+    # Auth0's words, on one line whatever they hold.
+    error = " ".join(str(body.get("error") or "error").split())
+    description = " ".join(str(body.get("error_description") or response.reason or "").split())
     return TokenError(
         f"Auth0 refused the token request (HTTP {response.status_code} {error}: {description}); "
         f"{_hint(error, description, creds)}"

@@ -42,6 +42,14 @@ def test_malformed_domain_names_the_variable(value):
     assert err.value.exit_code == 2
 
 
+@pytest.mark.parametrize("value", ["https://:pw@acme.auth0.com", "user@acme.auth0.com", "https://u:p@acme.auth0.com"])
+def test_credentials_in_the_domain_are_refused_without_echoing_them(value):
+    with pytest.raises(ConfigError) as err:
+        parse_domain(value)
+    assert str(err.value).startswith("AUTH0_DOMAIN: has a user name or password in it; ")
+    assert "pw" not in str(err.value) and "u:p" not in str(err.value)
+
+
 @pytest.mark.parametrize("missing", ["AUTH0_DOMAIN", "AUTH0_CLIENT_ID", "AUTH0_CLIENT_SECRET"])
 def test_each_missing_credential_names_its_variable(missing):
     env = {k: v for k, v in BASE.items() if k != missing}

@@ -79,6 +79,7 @@ def test_margin_is_five_minutes_or_a_tenth_of_the_lifetime():
     ({"expires_in": 86400}, "has no access_token"),
     ({"access_token": "x"}, "unusable expires_in (None)"),
     ({"access_token": "x", "expires_in": -5}, "unusable expires_in (-5)"),
+    ({"access_token": "x", "expires_in": 0.5}, "unusable expires_in (0.5); expected 1 to "),
     ({"access_token": "x", "expires_in": 10**9}, "unusable expires_in"),
     ({"access_token": "x", "expires_in": "86400"}, "unusable expires_in"),
     ({"access_token": "x", "expires_in": 60, "token_type": "MAC"}, "'MAC' token"),
@@ -276,6 +277,22 @@ def test_plain_http_to_another_host_is_refused_before_any_request(runner, tenant
     assert result.returncode == 2
     assert result.stderr == "runner: AUTH0_DOMAIN: refusing plain http to auth.example.com: the client secret would travel in clear; use https://\n"
     assert tenant.tenant.token_requests == 0
+
+
+def test_a_failed_tls_handshake_is_final_not_retried(runner, tenant):
+    # The stand-in speaks plain HTTP: an https:// client fails its handshake, as with an untrusted certificate.
+    result = runner("token", "print", extra_env={"AUTH0_DOMAIN": tenant.base_url.replace("http://", "https://")})
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"runner: TLS with {tenant.base_url.replace('http://', 'https://')}/oauth/token failed; "
+        "check AUTH0_DOMAIN, and that this machine trusts the tenant's certificate\n"
+    )
+
+
+def test_sandbox_on_a_busy_port_is_one_line(local_runner, tenant):
+    result = local_runner("sandbox", "--port", str(tenant.port))
+    assert result.returncode == 2
+    assert result.stderr == f"runner: cannot listen on 127.0.0.1:{tenant.port}: Address already in use; choose another --port, or 0 for any free one\n"
 
 
 @pytest.mark.parametrize("variable", ["AUTH0_DOMAIN", "AUTH0_CLIENT_ID", "AUTH0_CLIENT_SECRET"])
