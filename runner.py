@@ -66,9 +66,12 @@ def _parse_params(values: tuple[str, ...]) -> dict[str, str]:
 @cli.command("run-job")
 @click.argument("name")
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="A parameter for the job; repeat for more.")
-@_json_option
+@click.option("--json", "as_json", is_flag=True, help="Print the run's record as JSON (as `runner history --json` shows it).")
 def run_job(name, params, as_json):
     """Run the job NAME now, in the foreground, and record the run.
+
+    `runner jobs` lists the job names. SIGTERM or Ctrl-C ends the run,
+    recorded as failed.
 
     \b
     Exit codes: 0 succeeded, 1 the job failed, 2 usage or configuration
@@ -88,8 +91,13 @@ def run_job(name, params, as_json):
     setup()
     job = find(name, settings.job_paths)
     request = RunRequest(job, params=_parse_params(params))
-    with interrupt_on_sigterm():
-        outcome = execute(request, settings, open_database(settings.database_url))
+    job.check_params(request.params)
+    try:
+        with interrupt_on_sigterm():
+            outcome = execute(request, settings, open_database(settings.database_url))
+    except KeyboardInterrupt:
+        click.echo(f"runner: {name} was interrupted; the run is recorded as failed", err=True)
+        sys.exit(EXIT_FAILED)
     if as_json:
         record = runs.history_record(open_database(settings.database_url), outcome.run_id)
         click.echo(output.to_json(record))

@@ -29,6 +29,7 @@ CALL_ATTEMPTS = 8
 CALL_RETRY_SECONDS = 180.0
 PER_PAGE = 100  # the Management API's maximum
 MAX_IN_FLIGHT = 16  # concurrent page requests; also bounds the pages held for in-order delivery
+MAX_PACE_SECONDS = 120.0  # the longest one request waits for room in the rate limit
 
 
 @dataclass
@@ -56,41 +57,52 @@ class ManagementApi:
         self.pacer = Pacer()
         self.stats = ApiStats()
         self._stats_lock = threading.Lock()
+        self._closing = threading.Event()
 
     def get(self, path: str, params: dict | None = None):
         """GET a Management API path (e.g. "clients") and return its JSON body."""
         url = f"{self.base_url}/api/v2/{path.lstrip('/')}"
         try:
-            return retry.retrying(CALL_ATTEMPTS, CALL_RETRY_SECONDS, self.sleep, self._on_retry)(self._call, url, params)
+            return retry.retrying(CALL_ATTEMPTS, CALL_RETRY_SECONDS, self._sleep, self._on_retry)(self._call, url, params)
         except retry.Transient as exc:
             raise ApiError(f"the Management API kept failing: {exc}; Auth0 may be degraded (status.auth0.com), run again later") from None
 
-    def paginate(self, path: str, key: str, params: dict | None = None, on_page=None) -> Iterator[dict]:
+    def paginate(self, path: str, key: str, params: dict | None = None, on_page=None, unique: str | None = None) -> Iterator[dict]:
         """Every item of a paged list endpoint, in order, fetching pages concurrently within the limit.
 
-        Checks the count against the `total` the API reports; raises ApiError when they differ.
+        Offset pages shift when the list changes meanwhile; ApiError when it shows: a page reports
+        another `total`, the count differs from it, or (given the field `unique` that identifies an
+        item) a page starts with the item that ended the one before.
         """
         base = {**(params or {}), "per_page": PER_PAGE, "include_totals": "true"}
         first = self.get(path, {**base, "page": 0})
         total = _total(first, key)
         pages = max(1, -(-total // PER_PAGE))
-        count = 0
+        count, previous_last = 0, None
         for number, body in enumerate(self._pages(path, base, pages, first)):
             items = body.get(key) or []
+            repeated = unique and items and previous_last is not None and items[0].get(unique) == previous_last.get(unique)
+            if body.get("total") != total or repeated:
+                raise _changed(key)
             if on_page:
                 on_page(number + 1, pages)
             count += len(items)
+            previous_last = items[-1] if items else previous_last
             yield from items
         if count != total:
-            raise ApiError(
-                f"the tenant reported {total} {key} but listed {count}: they changed during the export; run again"
-            )
+            raise _changed(key, f"the tenant reported {total} {key} but listed {count}")
+
+    def close(self) -> None:
+        """End the session; page fetches still waiting (on the pacer, on a retry) give up."""
+        self._closing.set()
+        self.session.close()
 
     def _pages(self, path, base, pages, first) -> Iterator[dict]:
         yield first
         if pages == 1:
             return
-        with ThreadPoolExecutor(max_workers=MAX_IN_FLIGHT, thread_name_prefix="page") as pool:
+        pool = ThreadPoolExecutor(max_workers=MAX_IN_FLIGHT, thread_name_prefix="page")
+        try:
             window: deque = deque()
             upcoming = iter(range(1, pages))
             for number in upcoming:
@@ -103,6 +115,9 @@ class ManagementApi:
                 if nxt is not None:
                     window.append(pool.submit(self.get, path, {**base, "page": nxt}))
                 yield body
+        finally:
+            # A consumer that stops early (an error, SIGTERM) must not wait for the pages in flight.
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def _call(self, url: str, params: dict | None, refreshed: bool = False):
         token = self.tokens.token()
@@ -135,11 +150,20 @@ class ManagementApi:
         return response.json()
 
     def _pace(self) -> None:
+        deadline = time.monotonic() + MAX_PACE_SECONDS
         while True:
-            wait = self.pacer.wait_time(time.monotonic())
+            now = time.monotonic()
+            wait = self.pacer.wait_time(now)
             if wait <= 0:
                 return
-            self.sleep(wait)
+            if now + wait > deadline:
+                raise ApiError(f"the tenant's rate limit left no room for {MAX_PACE_SECONDS:g} s; another client may be using it up, run again later")
+            self._sleep(wait)
+
+    def _sleep(self, seconds: float) -> None:
+        if self._closing.is_set():
+            raise ApiError("the run is ending; request not sent")
+        self.sleep(seconds)
 
     def _failure(self, response: requests.Response, token) -> ApiError:
         body = _json(response)
@@ -165,6 +189,11 @@ class ManagementApi:
     def _count(self, name: str) -> None:
         with self._stats_lock:
             setattr(self.stats, name, getattr(self.stats, name) + 1)
+
+
+def _changed(key: str, what: str | None = None) -> ApiError:
+    what = what or f"the pages of {key} shifted"
+    return ApiError(f"{what}: they changed during the export; run again")
 
 
 def _total(first, key: str) -> int:

@@ -65,9 +65,10 @@ def _run(request: RunRequest, run_id: int, credentials, settings: Settings, db: 
     logs.bind(job.name, run_id)
     log.info("started (%s)", request.trigger.value)
     outcome = Outcome(RunStatus.FAILED, run_id)
+    lost = threading.Event()
     try:
-        with runs.Heartbeat(db, run_id, now):
-            ctx = _context(request, run_id, credentials, settings, db, now)
+        with runs.Heartbeat(db, run_id, now, lost=lost):
+            ctx = _context(request, run_id, credentials, settings, db, now, Either(request.stopping, lost))
             outcome.result = job.func(ctx)
             outcome.status = RunStatus.SUCCEEDED
     except RunnerError as exc:
@@ -89,7 +90,26 @@ def _run(request: RunRequest, run_id: int, credentials, settings: Settings, db: 
     return outcome
 
 
-def _context(request: RunRequest, run_id: int, credentials, settings: Settings, db: Database, now) -> JobContext:
+class Either:
+    """Set when either event is: the job's `stopping` means the scheduler stops or the run was lost."""
+
+    def __init__(self, *events: threading.Event):
+        self.events = events
+
+    def is_set(self) -> bool:
+        return any(event.is_set() for event in self.events)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        deadline = None if timeout is None else clock.monotonic() + timeout
+        while not self.is_set():
+            left = 0.1 if deadline is None else min(0.1, deadline - clock.monotonic())
+            if left <= 0:
+                return False
+            self.events[0].wait(left)
+        return True
+
+
+def _context(request: RunRequest, run_id: int, credentials, settings: Settings, db: Database, now, stopping) -> JobContext:
     api = None
     if credentials is not None:
         session = new_session(pool_size=MAX_IN_FLIGHT)  # one keep-alive session per run, tokens and API alike
@@ -105,10 +125,10 @@ def _context(request: RunRequest, run_id: int, credentials, settings: Settings, 
         scheduled_for=request.scheduled_for,
         params=dict(request.params),
         now=now,
-        stopping=request.stopping,
+        stopping=stopping,
     )
 
 
 def _close(ctx: JobContext | None) -> None:
     if ctx is not None and ctx.api is not None:
-        ctx.api.session.close()
+        ctx.api.close()

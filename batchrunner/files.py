@@ -6,6 +6,7 @@ Also the one rule for CSV cells that a spreadsheet would run as a formula.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,6 +27,13 @@ def neutralise(cell: str) -> str:
 
 @contextmanager
 def atomic_text(path: Path, newline: str = "", encoding: str = "utf-8") -> Iterator[IO[str]]:
+    """A text file at `path` that is complete or absent (see `atomic_file`)."""
+    with atomic_file(path, "w", newline=newline, encoding=encoding) as handle:
+        yield handle
+
+
+@contextmanager
+def atomic_file(path: Path, mode: str = "wb", **options) -> Iterator[IO]:
     """Open a temporary file beside `path`; on success it replaces `path` in one rename, on failure it is removed.
 
     The temporary name starts with a dot and ends in `.partial`, so no reader globbing `*.csv`
@@ -34,7 +42,7 @@ def atomic_text(path: Path, newline: str = "", encoding: str = "utf-8") -> Itera
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", newline=newline, encoding=encoding) as handle:
+        with os.fdopen(fd, mode, **options) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
@@ -47,24 +55,13 @@ def atomic_text(path: Path, newline: str = "", encoding: str = "utf-8") -> Itera
 
 
 def copy_atomic(source: Path, target: Path) -> None:
-    """Replace `target` with a copy of `source`, atomically (a hard link where the filesystem allows)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
-    os.close(fd)
-    try:
-        os.unlink(tmp)
-        try:
-            os.link(source, tmp)
-        except OSError:
-            with open(source, "rb") as src, open(tmp, "wb") as dst:
-                while chunk := src.read(1 << 20):
-                    dst.write(chunk)
-                dst.flush()
-                os.fsync(dst.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        _remove(Path(tmp))
-        raise
-    _sync_dir(target.parent)
+    """Replace `target` with a copy of `source`, atomically.
+
+    A copy, not a hard link: whoever opens `clients-latest.csv` and saves it in place must not
+    change the dated file too.
+    """
+    with open(source, "rb") as src, atomic_file(target) as dst:
+        shutil.copyfileobj(src, dst, 1 << 20)
 
 
 def clean_partials(directory: Path, stem: str) -> list[Path]:

@@ -46,8 +46,13 @@ class Pacer:
             available = self._available(now)
             if available >= 1:
                 return 0.0
+            last = self._last
             if not self._rate:
-                return IDLE_PROBE_SECONDS if self._in_flight_after_last() == 0 else 0.02
+                if self._in_flight_after_last():
+                    return 0.02  # an answer is coming that will say more
+                # Drained before a rate could be measured: one probe a while after the last answer,
+                # which either goes through or is answered with a 429 that says when to come back.
+                return max(0.0, last.at + IDLE_PROBE_SECONDS - now)
             return (1 - available) / self._rate
 
     def sent(self) -> int:
@@ -86,7 +91,7 @@ class Pacer:
     def _measure(self, obs: _Observation) -> None:
         # Only a bucket below its limit refills measurably; start measuring once it has drained.
         if self._first_drained is None:
-            if self._limit is None or obs.remaining < self._limit - 1:
+            if self._limit is None or obs.remaining < max(self._limit - 1, 1):
                 self._first_drained = obs
             return
         first = self._first_drained

@@ -33,6 +33,16 @@ class Job:
     description: str
     func: Callable[["JobContext"], dict | None]
     needs_api: bool = True
+    params: tuple[str, ...] | None = None  # the --param keys it takes; None: any
+
+    def check_params(self, given: dict[str, str]) -> None:
+        """UsageError for a --param the job does not take: a typo must not pass unnoticed."""
+        if self.params is None:
+            return
+        unknown = sorted(set(given) - set(self.params))
+        if unknown:
+            takes = ", ".join(self.params) or "none"
+            raise UsageError(f"{self.name} takes no --param {unknown[0]}; its parameters: {takes}")
 
 
 @dataclass
@@ -48,14 +58,18 @@ class JobContext:
     scheduled_for: datetime | None
     params: dict[str, str]
     now: Callable[[], datetime]
-    stopping: threading.Event = field(default_factory=threading.Event)  # set when serve is asked to stop
+    # Set when serve is asked to stop, or when the run was marked abandoned: a long job may end early.
+    stopping: threading.Event = field(default_factory=threading.Event)
 
 
 _jobs: dict[str, Job] = {}
 
 
-def job(name: str, schedule: str, description: str, needs_api: bool = True):
-    """Register the decorated function as a job (see README, "Write your own job")."""
+def job(name: str, schedule: str, description: str, needs_api: bool = True, params: tuple[str, ...] | None = None):
+    """Register the decorated function as a job (see README, "Write your own job").
+
+    `params` names the --param keys the job takes; leave it None to take any.
+    """
     if not NAME_PATTERN.match(name):
         raise ValueError(f"job name {name!r}: use lower-case letters, digits and '-', starting with a letter")
 
@@ -63,7 +77,7 @@ def job(name: str, schedule: str, description: str, needs_api: bool = True):
         known = _jobs.get(name)
         if known is not None and _origin(known.func) != _origin(func):
             raise ConfigError("RUNNER_JOBS", f"two jobs are named {name!r}: {_origin(known.func)} and {_origin(func)}")
-        _jobs[name] = Job(name, schedule, description.strip(), func, needs_api)
+        _jobs[name] = Job(name, schedule, description.strip(), func, needs_api, tuple(params) if params is not None else None)
         return func
 
     return register

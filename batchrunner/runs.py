@@ -8,6 +8,7 @@ first clears runs whose process is gone, then claims.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -183,11 +184,19 @@ def finish(db: Database, run_id: int, status: RunStatus, now: datetime, error: s
         "result": json.dumps(result, default=str) if result is not None else None,
     }
 
-    def write() -> None:
+    def write() -> int:
         with db.write() as conn:
-            conn.execute(update(runs).where(runs.c.id == run_id).values(**values))
+            # Only a run still running: one another process marked abandoned keeps that record,
+            # since its fire time may be running again elsewhere.
+            return conn.execute(
+                update(runs).where(runs.c.id == run_id, runs.c.status == RunStatus.RUNNING.value).values(**values)
+            ).rowcount
 
-    through_outages(write)
+    if not through_outages(write):
+        logging.getLogger("runner.runs").warning(
+            "run %s was marked abandoned while it ran (no heartbeat for %s s?); its end (%s) is not recorded",
+            run_id, STALE_SECONDS, status.value,
+        )
 
 
 def interrupt_own(db: Database, now: datetime, reason: str) -> int:
@@ -200,18 +209,25 @@ def interrupt_own(db: Database, now: datetime, reason: str) -> int:
         ).rowcount
 
 
-def beat(db: Database, run_id: int, now: datetime) -> None:
+def beat(db: Database, run_id: int, now: datetime) -> bool:
+    """Refresh a run's heartbeat; False when it is no longer running (another process marked it abandoned)."""
     with db.write() as conn:
-        conn.execute(
+        return conn.execute(
             update(runs).where(runs.c.id == run_id, runs.c.status == RunStatus.RUNNING.value).values(heartbeat_at=now)
-        )
+        ).rowcount == 1
 
 
 class Heartbeat:
-    """Keeps a run's heartbeat fresh from a background thread while the job works."""
+    """Keeps a run's heartbeat fresh from a background thread while the job works.
 
-    def __init__(self, db: Database, run_id: int, now: Callable[[], datetime] = clock.utcnow, every: float = HEARTBEAT_SECONDS):
+    When the run turns out to have been marked abandoned, `lost` is set: a job that checks its
+    `stopping` event can end rather than overlap the run that replaces it.
+    """
+
+    def __init__(self, db: Database, run_id: int, now: Callable[[], datetime] = clock.utcnow,
+                 every: float = HEARTBEAT_SECONDS, lost: threading.Event | None = None):
         self.db, self.run_id, self.now, self.every = db, run_id, now, every
+        self.lost = lost or threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=f"heartbeat-{run_id}", daemon=True)
 
@@ -224,13 +240,15 @@ class Heartbeat:
         self._thread.join(timeout=5)
 
     def _loop(self) -> None:
-        import logging
-
+        log = logging.getLogger("runner.runs")
         while not self._stop.wait(self.every):
             try:
-                beat(self.db, self.run_id, self.now())
+                if not beat(self.db, self.run_id, self.now()):
+                    log.warning("run %s was marked abandoned by another process; asking the job to stop", self.run_id)
+                    self.lost.set()
+                    return
             except Exception as exc:  # a database blip must not kill the job; the next beat may work
-                logging.getLogger("runner.runs").warning("heartbeat of run %s failed: %s", self.run_id, exc)
+                log.warning("heartbeat of run %s failed: %s", self.run_id, exc)
 
 
 def history(db: Database, job: str | None = None, limit: int = 20) -> list[dict]:

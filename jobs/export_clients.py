@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from batchrunner.errors import ConfigError
 from batchrunner.files import atomic_text, clean_partials, copy_atomic, neutralise
 from batchrunner.registry import JobContext, job
 
@@ -52,11 +53,14 @@ API_FIELDS = [
 SECRET_FIELDS = ("client_secret", "signing_keys", "encryption_key", "client_authentication_methods")
 
 
-@job("export-clients", schedule="0 2 * * *", description="Export every application (client) of the tenant to CSV.")
+@job("export-clients", schedule="0 2 * * *", description="Export every application (client) of the tenant to CSV.", params=())
 def export_clients(ctx: JobContext) -> dict:
     started = time.monotonic()
     export_dir = ctx.export_dir
-    export_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        export_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError("RUNNER_EXPORT_DIR", f"cannot write exports to {export_dir}: {exc.strerror}") from None
     for leftover in clean_partials(export_dir, "clients-"):
         ctx.log.info("removed %s, left by an interrupted run", leftover.name)
     target = export_dir / f"clients-{ctx.now():%Y%m%dT%H%M%SZ}.csv"
@@ -106,7 +110,7 @@ def cell(value) -> str:
 
 def _applications(ctx: JobContext):
     params = {"fields": ",".join(API_FIELDS), "include_fields": "true", "is_global": "false"}
-    return ctx.api.paginate("clients", "clients", params, on_page=_progress if sys.stderr.isatty() else None)
+    return ctx.api.paginate("clients", "clients", params, on_page=_progress if sys.stderr.isatty() else None, unique="client_id")
 
 
 def _progress(page: int, pages: int) -> None:

@@ -10,9 +10,10 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 
 from batchrunner.files import neutralise
-from conftest import start_runner
+from conftest import start_runner, wait_for
 
 KEYS_APP = ("keys-app", "keys-app-secret-9f8e7d")
 
@@ -21,20 +22,15 @@ def read_export(path: Path) -> list[dict]:
     raw = path.read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf")  # UTF-8 with a byte-order mark, for spreadsheets
     text = raw[3:].decode("utf-8")
-    assert "\r\n" in text and "\n" not in text.replace("\r\n", "").replace("\n", "", 0) or True
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    # Every record ends in CRLF; a bare LF stands only inside a quoted cell (RFC 4180).
+    assert text.endswith("\r\n") and text.count("\r\n") == len(rows) + sum(cell.count("\r\n") for row in rows for cell in row)
     return list(csv.DictReader(io.StringIO(text, newline="")))
 
 
 def exports(tmp_path) -> dict[str, bytes]:
     directory = tmp_path / "exports"
     return {p.name: p.read_bytes() for p in sorted(directory.iterdir())} if directory.exists() else {}
-
-
-def wait_for(condition, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.02)
 
 
 def test_every_application_exactly_once_without_secrets(runner, tenant, tmp_path):
@@ -86,6 +82,49 @@ def test_the_export_survives_5xx_429_and_a_token_expiring_mid_run(runner, tenant
     [run] = json.loads(runner("history", "--json").stdout)
     assert run["result"]["retries"] >= 3
     assert app.token_requests == 2  # one more after the expiry, not one per page
+
+
+def test_a_rate_limit_used_up_by_another_client_is_waited_out_not_forever(runner, tenant, tmp_path):
+    app = tenant.tenant
+    app.set_clients(400)
+    app.rate, app.burst = 5, 10
+    token = runner("token", "print").stdout.strip()
+    with requests.Session() as other:  # another client of the tenant takes the whole allowance
+        for _ in range(12):
+            other.get(f"{tenant.base_url}/api/v2/clients", headers={"Authorization": f"Bearer {token}"}, timeout=5)
+    result = runner("run-job", "export-clients", timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert len(read_export(tmp_path / "exports" / "clients-latest.csv")) == 400
+
+
+def test_pages_that_shift_during_the_export_fail_it_and_keep_the_old_files(env, runner, tenant, tmp_path):
+    app = tenant.tenant
+    app.set_clients(300)
+    assert runner("run-job", "export-clients").returncode == 0
+    before = exports(tmp_path)
+    app.set_clients(5000)
+    app.latency = 0.3
+    victim = start_runner(env, tmp_path, "run-job", "export-clients")
+    wait_for(lambda: app.api_requests >= 12)
+    app.prepend_application()  # one created at the front of the list, one deleted at the end:
+    app.set_clients(4999)       # the total stays, later pages start one item later
+    out, err = victim.communicate(timeout=60)
+    assert victim.returncode == 1
+    assert err.strip().splitlines()[-1] == (
+        "runner: export-clients failed (run 2): the pages of clients shifted: they changed during the export; run again"
+    )
+    assert exports(tmp_path) == before
+
+
+def test_an_export_directory_that_is_a_file_is_one_line(runner, tenant, tmp_path):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("x")
+    result = runner("run-job", "export-clients", extra_env={"RUNNER_EXPORT_DIR": str(blocker)})
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"runner: export-clients failed (run 1): RUNNER_EXPORT_DIR: cannot write exports to {blocker}: File exists"
+    )
+    assert "Traceback" not in result.stderr
 
 
 def test_a_revoked_cached_token_is_replaced_once(runner, tenant, tmp_path):
@@ -179,7 +218,7 @@ def test_a_job_of_ones_own_with_params(runner, tmp_path):
     job_file = tmp_path / "my_jobs.py"
     job_file.write_text(
         "from batchrunner.registry import job\n\n"
-        "@job('count-to', schedule='*/5 * * * *', description='Counts.', needs_api=False)\n"
+        "@job('count-to', schedule='*/5 * * * *', description='Counts.', needs_api=False, params=('n',))\n"
         "def count_to(ctx):\n    return {'numbers': list(range(int(ctx.params['n'])))}\n"
     )
     extra = {"RUNNER_JOBS": str(job_file)}
@@ -190,3 +229,22 @@ def test_a_job_of_ones_own_with_params(runner, tmp_path):
     mine = next(j for j in listed if j["name"] == "count-to")
     assert mine["schedule"] == "*/5 * * * *" and mine["last_run"]["status"] == "succeeded" and mine["next_run"].endswith("Z")
     assert {j["name"] for j in listed} == {"count-to", "export-clients"}
+    typo = runner("run-job", "count-to", "--param", "m=3", extra_env=extra)
+    assert (typo.returncode, typo.stderr) == (2, "runner: count-to takes no --param m; its parameters: n\n")
+
+
+def test_sigterm_ends_a_run_job_at_once_and_records_it(env, runner, tenant, tmp_path):
+    app = tenant.tenant
+    app.set_clients(5000)
+    app.latency = 0.5
+    victim = start_runner(env, tmp_path, "run-job", "export-clients")
+    wait_for(lambda: app.api_requests >= 3)
+    started = time.monotonic()
+    victim.send_signal(signal.SIGTERM)
+    out, err = victim.communicate(timeout=30)
+    assert time.monotonic() - started < 5  # not after the pages in flight and their retries
+    assert victim.returncode == 1
+    assert err.strip().splitlines()[-1] == "runner: export-clients was interrupted; the run is recorded as failed"
+    [run] = json.loads(runner("history", "--json").stdout)
+    assert (run["status"], run["error"]) == ("failed", "interrupted (Terminated)")
+    assert exports(tmp_path) == {}

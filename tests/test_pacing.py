@@ -1,5 +1,7 @@
 """The pacer's model of the Management API's token bucket, with time passed in."""
 
+import pytest
+
 from batchrunner.pacing import Pacer
 
 
@@ -45,3 +47,20 @@ def test_a_late_answer_to_an_older_request_does_not_overwrite_a_newer_count():
     pacer.observe(second, headers(0), now=0.1)
     pacer.observe(first, headers(9), now=0.2)
     assert pacer.wait_time(0.2) > 0
+
+
+def test_a_bucket_drained_before_a_rate_is_known_is_probed_not_waited_on_forever():
+    pacer = Pacer()
+    pacer.observe(pacer.sent(), headers(0), now=5.0)  # another client had used the tenant's allowance
+    assert pacer.wait_time(5.0) == 1.0
+    assert pacer.wait_time(5.6) == pytest.approx(0.4)
+    assert pacer.wait_time(6.0) == 0  # one probe goes out
+    pacer.sent()
+    assert pacer.wait_time(6.0) > 0  # and the others wait for its answer
+
+
+def test_a_bucket_of_one_is_measured():
+    pacer = Pacer()
+    pacer.observe(pacer.sent(), headers(0, limit=1), now=0.0)
+    pacer.observe(pacer.sent(), headers(0, limit=1), now=1.0)
+    assert pacer.rate is not None and 0.9 <= pacer.rate <= 1.0

@@ -113,3 +113,13 @@ def test_an_abandoned_fire_time_is_an_orphan_until_a_later_run_does_something(db
     assert runs.orphans(db) == []
     runs.finish(db, later.run_id, RunStatus.FAILED, late, error="x")
     assert runs.orphans(db) == [], "a later run that failed still stands in for it"
+
+
+def test_a_run_marked_abandoned_meanwhile_keeps_that_record_and_its_heartbeat_says_so(db):
+    started = runs.start(db, "export-clients", Trigger.MANUAL, None, {}, T0)
+    assert runs.beat(db, started.run_id, T0) is True
+    with db.write() as conn:
+        runs.abandon_dead(conn, T0 + timedelta(seconds=runs.STALE_SECONDS + 1))  # another host gave up on it
+    assert runs.beat(db, started.run_id, T0 + timedelta(seconds=100)) is False
+    runs.finish(db, started.run_id, RunStatus.SUCCEEDED, T0 + timedelta(seconds=100))
+    assert _status(db, started.run_id) == "abandoned"

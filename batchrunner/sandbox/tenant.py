@@ -64,6 +64,7 @@ class SandboxApp:
     def reset(self) -> None:
         with self._lock:
             self.clients = self.initial_clients
+            self.prepended = 0  # applications created since, listed before the others
             self.m2m = {self.client_id: M2M(self.client_secret, ["read:clients"])}
             self.latency = 0.0
             self.token_latency = 0.0
@@ -89,6 +90,11 @@ class SandboxApp:
 
     def set_clients(self, n: int) -> None:
         self.clients = n
+
+    def prepend_application(self) -> None:
+        """An application created now, listed first: every later page shifts by one (offset paging)."""
+        with self._lock:
+            self.prepended += 1
 
     def fail_next(self, path_prefix: str, statuses: list[int], retry_after: int | None = None) -> None:
         with self._lock:
@@ -255,12 +261,18 @@ class SandboxApp:
         if page < 0 or not 0 <= per_page <= 100:
             return Reply(400, _api_error(400, "Bad Request", f"Query validation error: 'Invalid value \"{per_page}\" for parameter \"per_page\"'", "invalid_query_string"))
         with_global = query.get("is_global", "").lower() != "false"
-        total = self.clients + (1 if with_global else 0)
+        prepended = self.prepended
+        total = prepended + self.clients + (1 if with_global else 0)
         start = page * per_page
         items = []
         for position in range(start, min(start + per_page, total)):
             index = position - 1 if with_global else position
-            app = self.global_client(keys) if index < 0 else self.application(index, keys)
+            if index < 0:
+                app = self.global_client(keys)
+            elif index < prepended:
+                app = self.application(-1000 - index, keys)
+            else:
+                app = self.application(index - prepended, keys)
             items.append(_select_fields(app, query))
         if query.get("include_totals", "").lower() == "true":
             return Reply(200, {"start": start, "limit": per_page, "length": len(items), "total": total, "clients": items})

@@ -6,7 +6,7 @@ import time
 from batchrunner.registry import job
 
 
-@job("hello", schedule="0 3 * * *", description="Returns a greeting; needs no API.", needs_api=False)
+@job("hello", schedule="0 3 * * *", description="Returns a greeting; needs no API.", needs_api=False, params=("name",))
 def hello(ctx):
     return {"greeting": f"hello {ctx.params.get('name', 'world')}", "trigger": ctx.trigger}
 
