@@ -55,6 +55,10 @@ def start(db: Database, job: str, trigger: Trigger, scheduled_for: datetime | No
 
 
 def _start_once(db, job, trigger, scheduled_for, params, now):
+    if scheduled_for is not None:
+        with db.read() as conn:  # most replicas find the fire time taken: no write lock for them
+            if _claimed(conn, job, scheduled_for):
+                return ClaimedElsewhere()
     with db.write() as conn:
         if scheduled_for is not None and _claimed(conn, job, scheduled_for):
             return ClaimedElsewhere()
