@@ -19,7 +19,9 @@ from dataclasses import dataclass
 # percent of throughput is cheaper than a 429 and its wait.
 MIN_MEASURE_SECONDS = 0.25
 SAFETY = 0.97
-IDLE_PROBE_SECONDS = 1.0  # with nothing known, wait this long before sending again
+# Drained before a rate is known: probe this long after the last answer, when the bucket has
+# refilled enough for its rate to be measured (a tenant that refills slower answers with a 429).
+IDLE_PROBE_SECONDS = MIN_MEASURE_SECONDS
 
 
 @dataclass

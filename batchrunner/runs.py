@@ -152,19 +152,18 @@ def orphans(db: Database) -> list[Orphan]:
     """Fire times to run once more (SPEC section 9): the job's latest run that did anything was abandoned.
 
     A later run (scheduled, catch-up or manual) stands in for it, so only the latest counts; skipped
-    runs did nothing and do not count.
+    runs did nothing and do not count. Starts from the few abandoned runs (ix_runs_status).
     """
-    latest = (
-        select(func.max(runs.c.id).label("id"))
-        .where(runs.c.status != RunStatus.SKIPPED.value)
-        .group_by(runs.c.job)
-        .subquery()
+    later = runs.alias("later")
+    newer_run = (
+        select(later.c.id)
+        .where(later.c.job == runs.c.job, later.c.id > runs.c.id, later.c.status != RunStatus.SKIPPED.value)
+        .exists()
     )
     with db.read() as conn:
         rows = conn.execute(
             select(runs.c.job, runs.c.scheduled_for)
-            .join(latest, runs.c.id == latest.c.id)
-            .where(runs.c.status == RunStatus.ABANDONED.value, runs.c.scheduled_for.is_not(None))
+            .where(runs.c.status == RunStatus.ABANDONED.value, runs.c.scheduled_for.is_not(None), ~newer_run)
         ).all()
         found = []
         for row in rows:

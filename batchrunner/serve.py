@@ -30,6 +30,7 @@ log = logging.getLogger("runner.serve")
 
 SWEEP_SECONDS = 10  # how often to look for runs of dead processes (SPEC section 9); a read unless one is found
 MAX_WAIT = 60.0  # wake at least this often, so a changed clock is noticed
+LATE_SECONDS = 5.0  # a fire this late is worth a warning
 MAX_RERUNS = 2  # an abandoned fire time is run again at most this often (a job that kills its process)
 CLAIM_ATTEMPTS = 6  # a fire time survives a database restart of about a minute
 
@@ -73,6 +74,10 @@ class Scheduler:
             return MAX_WAIT
         for entry in self.entries:
             if entry.next_at is not None and entry.next_at <= now:
+                late = (now - entry.next_at).total_seconds()
+                if late > LATE_SECONDS:  # suspended, or starved: say so, since fire times coalesce
+                    log.warning("firing %.0f s late (due %s); fire times passed meanwhile run as this one",
+                                late, entry.next_at.isoformat(), extra=logs.about(entry.job.name))
                 self.submit(entry.job, Trigger.SCHEDULE, entry.next_at)
                 # From `now`, not from the fire time: fire times passed while suspended coalesce.
                 entry.next_at = schedules.next_fire(entry.trigger, max(now, entry.next_at))

@@ -47,7 +47,9 @@ def main() -> None:
 def measure(url: str, seconds: float) -> None:
     db = open_database(url)  # migrated once here, so the replicas start alike
     env = clean_env(None, state_dir(), RUNNER_DATABASE_URL=url, RUNNER_JOBS=ROOT / "bench" / "many_jobs.py", RUNNER_SCHEDULE_EXPORT_CLIENTS="off")
-    replicas = [subprocess.Popen(RUNNER + ["serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for _ in range(REPLICAS)]
+    logs = state_dir()
+    replicas = [subprocess.Popen(RUNNER + ["serve"], env=env, stdout=subprocess.DEVNULL, stderr=open(logs / f"replica{i}.log", "w"))
+                for i in range(REPLICAS)]
     time.sleep(3)  # start-up
     begin = datetime.now(timezone.utc)
     cpu_before = sum(_cpu(p.pid) for p in replicas)
@@ -57,7 +59,10 @@ def measure(url: str, seconds: float) -> None:
     time.sleep(EVERY)  # let the last fires of the window finish
     for proc in replicas:
         proc.send_signal(signal.SIGTERM)
-    errors = [proc.communicate()[1] for proc in replicas]
+    for proc in replicas:
+        proc.wait()
+    errors = [(logs / f"replica{i}.log").read_text() for i in range(REPLICAS)]
+    print(f"replicas' logs: {logs}")
     with db.read() as conn:
         rows = conn.execute(select(runs.c.job, runs.c.scheduled_for, runs.c.status, runs.c.started_at, runs.c.pid)
                             .where(runs.c.scheduled_for >= begin, runs.c.scheduled_for < end)).all()

@@ -206,3 +206,23 @@ def test_the_systemd_unit_verifies(tmp_path):
     check = subprocess.run(["systemd-analyze", "verify", str(local)], capture_output=True, text=True)
     problems = [l for l in check.stderr.splitlines() if "auth0-runner" in l]
     assert problems == [], check.stderr
+
+
+def test_a_late_tick_warns_and_runs_the_missed_fire_times_as_one(serve_env, caplog):
+    from batchrunner.config import load_settings
+    from batchrunner.registry import discover
+    from batchrunner.serve import build
+
+    settings = load_settings({**serve_env, "RUNNER_SCHEDULE_HELLO": "*/5 * * * * *"})
+    scheduler = build(settings, open_database(settings.database_url), discover(settings.job_paths))
+    due = datetime(2026, 11, 23, 12, 0, 5, tzinfo=timezone.utc)
+    [entry] = scheduler.entries
+    entry.next_at = due
+    submitted = []
+    scheduler.submit = lambda job, trigger, scheduled_for: submitted.append((job.name, trigger.value, scheduled_for))
+    scheduler._last_sweep = due + timedelta(seconds=31)  # no sweep in this tick
+    with caplog.at_level("WARNING", logger="runner.serve"):
+        wait = scheduler.tick(due + timedelta(seconds=31))  # suspended for half a minute
+    assert submitted == [("hello", "schedule", due)]
+    assert entry.next_at == due + timedelta(seconds=35) and wait == 4.0
+    assert "firing 31 s late (due 2026-11-23T12:00:05+00:00); fire times passed meanwhile run as this one" in caplog.text
