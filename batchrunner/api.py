@@ -8,17 +8,19 @@
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import logging
 import threading
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Iterator
 
 import requests
 
-from . import clock, retry
+from . import retry
 from .errors import ApiError
 from .http import TIMEOUT, new_session, redirect_error
 from .pacing import Pacer
@@ -47,17 +49,17 @@ class ManagementApi:
         tokens,
         client_id: str = "",
         session: requests.Session | None = None,
-        sleep: Callable[[float], None] = clock.sleep,
+        cancelled: threading.Event | None = None,
     ):
         self.base_url = base_url.rstrip("/")
         self.tokens = tokens  # a token source with invalidate()
         self.client_id = client_id
         self.session = session or new_session(pool_size=MAX_IN_FLIGHT)
-        self.sleep = sleep
         self.pacer = Pacer()
         self.stats = ApiStats()
         self._stats_lock = threading.Lock()
-        self._closing = threading.Event()
+        # Set by close(), or from outside (the run was marked abandoned): calls stop, waits end.
+        self._cancelled = cancelled or threading.Event()
 
     def get(self, path: str, params: dict | None = None):
         """GET a Management API path (e.g. "clients") and return its JSON body."""
@@ -81,7 +83,8 @@ class ManagementApi:
         count, previous_last = 0, None
         for number, body in enumerate(self._pages(path, base, pages, first)):
             items = body.get(key) or []
-            repeated = unique and items and previous_last is not None and items[0].get(unique) == previous_last.get(unique)
+            repeated = (unique and items and previous_last is not None
+                        and items[0].get(unique) is not None and items[0].get(unique) == previous_last.get(unique))
             if body.get("total") != total or repeated:
                 raise _changed(key)
             if on_page:
@@ -94,7 +97,7 @@ class ManagementApi:
 
     def close(self) -> None:
         """End the session; page fetches still waiting (on the pacer, on a retry) give up."""
-        self._closing.set()
+        self._cancelled.set()
         self.session.close()
 
     def _pages(self, path, base, pages, first) -> Iterator[dict]:
@@ -106,20 +109,21 @@ class ManagementApi:
             window: deque = deque()
             upcoming = iter(range(1, pages))
             for number in upcoming:
-                window.append(pool.submit(self.get, path, {**base, "page": number}))
+                window.append(pool.submit(_tagged(self.get), path, {**base, "page": number}))
                 if len(window) >= MAX_IN_FLIGHT:
                     break
             while window:
                 body = window.popleft().result()
                 nxt = next(upcoming, None)
                 if nxt is not None:
-                    window.append(pool.submit(self.get, path, {**base, "page": nxt}))
+                    window.append(pool.submit(_tagged(self.get), path, {**base, "page": nxt}))
                 yield body
         finally:
             # A consumer that stops early (an error, SIGTERM) must not wait for the pages in flight.
             pool.shutdown(wait=False, cancel_futures=True)
 
     def _call(self, url: str, params: dict | None, refreshed: bool = False):
+        self._check_cancelled()
         token = self.tokens.token()
         self._pace()
         seq = self.pacer.sent()
@@ -142,6 +146,8 @@ class ManagementApi:
             return self._call(url, params, refreshed=True)
         if response.status_code == 429:
             self._count("responses_429")
+            # Every page thread waits as the server said, not only the one that was refused.
+            self.pacer.hold_until(time.monotonic() + (retry.server_wait(response.headers, time.time()) or 1.0))
         transient = retry.transient_for(response)
         if transient:
             raise transient
@@ -161,9 +167,12 @@ class ManagementApi:
             self._sleep(wait)
 
     def _sleep(self, seconds: float) -> None:
-        if self._closing.is_set():
-            raise ApiError("the run is ending; request not sent")
-        self.sleep(seconds)
+        if self._cancelled.wait(seconds):
+            self._check_cancelled()
+
+    def _check_cancelled(self) -> None:
+        if self._cancelled.is_set():
+            raise ApiError("the run is ending (stopped, or marked abandoned); request not sent")
 
     def _failure(self, response: requests.Response, token) -> ApiError:
         body = _json(response)
@@ -189,6 +198,11 @@ class ManagementApi:
     def _count(self, name: str) -> None:
         with self._stats_lock:
             setattr(self.stats, name, getattr(self.stats, name) + 1)
+
+
+def _tagged(call):
+    """`call` run in a page thread with this thread's log tags (job and run id)."""
+    return functools.partial(contextvars.copy_context().run, call)
 
 
 def _changed(key: str, what: str | None = None) -> ApiError:

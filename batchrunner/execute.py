@@ -68,7 +68,7 @@ def _run(request: RunRequest, run_id: int, credentials, settings: Settings, db: 
     lost = threading.Event()
     try:
         with runs.Heartbeat(db, run_id, now, lost=lost):
-            ctx = _context(request, run_id, credentials, settings, db, now, Either(request.stopping, lost))
+            ctx = _context(request, run_id, credentials, settings, db, now, lost)
             outcome.result = job.func(ctx)
             outcome.status = RunStatus.SUCCEEDED
     except RunnerError as exc:
@@ -109,12 +109,12 @@ class Either:
         return True
 
 
-def _context(request: RunRequest, run_id: int, credentials, settings: Settings, db: Database, now, stopping) -> JobContext:
+def _context(request: RunRequest, run_id: int, credentials, settings: Settings, db: Database, now, lost) -> JobContext:
     api = None
     if credentials is not None:
         session = new_session(pool_size=MAX_IN_FLIGHT)  # one keep-alive session per run, tokens and API alike
         tokens = cached_source(db, credentials, f"run {run_id} ({request.job.name})", run_id, session)
-        api = ManagementApi(credentials.base_url, tokens, credentials.client_id, session)
+        api = ManagementApi(credentials.base_url, tokens, credentials.client_id, session, cancelled=lost)
     return JobContext(
         api=api,
         settings=settings,
@@ -125,7 +125,7 @@ def _context(request: RunRequest, run_id: int, credentials, settings: Settings, 
         scheduled_for=request.scheduled_for,
         params=dict(request.params),
         now=now,
-        stopping=stopping,
+        stopping=Either(request.stopping, lost),
     )
 
 

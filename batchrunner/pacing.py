@@ -39,10 +39,13 @@ class Pacer:
         self._first_drained: _Observation | None = None
         self._limit: int | None = None
         self._rate: float | None = None
+        self._hold = 0.0
 
     def wait_time(self, now: float) -> float:
         """Seconds to wait before the next request may go out; 0 means send now."""
         with self._lock:
+            if now < self._hold:
+                return self._hold - now
             if self._last is None:
                 return 0.0
             available = self._available(now)
@@ -56,6 +59,11 @@ class Pacer:
                 # which either goes through or is answered with a 429 that says when to come back.
                 return max(0.0, last.at + IDLE_PROBE_SECONDS - now)
             return (1 - available) / self._rate
+
+    def hold_until(self, moment: float) -> None:
+        """Send nothing before `moment` (the server answered 429 and said when to come back)."""
+        with self._lock:
+            self._hold = max(self._hold, moment)
 
     def sent(self) -> int:
         """Call when a request goes out; returns its sequence number for `observe`."""

@@ -150,6 +150,8 @@ def _part(name: str, part: str) -> set[int]:
     if not match:
         raise ValueError(f"bad {_label(name)} {part!r}")
     start, end, step = match.groups()
+    if start == "*" and end is not None:
+        raise ValueError(f"bad {_label(name)} {part!r}")
     if start == "*":
         first, last = low, (6 if name == "day_of_week" else high)
     else:

@@ -223,7 +223,10 @@ def _drain(scheduler: Scheduler, stop_timeout: float, hurry: threading.Event) ->
     reason = f"interrupted: the scheduler was stopped and the run did not finish within {stop_timeout:g} s"
     try:
         count = runs.interrupt_own(scheduler.db, scheduler.now(), reason)
-        log.warning("stopped; %d run(s) did not finish in time and are recorded as failed", count)
+        if count:
+            log.warning("stopped; %d run(s) did not finish in time and are recorded as failed", count)
+        else:
+            log.info("stopped cleanly")
     except DBAPIError as exc:
         log.error("stopped; could not record the interrupted runs (%s): they will be marked abandoned", _short(exc))
     return 0

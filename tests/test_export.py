@@ -248,3 +248,20 @@ def test_sigterm_ends_a_run_job_at_once_and_records_it(env, runner, tenant, tmp_
     [run] = json.loads(runner("history", "--json").stdout)
     assert (run["status"], run["error"]) == ("failed", "interrupted (Terminated)")
     assert exports(tmp_path) == {}
+
+
+def test_sigterm_while_pages_wait_out_a_429_ends_the_run_at_once(env, runner, tenant, tmp_path):
+    app = tenant.tenant
+    app.set_clients(3000)
+    app.latency = 0.3
+    victim = start_runner(env, tmp_path, "run-job", "export-clients")
+    wait_for(lambda: app.api_requests >= 1)
+    app.fail_next("/api/v2/clients", [429] * 20, retry_after=30)  # the page threads are told to wait 30 s
+    wait_for(lambda: app.responses_429 >= 2)
+    started = time.monotonic()
+    victim.send_signal(signal.SIGTERM)
+    victim.communicate(timeout=40)
+    assert time.monotonic() - started < 5
+    assert victim.returncode == 1
+    [run] = json.loads(runner("history", "--json").stdout)
+    assert (run["status"], run["error"]) == ("failed", "interrupted (Terminated)")

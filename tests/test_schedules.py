@@ -62,6 +62,7 @@ def test_macros_and_off():
     ("0 25 * * *", "bad hour '25' (0-23)"),
     ("0 2 * 13 *", "bad month '13' (1-12 or jan-dec)"),
     ("*/0 * * * *", "bad step in minute '*/0'"),
+    ("*-5 * * * *", "bad minute '*-5'"),
     ("@reboot", "is not a schedule; use 5 cron fields or one of @yearly, @annually, @monthly"),
     ("0 2 31 2 *", "names a date that never comes"),
 ])
