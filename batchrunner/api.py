@@ -193,7 +193,8 @@ class ManagementApi:
 
     def _on_retry(self, state) -> None:
         self._count("retries")
-        log.warning("retrying after: %s", state.outcome.exception())
+        if not self._cancelled.is_set():  # a run that is ending retries nothing
+            log.warning("retrying after: %s", state.outcome.exception())
 
     def _count(self, name: str) -> None:
         with self._stats_lock:
