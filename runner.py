@@ -321,9 +321,8 @@ def sandbox_command(port, clients, latency, rate, burst):
     import signal
     import threading
 
-    from batchrunner.sandbox import Sandbox
-
     from batchrunner.errors import UsageError
+    from batchrunner.sandbox import Sandbox
 
     sandbox = Sandbox(clients=clients, port=port)
     sandbox.tenant.latency = latency

@@ -19,13 +19,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, TypeVar
 
-import tenacity
 from sqlalchemy import Table, create_engine, event, inspect, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
 
 from . import clock
-
 from .errors import ConfigError, RunnerError
 
 # The migrations in migrations/versions, oldest first; a test checks the two agree. Comparing with
@@ -38,6 +36,7 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 # How long a write that must not be lost (the end of a run) keeps trying while the database is
 # unreachable: long enough for a PostgreSQL restart or fail-over.
 OUTAGE_SECONDS = 60.0
+OUTAGE_ATTEMPTS = 20  # more than the backoff fits in OUTAGE_SECONDS: the time is the bound
 
 T = TypeVar("T")
 
@@ -89,10 +88,11 @@ class Database:
         """The schema's revision; None for a new database. DatabaseError for one the runner cannot use."""
         try:
             with self.read() as conn:
-                if "alembic_version" not in inspect(conn).get_table_names():
-                    return None
                 revision = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
         except DBAPIError as exc:
+            # Only now ask why (off every command's start-up path): a new database, or an unusable one.
+            if self._has_no_tables():
+                return None
             raise DatabaseError(f"cannot use the database {self.safe_url}: {_first_line(exc)}; check RUNNER_DATABASE_URL") from None
         if revision is not None and revision not in SCHEMA_REVISIONS:
             raise DatabaseError(
@@ -101,11 +101,20 @@ class Database:
             )
         return revision
 
+    def _has_no_tables(self) -> bool:
+        try:
+            with self.read() as conn:
+                return "alembic_version" not in inspect(conn).get_table_names()
+        except DBAPIError:
+            return False
+
     def upgrade(self) -> None:
-        """Apply every pending migration, serialised with any other process doing the same."""
+        """Apply every pending migration, serialised with any other process doing the same.
+
+        Callers check `current_revision()` first, which refuses a database the runner cannot use.
+        """
         from alembic import command
 
-        self.current_revision()  # refuses a database this runner cannot use, in one line
         with self.write() as conn:
             if self.dialect == "postgresql":
                 conn.execute(text("SELECT pg_advisory_xact_lock(7401227)"))  # any constant: the runner's migration lock
@@ -122,13 +131,9 @@ class Database:
 
 def through_outages(call: Callable[[], T], seconds: float = OUTAGE_SECONDS, sleep=clock.sleep) -> T:
     """`call()`, called again while the database is unreachable (restarted, connection dropped), for a bounded time."""
-    return tenacity.Retrying(
-        retry=tenacity.retry_if_exception_type(OperationalError),
-        stop=tenacity.stop_after_delay(seconds),
-        wait=tenacity.wait_random_exponential(multiplier=0.5, max=10),
-        sleep=sleep,
-        reraise=True,
-    )(call)
+    from . import retry  # here, not at the top: it loads requests, which `runner history` does not need
+
+    return retry.retrying(OUTAGE_ATTEMPTS, seconds, sleep, retry_on=OperationalError)(call)
 
 
 def alembic_config(conn: Connection | None = None):

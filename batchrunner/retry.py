@@ -54,7 +54,9 @@ def retrying(
     max_seconds: float,
     sleep: Callable[[float], None] = clock.sleep,
     on_retry: Callable[[tenacity.RetryCallState], None] | None = None,
+    retry_on: type[Exception] = Transient,
 ) -> tenacity.Retrying:
+    """Retries of `retry_on`: exponential backoff with jitter, or the server's wait where it named one."""
     backoff = tenacity.wait_random_exponential(multiplier=0.5, max=10)
 
     def wait(state: tenacity.RetryCallState) -> float:
@@ -64,7 +66,7 @@ def retrying(
         return asked + backoff(state) / 10 if asked is not None else backoff(state)
 
     return tenacity.Retrying(
-        retry=tenacity.retry_if_exception_type(Transient),
+        retry=tenacity.retry_if_exception_type(retry_on),
         # stop_before_delay: no wait may run past the bound, so the whole call keeps to it.
         stop=tenacity.stop_after_attempt(attempts) | tenacity.stop_before_delay(max_seconds),
         wait=wait,

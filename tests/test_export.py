@@ -97,15 +97,27 @@ def test_a_rate_limit_used_up_by_another_client_is_waited_out_not_forever(runner
     assert len(read_export(tmp_path / "exports" / "clients-latest.csv")) == 400
 
 
-def test_pages_that_shift_during_the_export_fail_it_and_keep_the_old_files(env, runner, tenant, tmp_path):
+def export_then_start_another(env, runner, tenant, tmp_path, clients, after_requests, **switches):
+    """A good export of 300 applications; then a slower one of `clients`, started and under way.
+
+    Returns the files of the first and the process of the second.
+    """
     app = tenant.tenant
     app.set_clients(300)
     assert runner("run-job", "export-clients").returncode == 0
     before = exports(tmp_path)
-    app.set_clients(5000)
+    app.set_clients(clients)
     app.latency = 0.3
+    for name, value in switches.items():
+        setattr(app, name, value)
     victim = start_runner(env, tmp_path, "run-job", "export-clients")
-    wait_for(lambda: app.api_requests >= 12)
+    wait_for(lambda: app.api_requests >= after_requests)
+    return before, victim
+
+
+def test_pages_that_shift_during_the_export_fail_it_and_keep_the_old_files(env, runner, tenant, tmp_path):
+    app = tenant.tenant
+    before, victim = export_then_start_another(env, runner, tenant, tmp_path, clients=5000, after_requests=12)
     app.prepend_application()  # one created at the front of the list, one deleted at the end:
     app.set_clients(4999)       # the total stays, later pages start one item later
     out, err = victim.communicate(timeout=60)
@@ -166,14 +178,7 @@ def test_an_error_that_quotes_the_secret_is_recorded_redacted(runner, tenant, tm
 
 def test_a_killed_export_leaves_the_previous_files_and_the_next_run_succeeds(env, runner, tenant, tmp_path):
     app = tenant.tenant
-    app.set_clients(300)
-    assert runner("run-job", "export-clients").returncode == 0
-    before = exports(tmp_path)
-    app.set_clients(4000)
-    app.latency = 0.3
-    app.rate, app.burst = 5, 2
-    victim = start_runner(env, tmp_path, "run-job", "export-clients")
-    wait_for(lambda: app.api_requests >= 8)
+    before, victim = export_then_start_another(env, runner, tenant, tmp_path, clients=4000, after_requests=8, rate=5, burst=2)
     victim.send_signal(signal.SIGKILL)
     victim.wait()
     visible = {k: v for k, v in exports(tmp_path).items() if not k.startswith(".")}
