@@ -22,7 +22,7 @@ from batchrunner.models import metadata, token_cache
 from batchrunner.tokencache import LEASE_SECONDS, CacheKey, CachedTokenSource, cached_source
 from batchrunner.tokens import ClientCredentialsSource, Token
 
-from conftest import start_runner
+from conftest import start_runner, stop
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
 
@@ -301,3 +301,20 @@ def test_each_missing_setting_is_one_line_and_exit_2(runner, variable):
     assert result.returncode == 2
     assert result.stderr.startswith(f"runner: {variable}: not set")
     assert result.stderr.count("\n") == 1
+
+
+def test_the_sandbox_says_nothing_when_a_client_goes_away_mid_answer(tmp_path):
+    import socket
+    import struct
+
+    sandbox = start_runner({**os.environ}, tmp_path, "sandbox", "--port", "0", "--latency", "0.3")
+    base = next(line for line in iter(sandbox.stdout.readline, "") if line.startswith("export AUTH0_DOMAIN="))
+    host, port = base.strip().split("=", 1)[1].removeprefix("http://").split(":")
+    for _ in range(3):  # clients killed while their answers are on the way
+        client = socket.create_connection((host, int(port)))
+        client.sendall(b"GET /api/v2/clients HTTP/1.1\r\nHost: x\r\n\r\n")
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close with a reset
+        client.close()
+    time.sleep(0.6)  # the answers are written after the stand-in's latency
+    _, err = stop(sandbox)
+    assert "Traceback" not in err and "BrokenPipe" not in err and "ConnectionReset" not in err

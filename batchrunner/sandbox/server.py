@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,6 +20,12 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, address, app: SandboxApp):
         super().__init__(address, _Handler)
         self.app = app
+
+    def handle_error(self, request, client_address):
+        # A client that went away mid-answer (a run killed or ended early) is no error of the tenant's.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
