@@ -4,6 +4,11 @@
 - 429: wait as Retry-After or x-ratelimit-reset say, then retry; the pacer keeps them rare.
 - 5xx and connection errors: retried with backoff (retry.py), bounded.
 - 403 insufficient_scope: one line naming the scope and where to grant it.
+
+Every job of one process that calls one tenant shares that tenant's pacer (`tenant_pacer`), so
+jobs running at once in `serve` spend one bucket between them instead of each learning it alone.
+Write calls (`post`, `patch`, `delete`) carry `X-Correlation-ID: runner-<run id>`, which Auth0
+records in its tenant logs, so each change links to the run that made it (SPEC section 11).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Iterator
+from urllib.parse import parse_qsl
 
 import requests
 
@@ -32,6 +38,24 @@ CALL_RETRY_SECONDS = 180.0
 PER_PAGE = 100  # the Management API's maximum
 MAX_IN_FLIGHT = 16  # concurrent page requests; also bounds the pages held for in-order delivery
 MAX_PACE_SECONDS = 120.0  # the longest one request waits for room in the rate limit
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A 200's JSON body and its `Link` header's `next` target, if any."""
+
+    body: object
+    next_url: str | None = None
+
+
+_pacers: dict[str, Pacer] = {}
+_pacers_lock = threading.Lock()
+
+
+def tenant_pacer(base_url: str) -> Pacer:
+    """The one pacer of this process for a tenant (SPEC section 11)."""
+    with _pacers_lock:
+        return _pacers.setdefault(base_url.rstrip("/"), Pacer())
 
 
 @dataclass
@@ -50,12 +74,14 @@ class ManagementApi:
         client_id: str = "",
         session: requests.Session | None = None,
         cancelled: threading.Event | None = None,
+        run_id: int | None = None,
     ):
         self.base_url = base_url.rstrip("/")
         self.tokens = tokens  # a token source with invalidate()
         self.client_id = client_id
         self.session = session or new_session(pool_size=MAX_IN_FLIGHT)
-        self.pacer = Pacer()
+        self.pacer = tenant_pacer(self.base_url)
+        self.run_id = run_id
         self.stats = ApiStats()
         self._stats_lock = threading.Lock()
         # Set by close(), or from outside (the run was marked abandoned): calls stop, waits end.
@@ -63,11 +89,33 @@ class ManagementApi:
 
     def get(self, path: str, params: dict | None = None):
         """GET a Management API path (e.g. "clients") and return its JSON body."""
+        return self.request("GET", path, params).body
+
+    def post(self, path: str, body: dict):
+        return self.request("POST", path, json_body=body).body
+
+    def patch(self, path: str, body: dict):
+        return self.request("PATCH", path, json_body=body).body
+
+    def delete(self, path: str):
+        return self.request("DELETE", path).body
+
+    def request(self, method: str, path: str, params: dict | None = None, json_body: dict | None = None) -> Reply:
+        """One call with the retries allowed; `path` is relative to /api/v2/ (e.g. "roles/ROLE/users")."""
         url = f"{self.base_url}/api/v2/{path.lstrip('/')}"
         try:
-            return retry.retrying(CALL_ATTEMPTS, CALL_RETRY_SECONDS, self._sleep, self._on_retry)(self._call, url, params)
+            return retry.retrying(CALL_ATTEMPTS, CALL_RETRY_SECONDS, self._sleep, self._on_retry)(
+                self._call, method, url, params, json_body)
         except retry.Transient as exc:
             raise ApiError(f"the Management API kept failing: {exc}; Auth0 may be degraded (status.auth0.com), run again later") from None
+
+    def follow(self, next_url: str) -> Reply:
+        """GET a `Link: rel="next"` target, which must lie under this tenant's /api/v2/: the token goes nowhere else."""
+        prefix = f"{self.base_url}/api/v2/"
+        if not next_url.startswith(prefix):
+            raise ApiError(f"the Management API pointed the next page at {next_url.split('?')[0]}, outside {prefix}; not following it")
+        path, _, query = next_url[len(prefix):].partition("?")
+        return self.request("GET", path, dict(parse_qsl(query, keep_blank_values=True)))
 
     def paginate(self, path: str, key: str, params: dict | None = None, on_page=None, unique: str | None = None) -> Iterator[dict]:
         """Every item of a paged list endpoint, in order, fetching pages concurrently within the limit.
@@ -122,15 +170,17 @@ class ManagementApi:
             # A consumer that stops early (an error, SIGTERM) must not wait for the pages in flight.
             pool.shutdown(wait=False, cancel_futures=True)
 
-    def _call(self, url: str, params: dict | None, refreshed: bool = False):
+    def _call(self, method: str, url: str, params: dict | None, json_body: dict | None, refreshed: bool = False) -> Reply:
         self._check_cancelled()
         token = self.tokens.token()
+        headers = {"Authorization": f"Bearer {token.access_token}"}
+        if method != "GET" and self.run_id is not None:
+            headers["X-Correlation-ID"] = f"runner-{self.run_id}"
         self._pace()
         seq = self.pacer.sent()
         try:
-            response = self.session.get(
-                url, params=params, timeout=TIMEOUT, allow_redirects=False,
-                headers={"Authorization": f"Bearer {token.access_token}"},
+            response = self.session.request(
+                method, url, params=params, json=json_body, timeout=TIMEOUT, allow_redirects=False, headers=headers,
             )
         except requests.RequestException as exc:
             raise retry.connection_failure(url.split("?")[0], exc, ApiError) from None
@@ -143,7 +193,7 @@ class ManagementApi:
             log.info("token rejected (%s); getting a new one", _message(response))
             self.tokens.invalidate(token)
             self._count("token_refreshes")
-            return self._call(url, params, refreshed=True)
+            return self._call(method, url, params, json_body, refreshed=True)
         if response.status_code == 429:
             self._count("responses_429")
             # Every page thread waits as the server said, not only the one that was refused.
@@ -151,9 +201,10 @@ class ManagementApi:
         transient = retry.transient_for(response)
         if transient:
             raise transient
-        if response.status_code != 200:
+        if not 200 <= response.status_code < 300:
             raise self._failure(response, token)
-        return response.json()
+        body = response.json() if response.content else None
+        return Reply(body, response.links.get("next", {}).get("url"))
 
     def _pace(self) -> None:
         deadline = time.monotonic() + MAX_PACE_SECONDS
@@ -177,19 +228,21 @@ class ManagementApi:
     def _failure(self, response: requests.Response, token) -> ApiError:
         body = _json(response)
         path = requests.utils.urlparse(response.url).path
+        call = f"{response.request.method} {path}"
         if response.status_code == 403 and body.get("errorCode") == "insufficient_scope":
             # The cached token carries the old scopes; drop it so a newly granted scope takes effect.
             self.tokens.invalidate(token)
             # Auth0 says "Insufficient scope, expected any of: read:clients".
             needed = str(body.get("message", "")).partition("expected any of:")[2].strip() or "the required scope"
             return ApiError(
-                f"the token lacks the scope {needed} for GET {path}; grant {needed} to application "
+                f"the token lacks the scope {needed} for {call}; grant {needed} to application "
                 f"{self.client_id} (Dashboard > Applications > APIs > Auth0 Management API > "
                 "Machine To Machine Applications), then run again"
             )
         if response.status_code == 401:
-            return ApiError(f"the Management API rejected a newly issued token for GET {path} ({_message(response)}); check AUTH0_AUDIENCE")
-        return ApiError(f"GET {path} failed: HTTP {response.status_code} {_message(response)}")
+            return ApiError(f"the Management API rejected a newly issued token for {call} ({_message(response)}); check AUTH0_AUDIENCE")
+        return ApiError(f"{call} failed: HTTP {response.status_code} {_message(response)}",
+                        status=response.status_code, code=body.get("errorCode"))
 
     def _on_retry(self, state) -> None:
         self._count("retries")

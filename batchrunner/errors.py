@@ -48,6 +48,11 @@ class TokenError(RunnerError):
 class ApiError(RunnerError):
     """The Management API refused or failed a call after the retries allowed."""
 
+    def __init__(self, message: str, status: int | None = None, code: str | None = None):
+        super().__init__(message)
+        self.status = status  # the HTTP status of a refusal, for callers that treat one specially
+        self.code = code  # Auth0's errorCode, e.g. invalid_paging
+
 
 class JobBusy(RunnerError):
     """Another run of the same job is in progress somewhere that shares the database."""

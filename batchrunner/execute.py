@@ -46,6 +46,8 @@ def execute(request: RunRequest, settings: Settings, db: Database, now: Callable
     job = request.job
     # Settings are checked before anything is recorded: a configuration error is exit 2, not a run.
     credentials = load_credentials(settings.env) if job.needs_api else None
+    if job.check is not None:
+        job.check(settings.env, request.params)
     if credentials:
         logs.redact_secret(credentials.client_secret)
     claim = runs.start(db, job.name, request.trigger, request.scheduled_for, request.params, now())
@@ -114,7 +116,7 @@ def _context(request: RunRequest, run_id: int, credentials, settings: Settings, 
     if credentials is not None:
         session = new_session(pool_size=MAX_IN_FLIGHT)  # one keep-alive session per run, tokens and API alike
         tokens = cached_source(db, credentials, f"run {run_id} ({request.job.name})", run_id, session)
-        api = ManagementApi(credentials.base_url, tokens, credentials.client_id, session, cancelled=lost)
+        api = ManagementApi(credentials.base_url, tokens, credentials.client_id, session, cancelled=lost, run_id=run_id)
     return JobContext(
         api=api,
         settings=settings,
@@ -126,6 +128,8 @@ def _context(request: RunRequest, run_id: int, credentials, settings: Settings, 
         params=dict(request.params),
         now=now,
         stopping=Either(request.stopping, lost),
+        db=db,
+        job=request.job.name,
     )
 
 

@@ -133,3 +133,15 @@ runs = Table(
         postgresql_where=text("status = 'running'"),
     ),
 )
+
+# What a job keeps from one run to the next (its checkpoint, say), as JSON, written in the same
+# transactions that record what its outputs hold (state.py).
+job_state = Table(
+    "job_state",
+    metadata,
+    Column("job", String(255), primary_key=True),
+    Column("name", String(255), primary_key=True),
+    Column("value", Text),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("run_id", Integer),
+)

@@ -22,6 +22,8 @@ from .errors import ConfigError, UsageError
 if TYPE_CHECKING:
     from .api import ManagementApi
     from .config import Settings
+    from .db import Database
+    from .state import JobState
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 
@@ -34,6 +36,9 @@ class Job:
     func: Callable[["JobContext"], dict | None]
     needs_api: bool = True
     params: tuple[str, ...] | None = None  # the --param keys it takes; None: any
+    # Checks the job's own settings and parameters before a run is recorded: check(env, params)
+    # raises ConfigError or UsageError (exit 2), as a bad runner setting does.
+    check: Callable[[dict, dict], None] | None = None
 
     def check_params(self, given: dict[str, str]) -> None:
         """UsageError for a --param the job does not take: a typo must not pass unnoticed."""
@@ -60,15 +65,26 @@ class JobContext:
     now: Callable[[], datetime]
     # Set when serve is asked to stop, or when the run was marked abandoned: a long job may end early.
     stopping: threading.Event = field(default_factory=threading.Event)
+    db: "Database | None" = None
+    job: str = ""
+
+    @property
+    def state(self) -> "JobState":
+        """This job's durable state (state.py): its checkpoint and the like."""
+        from .state import JobState
+
+        return JobState(self.db, self.job, self.run_id, self.now)
 
 
 _jobs: dict[str, Job] = {}
 
 
-def job(name: str, schedule: str, description: str, needs_api: bool = True, params: tuple[str, ...] | None = None):
+def job(name: str, schedule: str, description: str, needs_api: bool = True, params: tuple[str, ...] | None = None,
+        check: Callable[[dict, dict], None] | None = None):
     """Register the decorated function as a job (see README, "Write your own job").
 
-    `params` names the --param keys the job takes; leave it None to take any.
+    `params` names the --param keys the job takes; leave it None to take any. `check(env, params)`
+    refuses bad settings of the job's own before anything is recorded.
     """
     if not NAME_PATTERN.match(name):
         raise ValueError(f"job name {name!r}: use lower-case letters, digits and '-', starting with a letter")
@@ -77,7 +93,8 @@ def job(name: str, schedule: str, description: str, needs_api: bool = True, para
         known = _jobs.get(name)
         if known is not None and _origin(known.func) != _origin(func):
             raise ConfigError("RUNNER_JOBS", f"two jobs are named {name!r}: {_origin(known.func)} and {_origin(func)}")
-        _jobs[name] = Job(name, schedule, description.strip(), func, needs_api, tuple(params) if params is not None else None)
+        _jobs[name] = Job(name, schedule, description.strip(), func, needs_api,
+                          tuple(params) if params is not None else None, check)
         return func
 
     return register

@@ -78,7 +78,7 @@ def empty_database(url: str) -> None:
 
     db = open_database(url)
     with db.write() as conn:
-        conn.execute(text("TRUNCATE runs, token_cache, token_issuances RESTART IDENTITY"))
+        conn.execute(text("TRUNCATE runs, token_cache, token_issuances, job_state RESTART IDENTITY"))
 
 
 @pytest.fixture
@@ -154,6 +154,7 @@ JOBS = str(Path(__file__).parent / "fixture_jobs")
 QUIET = {  # the tiny test jobs loaded, every job's schedule off unless a test turns it on
     "RUNNER_JOBS": JOBS,
     "RUNNER_SCHEDULE_EXPORT_CLIENTS": "off",
+    "RUNNER_SCHEDULE_SNAPSHOT": "off",
     "RUNNER_SCHEDULE_HELLO": "off",
     "RUNNER_SCHEDULE_SLEEPY": "off",
     "RUNNER_SCHEDULE_FAILING": "off",

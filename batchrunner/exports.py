@@ -1,0 +1,29 @@
+"""The dated-CSV export every such job shares (SPEC section 6): `{stem}-YYYYMMDDTHHMMSSZ.csv`, then
+`{stem}-latest.csv` replaced by a copy, each complete or absent, rows streamed (flat memory)."""
+
+from __future__ import annotations
+
+import time
+from typing import Iterable, Sequence
+
+from .errors import ConfigError
+from .files import clean_partials, copy_atomic
+from .outputs import Column, write_csv
+
+
+def export_csv(ctx, stem: str, columns: Sequence[Column], items: Iterable[dict]) -> dict:
+    """Write `items` to the dated file and the latest copy; the run's result."""
+    started = time.monotonic()
+    directory = ctx.export_dir
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError("RUNNER_EXPORT_DIR", f"cannot write exports to {directory}: {exc.strerror}") from None
+    for leftover in clean_partials(directory, f"{stem}-"):
+        ctx.log.info("removed %s, left by an interrupted run", leftover.name)
+    target = directory / f"{stem}-{ctx.now():%Y%m%dT%H%M%SZ}.csv"
+    latest = directory / f"{stem}-latest.csv"
+    rows = write_csv(target, columns, items)
+    copy_atomic(target, latest)
+    ctx.log.info("exported %d rows to %s", rows, target)
+    return {"rows": rows, "path": str(target), "latest": str(latest), "seconds": round(time.monotonic() - started, 3)}

@@ -1,0 +1,29 @@
+"""Durable job state: a job's checkpoint and the like, beside its runs (SPEC section 11).
+
+Revision ID: 0003
+Revises: 0002
+"""
+import sqlalchemy as sa
+from alembic import op
+
+from batchrunner.models import UtcDateTime
+
+revision = "0003"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "job_state",
+        sa.Column("job", sa.String(255), primary_key=True),
+        sa.Column("name", sa.String(255), primary_key=True),
+        sa.Column("value", sa.Text),
+        sa.Column("updated_at", UtcDateTime, nullable=False),
+        sa.Column("run_id", sa.Integer),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("job_state")

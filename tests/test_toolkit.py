@@ -1,0 +1,140 @@
+"""The job toolkit (SPEC section 11): lists, durable state, outputs, as a job's author uses them."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from batchrunner.errors import ApiError
+from batchrunner.outputs import clean_staged, point_link, read_rows, staged_directory, write_csv, write_jsonl_gz
+from batchrunner.state import JobState
+
+GOLDEN = Path(__file__).parent / "data" / "clients-seed7-120.csv"
+
+
+def test_export_clients_writes_the_same_bytes_as_before_the_toolkit(runner, tenant, tmp_path):
+    # The golden file was written by export-clients before it moved onto the toolkit (seed 7, 120 apps).
+    tenant.tenant.set_clients(120)
+    assert runner("run-job", "export-clients").returncode == 0
+    assert (tmp_path / "exports" / "clients-latest.csv").read_bytes() == GOLDEN.read_bytes()
+
+
+def test_csv_cells_follow_one_rule_set(tmp_path):
+    columns = [("id", "id"), ("nested", "a.b"), ("flag", "flag"), ("list", "list"), ("computed", lambda i: i["id"] * 2)]
+    items = [{"id": "=1", "a": {"b": "x y"}, "flag": True, "list": ["p q", "r"]}, {"id": "z", "flag": False}]
+    assert write_csv(tmp_path / "t.csv", columns, items) == 2
+    data = (tmp_path / "t.csv").read_bytes()
+    assert data.startswith(b"\xef\xbb\xbfid,nested,flag,list,computed\r\n")
+    assert list(read_rows(tmp_path / "t.csv")) == [
+        {"id": "'=1", "nested": "x y", "flag": "true", "list": "p%20q r", "computed": "'=1=1"},
+        {"id": "z", "nested": "", "flag": "false", "list": "", "computed": "zz"},
+    ]
+
+
+def test_jsonl_gz_holds_each_item_exactly_as_given(tmp_path):
+    items = [{"log_id": "1", "détails": {"ip": "::1"}}, {"log_id": "2", "n": [1, 2]}]
+    assert write_jsonl_gz(tmp_path / "a.jsonl.gz", items) == 2
+    lines = gzip.decompress((tmp_path / "a.jsonl.gz").read_bytes()).decode().splitlines()
+    assert [json.loads(line) for line in lines] == items
+    assert not list(tmp_path.glob(".*"))
+
+
+def test_a_staged_directory_appears_whole_or_not_at_all(tmp_path):
+    final = tmp_path / "snap" / "one"
+    with pytest.raises(RuntimeError):
+        with staged_directory(final) as staged:
+            (staged / "a.csv").write_text("half")
+            raise RuntimeError("killed half-way")
+    assert not final.exists() and list((tmp_path / "snap").iterdir()) == []
+    with staged_directory(final) as staged:
+        (staged / "a.csv").write_text("whole")
+        assert not final.exists()
+    assert (final / "a.csv").read_text() == "whole"
+    # What a SIGKILL leaves: a hidden directory, which the next run removes.
+    leftover = tmp_path / "snap" / ".two.abc.partial"
+    leftover.mkdir()
+    assert clean_staged(tmp_path / "snap") == [leftover] and not leftover.exists()
+
+
+def test_latest_is_a_relative_link_replaced_in_place(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    point_link(tmp_path / "latest", "a")
+    point_link(tmp_path / "latest", "b")
+    assert os.readlink(tmp_path / "latest") == "b"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b", "latest"]
+
+
+def test_state_survives_and_is_per_job(database_url):
+    from batchrunner.db import open_database
+
+    db = open_database(database_url)
+    JobState(db, "export-logs").put(checkpoint="900", files=3)
+    JobState(db, "other").put(checkpoint="1")
+    assert JobState(db, "export-logs").get("checkpoint") == "900"
+    assert JobState(db, "export-logs").get("files") == 3
+    JobState(db, "export-logs").put(files=None)
+    assert JobState(db, "export-logs").get("files", "gone") == "gone"
+
+
+@pytest.mark.parametrize("killed_after", ["intent", "rename"])
+def test_an_output_and_its_state_agree_whenever_the_process_dies(database_url, tmp_path, killed_after):
+    from batchrunner.db import open_database
+
+    db = open_database(database_url)
+    state = JobState(db, "archive")
+    state.put(checkpoint="100")
+    staged, final = tmp_path / ".batch.partial", tmp_path / "batch.jsonl"
+    staged.write_text("events 101-200")
+    # A publish cut short: the intent is committed; then the process dies before or after its rename.
+    state.put(_publishing={"staged": str(staged), "final": str(final), "values": {"checkpoint": "200"}})
+    if killed_after == "rename":
+        staged.rename(final)
+    done = JobState(db, "archive").recover()
+    if killed_after == "rename":
+        assert final.exists() and state.get("checkpoint") == "200" and "recorded batch.jsonl" in done
+    else:
+        assert not final.exists() and not staged.exists() and state.get("checkpoint") == "100"
+    assert state.get("_publishing") is None and state.recover() is None
+
+
+def test_publish_renames_and_records_in_one_step(database_url, tmp_path):
+    from batchrunner.db import open_database
+
+    state = JobState(open_database(database_url), "archive")
+    staged = tmp_path / ".b.partial"
+    staged.write_text("x")
+    state.publish(staged, tmp_path / "b", checkpoint="5")
+    assert (tmp_path / "b").read_text() == "x" and state.get("checkpoint") == "5"
+    staged.write_text("y")
+    with pytest.raises(FileExistsError):
+        state.publish(staged, tmp_path / "b", checkpoint="6")
+    assert state.get("checkpoint") == "5"
+
+
+def test_an_offset_list_yields_every_item_and_a_refusal_keeps_its_status(tenant, database_url):
+    from batchrunner import lists
+    from batchrunner.lists import OFFSET, Listing
+
+    api = _api(tenant, database_url)
+    tenant.tenant.set_clients(30)
+    clients = Listing("clients", "clients", OFFSET, ("read:clients",), params={"is_global": "false"}, unique="client_id")
+    assert len(list(lists.items(api, clients))) == 30
+    missing = Listing("no-such-list", "things", OFFSET, ("read:things",))
+    with pytest.raises(ApiError) as failure:
+        list(lists.items(api, missing))
+    assert failure.value.status == 404
+
+
+def _api(tenant, database_url):
+    from batchrunner.api import ManagementApi
+    from batchrunner.config import load_credentials
+    from batchrunner.db import open_database
+    from batchrunner.tokencache import cached_source
+
+    credentials = load_credentials(tenant.settings())
+    return ManagementApi(credentials.base_url, cached_source(open_database(database_url), credentials, "test"), credentials.client_id)
