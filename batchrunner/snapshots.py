@@ -1,0 +1,107 @@
+"""The access snapshot's pipeline (SPEC section 12): choose tables, check scopes, fetch, write a
+directory that appears whole, point `latest` at it.
+
+The job (jobs/snapshot.py) declares the tables; everything here is shared machinery.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Sequence
+
+from . import __version__
+from .errors import ApiError, ConfigError, UsageError
+from .outputs import clean_staged, point_link, staged_directory
+from .tables import Table, fetch_all, write
+
+SETTING = "RUNNER_SNAPSHOT_RESOURCES"
+NAME_FORMAT = "%Y%m%dT%H%M%SZ"
+GRANT_WHERE = "Dashboard > Applications > APIs > Auth0 Management API > Machine To Machine Applications"
+
+
+def choose(tables: Sequence[Table], env, params: dict) -> list[Table]:
+    """The tables `--param resources` or RUNNER_SNAPSHOT_RESOURCES name (a comma list; all when unset)."""
+    by_name = {t.name: t for t in tables}
+    given = params.get("resources") if "resources" in params else env.get(SETTING)
+    names = [n.strip() for n in (given or "").split(",") if n.strip()]
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        problem = f"unknown resource {unknown[0]!r}; choose from {', '.join(by_name)}"
+        if "resources" in params:
+            raise UsageError(f"--param resources: {problem}")
+        raise ConfigError(SETTING, problem)
+    return [by_name[n] for n in names] if names else list(tables)
+
+
+def closure(tables: Sequence[Table], wanted: Sequence[Table]) -> list[Table]:
+    """`wanted` and every table they read (client grants read the clients for their names)."""
+    by_name = {t.name: t for t in tables}
+    found: dict[str, Table] = {}
+    todo = list(wanted)
+    while todo:
+        table = todo.pop()
+        if table.name not in found:
+            found[table.name] = table
+            todo.extend(by_name[n] for n in table.needs)
+    return [t for t in tables if t.name in found]
+
+
+def missing_scopes(tables: Sequence[Table], granted: set[str]) -> dict[str, tuple[str, ...]]:
+    """Per table, the scopes of which the token holds none (Auth0 accepts any one of them)."""
+    return {t.name: t.listing.scopes for t in tables if not set(t.listing.scopes) & granted}
+
+
+def check_scopes(api, tables: Sequence[Table]) -> None:
+    """Fail before the first API request when the token cannot read every table, naming every gap."""
+    token = api.tokens.token()
+    gaps = missing_scopes(tables, set(token.scope.split()))
+    if not gaps:
+        return
+    # A token issued before the scopes were granted carries the old ones: the next run gets a new one.
+    api.tokens.invalidate(token)
+    needs = "; ".join(f"{name} needs {' or '.join(scopes)}" for name, scopes in gaps.items())
+    raise ApiError(f"the token cannot read every resource ({needs}); grant the scopes to application "
+                   f"{api.client_id} ({GRANT_WHERE}) or leave the resources out with {SETTING}")
+
+
+def take(ctx, tables: Sequence[Table]) -> dict:
+    """One snapshot of the chosen tables into {export_dir}/snapshots/NAME/; the run's result."""
+    started, clock_start = ctx.now(), time.monotonic()
+    wanted = choose(tables, ctx.settings.env, ctx.params)
+    needed = closure(tables, wanted)
+    check_scopes(ctx.api, needed)
+    root = ctx.export_dir / "snapshots"
+    root.mkdir(parents=True, exist_ok=True)
+    for leftover in clean_staged(root):
+        ctx.log.info("removed %s, left by an interrupted run", leftover.name)
+    fetched = fetch_all(ctx.api, needed)
+    name = started.strftime(NAME_FORMAT)
+    if (root / name).exists():
+        raise ApiError(f"a snapshot named {name} exists already (two runs in one second?); run again")
+    with staged_directory(root / name) as staged:
+        counts = {t.name: len(fetched[t.name].rows) for t in wanted}
+        for table in wanted:
+            write(staged, fetched[table.name])
+        _write_manifest(staged, ctx, started, counts)
+    point_link(root / "latest", name)
+    ctx.log.info("snapshot %s: %s", name, ", ".join(f"{n} {c}" for n, c in counts.items()))
+    return {"path": str(root / name), "resources": counts, "requests": ctx.api.stats.requests,
+            "seconds": round(time.monotonic() - clock_start, 3), "changes": None}
+
+
+def _write_manifest(directory: Path, ctx, started, counts: dict[str, int]) -> None:
+    from .files import atomic_text
+    from .output import iso
+
+    manifest = {
+        "tenant": ctx.api.base_url,
+        "started_at": iso(started),
+        "finished_at": iso(ctx.now()),
+        "runner_version": __version__,
+        "resources": {name: {"file": f"{name}.csv", "rows": rows} for name, rows in counts.items()},
+    }
+    with atomic_text(directory / "manifest.json") as handle:
+        json.dump(manifest, handle, indent=2)
+        handle.write("\n")
