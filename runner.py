@@ -174,6 +174,33 @@ def _duration(row) -> str:
     return f"{(row['finished_at'] - row['started_at']).total_seconds():.1f}s"
 
 
+@cli.command("diff")
+@click.argument("old", required=False)
+@click.argument("new", required=False)
+@_json_option
+def diff_command(old, new, as_json):
+    """Show what changed between two snapshots: rows added, removed and changed.
+
+    OLD and NEW are snapshot names in RUNNER_EXPORT_DIR/snapshots (e.g.
+    20261124T023000Z) or paths; without them, the two newest. Exits as
+    diff(1): 0 no change, 1 changes, 2 trouble (a snapshot missing or damaged).
+    """
+    from batchrunner import drift, output
+    from batchrunner.config import load_settings
+
+    root = load_settings().export_dir / "snapshots"
+    if new is None:
+        found = drift.newest(root, 2) if old is None else [drift.resolve(root, old)]
+        if len(found) < 2 and old is None:
+            raise drift.SnapshotError(f"need two snapshots to compare; {root} holds {len(found)}")
+        paths = found if old is None else [found[0], *drift.newest(root, 1)]
+    else:
+        paths = [drift.resolve(root, old), drift.resolve(root, new)]
+    changes = drift.compare(drift.Snapshot.open(paths[0]), drift.Snapshot.open(paths[1]))
+    click.echo(output.to_json(changes.as_json()) if as_json else drift.render(changes))
+    sys.exit(1 if changes.any else 0)
+
+
 # --- the scheduler ---------------------------------------------------------------------------
 
 

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from . import __version__
+from . import __version__, drift
 from .errors import ApiError, ConfigError, UsageError
 from .outputs import clean_staged, point_link, staged_directory
 from .tables import Table, fetch_all, write
@@ -81,27 +81,53 @@ def take(ctx, tables: Sequence[Table]) -> dict:
     if (root / name).exists():
         raise ApiError(f"a snapshot named {name} exists already (two runs in one second?); run again")
     with staged_directory(root / name) as staged:
-        counts = {t.name: len(fetched[t.name].rows) for t in wanted}
         for table in wanted:
             write(staged, fetched[table.name])
-        _write_manifest(staged, ctx, started, counts)
+        resources = {t.name: {"file": f"{t.name}.csv", "rows": len(fetched[t.name].rows), "key": list(t.key)} for t in wanted}
+        _write_json(staged / drift.MANIFEST, _manifest(ctx, started, resources))
+        changes, note = _drift(root, name, drift.Snapshot(staged, resources))
+        if changes is not None:
+            _write_json(staged / drift.CHANGES, changes.as_json())
     point_link(root / "latest", name)
+    counts = {n: r["rows"] for n, r in resources.items()}
     ctx.log.info("snapshot %s: %s", name, ", ".join(f"{n} {c}" for n, c in counts.items()))
+    ctx.log.info("%s", note)
     return {"path": str(root / name), "resources": counts, "requests": ctx.api.stats.requests,
-            "seconds": round(time.monotonic() - clock_start, 3), "changes": None}
+            "seconds": round(time.monotonic() - clock_start, 3),
+            "changes": changes.totals if changes else None,
+            "changes_by_resource": changes.summary if changes else None, "drift": note}
 
 
-def _write_manifest(directory: Path, ctx, started, counts: dict[str, int]) -> None:
-    from .files import atomic_text
+def _drift(root: Path, name: str, new: "drift.Snapshot"):
+    """Changes since the previous complete snapshot, and a line saying what was compared."""
+    previous = drift.previous_of(root, name)
+    if previous is None:
+        return None, "the first snapshot: nothing to compare it with"
+    try:
+        changes = drift.compare(drift.Snapshot.open(previous), new)
+    except drift.SnapshotError as exc:
+        return None, f"compared with nothing: {exc}"
+    changes.new = name
+    totals = changes.totals
+    return changes, (f"since {previous.name}: {totals['added']} added, {totals['removed']} removed, "
+                     f"{totals['changed']} changed (changes.json)")
+
+
+def _manifest(ctx, started, resources: dict) -> dict:
     from .output import iso
 
-    manifest = {
+    return {
         "tenant": ctx.api.base_url,
         "started_at": iso(started),
         "finished_at": iso(ctx.now()),
         "runner_version": __version__,
-        "resources": {name: {"file": f"{name}.csv", "rows": rows} for name, rows in counts.items()},
+        "resources": resources,
     }
-    with atomic_text(directory / "manifest.json") as handle:
-        json.dump(manifest, handle, indent=2)
+
+
+def _write_json(path: Path, value: dict) -> None:
+    from .files import atomic_text
+
+    with atomic_text(path) as handle:
+        json.dump(value, handle, indent=2, ensure_ascii=False)
         handle.write("\n")
