@@ -58,3 +58,11 @@ class JobBusy(RunnerError):
     """Another run of the same job is in progress somewhere that shares the database."""
 
     exit_code = EXIT_BUSY
+
+
+class JobFailed(RunnerError):
+    """A job that ends failed with a result worth recording (the log archive's gap, say)."""
+
+    def __init__(self, message: str, result: dict | None = None):
+        super().__init__(message)
+        self.result = result

@@ -75,6 +75,7 @@ def _run(request: RunRequest, run_id: int, credentials, settings: Settings, db: 
             outcome.status = RunStatus.SUCCEEDED
     except RunnerError as exc:
         outcome.error = exc.message()
+        outcome.result = getattr(exc, "result", None)  # JobFailed carries one
     except Exception as exc:
         log.exception("the job raised")
         outcome.error = f"{type(exc).__name__}: {exc}".splitlines()[0]

@@ -1,0 +1,34 @@
+"""The log archive: every tenant log event kept for good, exactly once (SPEC section 14).
+
+Checkpoint paging of GET /api/v2/logs (`from` = the last archived log_id, `take=100`, following
+the Link header) into gzip JSON Lines files under {export_dir}/logs/YYYY/MM/DD/, each event
+exactly as the API returned it; batchrunner/archive.py keeps files and checkpoint in step.
+"""
+
+from __future__ import annotations
+
+from batchrunner import archive
+from batchrunner.errors import ConfigError
+from batchrunner.registry import job
+
+LOGS = archive.Archive(path="logs", id_field="log_id", date_field="date", folder="logs")
+
+
+def settings(env) -> tuple[str, float]:
+    start = (env.get("RUNNER_LOGS_START") or "oldest").strip()
+    if start not in archive.STARTS:
+        raise ConfigError("RUNNER_LOGS_START", f"{start!r} is neither oldest nor now")
+    days = (env.get("RUNNER_LOGS_TENANT_RETENTION_DAYS") or "1").strip()
+    try:
+        retention = float(days)
+        assert retention > 0
+    except (ValueError, AssertionError):
+        raise ConfigError("RUNNER_LOGS_TENANT_RETENTION_DAYS", f"{days!r} is not a number of days, e.g. 1, 5, 10 or 30") from None
+    return start, retention
+
+
+@job("export-logs", schedule="*/15 * * * *", params=(), check=lambda env, params: settings(env),
+     description="Archive the tenant's log events, each exactly once, as gzip JSON Lines.")
+def export_logs(ctx) -> dict:
+    start, retention = settings(ctx.settings.env)
+    return archive.run(ctx, LOGS, start, retention)
