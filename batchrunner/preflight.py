@@ -29,7 +29,7 @@ def check_token(db: Database, credentials, stopping: threading.Event, wait: floa
     elif isinstance(first.error, CredentialsRejected):
         raise RefusedAtStart(first.error.message())
     elif first.error is not None:
-        log.warning("could not get a token (%s); serve goes on and tries again every %.0f s", _line(first.error), RETRY_SECONDS)
+        log.warning("no token yet: %s; serve goes on and tries again every %.0f s", _line(first.error), RETRY_SECONDS)
     else:
         log.info("the tenant issued a token (or one is cached) for %s", credentials.client_id)
         return
@@ -62,7 +62,7 @@ def _keep_trying(first: _Attempt, reported: bool, db: Database, credentials, sto
             log.error("%s", attempt.error.message())
             return
         if attempt is not first or not reported:
-            log.warning("still no token (%s); trying again in %.0f s", _line(attempt.error), RETRY_SECONDS)
+            log.warning("still no token: %s; trying again in %.0f s", _line(attempt.error), RETRY_SECONDS)
         if stopping.wait(RETRY_SECONDS):
             return
         attempt = _Attempt(db, credentials)
