@@ -1,0 +1,239 @@
+"""The stand-in tenant over real HTTP: the endpoints the snapshot, export-logs and export-users jobs
+read, with Auth0's shapes, both kinds of paging, the 1,000-record wall, scopes, rate buckets, log
+retention and the bulk export's lifecycle."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import pytest
+import requests
+
+ALL_SCOPES = ["read:clients", "read:client_grants", "read:resource_servers", "read:roles", "read:users",
+              "read:connections", "read:organizations", "read:organization_members", "read:logs"]
+
+
+class Api:
+    """Calls to the stand-in with a token for `scopes`."""
+
+    def __init__(self, tenant, scopes):
+        self.tenant = tenant
+        tenant.set_scopes(scopes)
+        body = {"grant_type": "client_credentials", "client_id": tenant.client_id,
+                "client_secret": tenant.client_secret, "audience": tenant.audience}
+        self.token = requests.post(f"{tenant.base_url}/oauth/token", data=body, timeout=5).json()["access_token"]
+
+    def get(self, path, **params):
+        return requests.get(self.url(path), params=params, headers={"Authorization": f"Bearer {self.token}"}, timeout=10)
+
+    def post(self, path, body):
+        return requests.post(self.url(path), json=body, headers={"Authorization": f"Bearer {self.token}"}, timeout=10)
+
+    def url(self, path):
+        return path if path.startswith("http") else f"{self.tenant.base_url}/api/v2/{path}"
+
+
+@pytest.fixture
+def api(tenant):
+    return Api(tenant, ALL_SCOPES)
+
+
+def checkpoint_all(api, path, key, take=7):
+    """Every item by following `next` until it is left out; the number of requests made."""
+    items, params, calls = [], {"take": take}, 0
+    while True:
+        reply = api.get(path, **params)
+        calls += 1
+        assert reply.status_code == 200, reply.text
+        body = reply.json()
+        assert set(body) <= {key, "next"}
+        items += body[key]
+        if "next" not in body:
+            return items, calls
+        params = {"take": take, "from": body["next"]}
+
+
+# --- routes and shapes -------------------------------------------------------------------------------
+
+def test_an_unknown_path_or_method_is_auth0s_404(api):
+    assert api.get("no-such-thing").status_code == 404
+    assert requests.get(f"{api.tenant.base_url}/oauth/token", timeout=5).json() == {
+        "statusCode": 404, "error": "Not Found", "message": "Not Found"}
+
+
+@pytest.mark.parametrize("path, key", [("client-grants", "client_grants"), ("resource-servers", "resource_servers"),
+                                       ("roles", "roles"), ("organizations", "organizations"), ("connections", "connections")])
+def test_offset_lists_answer_an_array_or_with_totals_an_object(api, path, key):
+    held = getattr(api.tenant.directory, key)
+    bare = api.get(path, per_page=100).json()
+    assert isinstance(bare, list) and [row["id"] for row in bare] == [row["id"] for row in held]
+    paged = api.get(path, page=1, per_page=2, include_totals="true").json()
+    assert paged == {"start": 2, "limit": 2, "total": len(held), key: bare[2:4]}
+    assert api.get(path).json() == bare[:50]  # per_page defaults to 50
+    assert api.get(path, per_page=101).status_code == 400
+
+
+def test_the_default_tenant_has_a_snapshot_worth_looking_at(api):
+    d = api.tenant.directory
+    audiences = {g["audience"] for g in d.client_grants}
+    assert api.tenant.audience in audiences and "https://orders.example.com/api" in audiences
+    assert len(d.roles) >= 3 and len(d.organizations) >= 2 and len(d.connections) >= 5
+    assert len(d.role_members[d.big_role]) > 100
+    management = next(rs for rs in api.get("resource-servers").json() if rs["is_system"])
+    assert management["identifier"] == api.tenant.audience
+    grant = api.get("client-grants", audience=api.tenant.audience).json()[0]
+    assert set(grant) >= {"id", "client_id", "audience", "scope"} and isinstance(grant["scope"], list)
+
+
+def test_role_permissions_and_members_have_auth0s_fields(api):
+    role = api.get("roles").json()[0]
+    assert set(role) == {"id", "name", "description"}
+    permission = api.get(f"roles/{role['id']}/permissions").json()[0]
+    assert set(permission) == {"permission_name", "description", "resource_server_name", "resource_server_identifier"}
+    user = api.get(f"roles/{role['id']}/users", per_page=1).json()[0]
+    assert set(user) == {"user_id", "email", "picture", "name"}
+    org = api.get("organizations").json()[0]
+    member = api.get(f"organizations/{org['id']}/members", per_page=1).json()[0]
+    assert set(member) == {"user_id", "email", "picture", "name"}
+    assert api.get("roles/rol_nosuchrole0000/users").json()["errorCode"] == "inexistent_role"
+    assert api.get("organizations/org_nosuchorg00000/members").status_code == 404
+
+
+# --- paging ------------------------------------------------------------------------------------------
+
+def test_checkpoint_paging_brings_every_member_once_in_user_id_order(api):
+    d = api.tenant.directory
+    role = d.big_role
+    members, calls = checkpoint_all(api, f"roles/{role}/users", "users")
+    ids = [m["user_id"] for m in members]
+    assert len(ids) == len(d.role_members[role]) == api.tenant.sizes.big_role_members
+    assert ids == sorted(set(ids))
+    assert calls == -(-len(ids) // 7)  # `next` is left out on the last page, not after an empty one
+    org = d.big_organization
+    members, _ = checkpoint_all(api, f"organizations/{org}/members", "members")
+    assert len({m["user_id"] for m in members}) == len(d.organization_members[org])
+
+
+@pytest.mark.parametrize("path, key", [("organizations", "organizations"), ("client-grants", "client_grants"),
+                                       ("connections", "connections")])
+def test_checkpoint_paging_of_other_lists(api, path, key):
+    items, _ = checkpoint_all(api, path, key, take=2)
+    assert [i["id"] for i in items] == [row["id"] for row in getattr(api.tenant.directory, key)]
+
+
+def test_a_bad_checkpoint_or_take_is_refused(api):
+    assert api.get("organizations", take=101).status_code == 400
+    assert api.get("organizations", take=2, **{"from": "%%%"}).json()["errorCode"] == "invalid_query_string"
+
+
+def wall(page):
+    return {"statusCode": 400, "error": "Bad Request", "errorCode": "invalid_paging",
+            "message": f"Requesting page {page} exceeds the allowed maximum of 1000 records. "
+                       "To fetch results beyond 1000, use the checkpoint pagination method."}
+
+
+def test_offset_paging_stops_at_1000_records_whatever_the_count(api):
+    d = api.tenant.directory
+    role, org = d.roles[0]["id"], d.organizations[0]["id"]
+    for path in (f"roles/{role}/users", "organizations", f"organizations/{org}/members"):
+        assert api.get(path, page=9, per_page=100).status_code == 200
+        reply = api.get(path, page=10, per_page=100)
+        assert (reply.status_code, reply.json()) == (400, wall(10)), path
+        assert api.get(path, page=20, per_page=50).json() == wall(20)  # 20 * 50 + 50 > 1000
+    assert api.get("client-grants", page=10, per_page=100).status_code == 200  # no wall there
+
+
+# --- scopes ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("path, expected", [
+    ("client-grants", "read:client_grants"), ("resource-servers", "read:resource_servers"), ("roles", "read:roles"),
+    ("roles/ID/permissions", "read:roles"), ("roles/ID/users", "read:users, read:roles, read:role_members"),
+    ("organizations", "read:organizations, read:organizations_summary"),
+    ("organizations/ORG/members", "read:organization_members"), ("connections", "read:connections"),
+    ("logs", "read:logs, read:logs_users"), ("jobs/job_x", "create:users, read:users, create:passwords_checking_job")])
+def test_each_endpoint_wants_its_scope(tenant, path, expected):
+    path = path.replace("ID", tenant.directory.roles[0]["id"]).replace("ORG", tenant.directory.organizations[0]["id"])
+    reply = Api(tenant, ["read:clients"]).get(path)
+    assert (reply.status_code, reply.json()) == (403, {
+        "statusCode": 403, "error": "Forbidden", "message": f"Insufficient scope, expected any of: {expected}",
+        "errorCode": "insufficient_scope"})
+    assert Api(tenant, [expected.split(", ")[-1]]).get(path).status_code in (200, 404)
+
+
+def test_an_expired_token_is_refused_on_the_new_endpoints_too(api):
+    api.tenant.tenant.expire_all_tokens()
+    assert api.get("roles").status_code == 401
+
+
+# --- secrets -----------------------------------------------------------------------------------------
+
+def test_connections_hold_secrets_in_options_and_apis_a_signing_secret(api):
+    connections = api.get("connections").json()
+    google = api.get("connections", name="google-oauth2").json()
+    assert [c["name"] for c in google] == ["google-oauth2"]
+    assert google[0]["options"]["client_secret"].startswith("SANDBOXCONNSECRET")
+    assert sum("SANDBOXCONNSECRET" in json.dumps(c["options"]) for c in connections) >= 4
+    assert {c["strategy"] for c in api.get("connections", strategy="samlp,waad").json()} == {"samlp", "waad"}
+    custom = [rs for rs in api.get("resource-servers").json() if not rs["is_system"]]
+    assert custom and all(rs["signing_secret"].startswith("SANDBOXAPISECRET") for rs in custom)
+
+
+# --- rate buckets ------------------------------------------------------------------------------------
+
+def test_endpoint_buckets_are_off_by_default(api):
+    for _ in range(12):
+        reply = api.get("connections")
+        assert reply.status_code == 200 and "x-ratelimit-limit" not in reply.headers
+
+
+def test_an_endpoint_bucket_refuses_past_its_burst_and_refills_with_the_clock(api):
+    api.tenant.buckets.enabled = True
+    for left in (4, 3, 2, 1, 0):  # Read Connections: 5 at once, 50 a minute
+        reply = api.get("connections")
+        assert (reply.status_code, reply.headers["x-ratelimit-limit"], reply.headers["x-ratelimit-remaining"]) == (200, "5", str(left))
+    refused = api.get("connections")
+    assert refused.status_code == 429 and refused.json()["errorCode"] == "too_many_requests"
+    assert int(refused.headers["x-ratelimit-reset"]) > api.tenant.clock()
+    assert api.get("roles").status_code == 200  # another bucket ("All other Endpoints Combined", 10)
+    assert api.get("roles").headers["x-ratelimit-limit"] == "10"
+    api.tenant.clock.advance(1.3)  # 50 a minute: one more after 1.2 s
+    assert api.get("connections").status_code == 200
+    assert api.get("connections").status_code == 429
+    assert api.tenant.tenant.responses_429 == 2
+
+
+def test_read_clients_has_its_own_bucket(api):
+    api.tenant.buckets.enabled = True
+    statuses = [api.get("clients").status_code for _ in range(6)]
+    assert statuses == [200] * 5 + [429]
+
+
+def test_the_headers_come_from_the_tighter_bucket(api):
+    api.tenant.buckets.enabled = True
+    api.tenant.tenant.rate, api.tenant.tenant.burst = 1000, 3  # the global bucket: 3 at once
+    first = api.get("organizations/" + api.tenant.directory.organizations[0]["id"] + "/members")
+    assert (first.headers["x-ratelimit-limit"], first.headers["x-ratelimit-remaining"]) == ("3", "2")
+    api.tenant.tenant.burst = 1000
+    api.tenant.tenant._bucket = None
+    second = api.get("connections")
+    assert (second.headers["x-ratelimit-limit"], second.headers["x-ratelimit-remaining"]) == ("5", "4")
+
+
+# --- drift -------------------------------------------------------------------------------------------
+
+def test_apply_changes_edits_several_resources_as_it_reports(api):
+    d = api.tenant.directory
+    before_grant = api.get("client-grants", per_page=1).json()[0]
+    summary = d.apply_changes()
+    assert all(summary[r]["added"] for r in ("roles", "role_members", "client_grants", "organizations", "connections"))
+    assert all(summary[r]["removed"] for r in ("roles", "role_members", "client_grants", "connections"))
+    assert [before_grant["id"]] in summary["client_grants"]["changed"]
+    assert api.get("client-grants", per_page=1).json()[0]["scope"] != before_grant["scope"]
+    role, user = next(k for k in summary["role_members"]["added"] if k[0] == d.roles[0]["id"])
+    members, _ = checkpoint_all(api, f"roles/{role}/users", "users", take=50)
+    assert user in {m["user_id"] for m in members}
+    names = {c["name"] for c in api.get("connections").json()}
+    assert "github" not in names and "partner-two" in names
+    api.tenant.reset()
+    assert "github" in {c["name"] for c in api.get("connections").json()}
