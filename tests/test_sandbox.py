@@ -237,3 +237,74 @@ def test_apply_changes_edits_several_resources_as_it_reports(api):
     assert "github" not in names and "partner-two" in names
     api.tenant.reset()
     assert "github" in {c["name"] for c in api.get("connections").json()}
+
+
+# --- logs --------------------------------------------------------------------------------------------
+
+def follow_logs(api, take=50, first=None):
+    """Checkpoint batches by the Link header until one comes back empty; the events and the last Link."""
+    events, url = [], api.url("logs") + f"?take={take}" + (f"&from={first}" if first else "")
+    while True:
+        reply = api.get(url)
+        assert reply.status_code == 200, reply.text
+        if not reply.json():
+            return events, reply.links["next"]["url"], url
+        events += reply.json()
+        url = reply.links["next"]["url"]
+
+
+def test_logs_by_checkpoint_start_at_the_oldest_held_and_follow_link_until_empty(api):
+    held = api.tenant.logs.held()
+    events, last_link, last_url = follow_logs(api, take=30)
+    assert [e["log_id"] for e in events] == held and len(held) == api.tenant.sizes.log_events
+    assert last_link == last_url  # an empty batch points at the same place
+    assert last_link == f"{api.tenant.base_url}/api/v2/logs?take=30&from={held[-1]}"
+
+
+def test_log_events_look_like_auth0s(api):
+    events = api.get("logs", take=100).json()
+    ids = [e["log_id"] for e in events]
+    assert ids == sorted(ids) and all(len(i) == 56 and i.isdigit() and i.startswith("900") for i in ids)
+    assert {"s", "f", "seacft", "sapi", "seccft"} <= {e["type"] for e in events}
+    login = next(e for e in events if e["type"] == "s")
+    assert {"date", "type", "client_id", "ip", "user_agent", "details", "user_id", "connection", "log_id"} <= set(login)
+    assert login["date"].endswith("Z")
+
+
+def test_new_events_come_after_the_checkpoint(api):
+    newest = api.tenant.logs.held()[-1]
+    assert api.get("logs", take=100, **{"from": newest}).json() == []
+    added = api.tenant.logs.add(3)
+    assert [e["log_id"] for e in api.get("logs", take=100, **{"from": newest}).json()] == added
+    api.tenant.logs.set_rate(2.0)  # two a second, read from the clock
+    api.tenant.clock.advance(10)
+    assert len(api.get("logs", take=100, **{"from": added[-1]}).json()) == 20
+
+
+def test_take_is_at_most_100_and_a_tenant_may_cap_it_lower(api):
+    assert api.get("logs", take=101).status_code == 400
+    api.tenant.logs.max_take = 20
+    events, _, _ = follow_logs(api, take=100)
+    assert len(events) == api.tenant.sizes.log_events  # short batches, but on until an empty one
+
+
+def test_retention_drops_old_events_and_a_from_no_longer_held_is_refused(api):
+    logs = api.tenant.logs
+    oldest = logs.held()[0]
+    assert api.get(f"logs/{oldest}").json()["log_id"] == oldest
+    logs.drop_oldest(5)
+    reply = api.get("logs", take=10, **{"from": oldest})
+    assert reply.status_code == 400 and reply.json()["errorCode"] == "invalid_query_string"
+    assert api.get(f"logs/{oldest}").json() == {"statusCode": 404, "error": "Not Found", "message": "log not found",
+                                                "errorCode": "inexistent_log"}
+    assert api.get("logs", take=10).json()[0]["log_id"] == logs.held()[0]
+    logs.retention_seconds = 60  # a plan that keeps a minute: a minute on, all are gone
+    api.tenant.clock.advance(61)
+    assert logs.held() == []
+    assert api.get("logs", take=10, **{"from": oldest}).status_code == 400
+
+
+def test_logs_without_a_checkpoint_are_searched_newest_first_up_to_1000(api):
+    newest = api.get("logs", per_page=5).json()
+    assert [e["log_id"] for e in newest] == api.tenant.logs.held()[::-1][:5]
+    assert api.get("logs", page=10, per_page=100).json()["errorCode"] == "invalid_paging"
