@@ -10,6 +10,8 @@ import json
 import pytest
 import requests
 
+from batchrunner.sandbox.users import user_id
+
 ALL_SCOPES = ["read:clients", "read:client_grants", "read:resource_servers", "read:roles", "read:users",
               "read:connections", "read:organizations", "read:organization_members", "read:logs"]
 
@@ -308,3 +310,133 @@ def test_logs_without_a_checkpoint_are_searched_newest_first_up_to_1000(api):
     newest = api.get("logs", per_page=5).json()
     assert [e["log_id"] for e in newest] == api.tenant.logs.held()[::-1][:5]
     assert api.get("logs", page=10, per_page=100).json()["errorCode"] == "invalid_paging"
+
+
+# --- the bulk user export ----------------------------------------------------------------------------
+
+FIELDS = [{"name": n} for n in ("user_id", "email", "email_verified", "name", "identities[0].connection",
+                                 "created_at", "last_login", "logins_count", "blocked")]
+
+
+def export(api, **body):
+    """Create an export and poll it to its end; the replies of the create and of each poll."""
+    created = api.post("jobs/users-exports", {"format": "json", "fields": FIELDS, **body})
+    assert created.status_code == 201, created.text
+    polls = []
+    while not polls or polls[-1]["status"] in ("pending", "processing"):
+        polls.append(api.get(f"jobs/{created.json()['id']}").json())
+        assert len(polls) < 10
+    return created.json(), polls
+
+
+def download(url, **headers):
+    return requests.get(url, headers=headers, timeout=10)
+
+
+def test_an_export_job_goes_pending_processing_completed_with_auth0s_shape(api):
+    job, polls = export(api)
+    assert job == {"type": "users_export", "status": "pending", "id": job["id"], "created_at": job["created_at"],
+                   "format": "json", "fields": FIELDS}
+    assert job["id"].startswith("job_") and job["created_at"].endswith("Z")
+    assert [p["status"] for p in polls] == ["processing", "completed"]
+    assert polls[0]["time_left_seconds"] == 1 and 0 < polls[0]["percentage_done"] < 100
+    location = polls[-1]["location"]
+    assert location.startswith(f"{api.tenant.base_url}/user-exports/{job['id']}/sandbox.json.gz?Expires=")
+    api.tenant.exports.polls_to_complete = 3
+    _, polls = export(api)
+    assert [p["status"] for p in polls] == ["pending", "processing", "completed"]
+
+
+def test_the_download_is_a_plain_gzip_of_json_lines_fetched_without_the_token(api):
+    _, polls = export(api)
+    reply = download(polls[-1]["location"])
+    assert reply.status_code == 200 and "Content-Encoding" not in reply.headers
+    assert reply.headers["Content-Type"] == "application/gzip"
+    users = [json.loads(line) for line in gzip.decompress(reply.content).decode().splitlines()]
+    assert len(users) == api.tenant.sizes.export_users
+    assert len({u["user_id"] for u in users}) == len(users)
+    never = [u for u in users if "last_login" not in u]
+    assert never and all("logins_count" not in u for u in never)
+    assert {u.get("blocked") for u in users} == {True, None}  # present only where set
+    assert users[1]["identities[0].connection"] == "Username-Password-Authentication"
+    assert any(u["name"].startswith("=") for u in users)  # formula-looking names, for the job to neutralise
+    assert api.tenant.exports.downloads == [{"path": reply.url.split("?")[0].replace(api.tenant.base_url, ""),
+                                             "authorization": False, "status": 200}]
+
+
+def test_metadata_comes_only_where_a_user_has_it(api):
+    _, polls = export(api, fields=[{"name": "user_id"}, {"name": "app_metadata"}, {"name": "user_metadata"}])
+    users = [json.loads(line) for line in gzip.decompress(download(polls[-1]["location"]).content).decode().splitlines()]
+    assert 0 < sum("app_metadata" in u for u in users) < len(users)
+    assert 0 < sum("user_metadata" in u for u in users) < len(users)
+
+
+def test_a_download_with_an_authorization_header_is_refused_and_recorded(api):
+    _, polls = export(api)
+    reply = download(polls[-1]["location"], Authorization=f"Bearer {api.token}")
+    assert reply.status_code == 400 and "<Code>InvalidArgument</Code>" in reply.text
+    assert api.tenant.exports.downloads[-1]["authorization"] is True
+
+
+def test_a_link_expires_after_60_seconds_as_s3_answers_and_reading_the_job_again_renews_it(api):
+    job, polls = export(api)
+    api.tenant.clock.advance(61)
+    expired = download(polls[-1]["location"])
+    assert expired.status_code == 403 and expired.headers["Content-Type"] == "application/xml"
+    assert expired.text.startswith('<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code>'
+                                   "<Message>Request has expired</Message>")
+    fresh = api.get(f"jobs/{job['id']}").json()["location"]
+    assert fresh != polls[-1]["location"] and download(fresh).status_code == 200
+    tampered = fresh.replace("Expires=", "Expires=9")
+    assert "<Code>SignatureDoesNotMatch</Code>" in download(tampered).text
+
+
+def test_csv_prefixes_every_string_with_a_quote(api):
+    _, polls = export(api, format="csv", fields=[{"name": "user_id"}, {"name": "email", "export_as": "mail"},
+                                                 {"name": "email_verified"}, {"name": "logins_count"}])
+    assert polls[-1]["location"].split("?")[0].endswith("/sandbox.csv.gz")
+    lines = gzip.decompress(download(polls[-1]["location"]).content).decode().splitlines()
+    assert lines[0] == "user_id,mail,email_verified,logins_count"
+    first, second = (user_id(api.tenant.seed, i) for i in (0, 1))
+    assert lines[1] == f'"\'{first}","\'user0000000@example.com",false,'  # never logged in: no count
+    assert lines[2] == f'"\'{second}","\'user0000001@example.com",true,32'
+
+
+def test_an_export_of_one_connection_found_by_name(api):
+    connection = api.get("connections", name="google-oauth2").json()[0]
+    job, polls = export(api, connection_id=connection["id"])
+    assert job["connection_id"] == connection["id"] and polls[-1]["connection"] == "google-oauth2"
+    users = [json.loads(line) for line in gzip.decompress(download(polls[-1]["location"]).content).decode().splitlines()]
+    assert users and {u["identities[0].connection"] for u in users} == {"google-oauth2"}
+    assert api.post("jobs/users-exports", {"format": "json", "connection_id": "con_nosuch0000000000"}).status_code == 404
+
+
+@pytest.mark.parametrize("outcome", ["failed", "cancelled"])
+def test_a_job_that_fails_or_is_cancelled_says_why(api, outcome):
+    api.tenant.exports.outcome = outcome
+    _, polls = export(api)
+    assert polls[-1]["status"] == outcome and "location" not in polls[-1]
+    assert polls[-1]["status_details"] == api.tenant.exports.status_details
+
+
+def test_a_job_can_take_seconds_instead_of_polls(api):
+    api.tenant.exports.seconds_to_complete = 30
+    job = api.post("jobs/users-exports", {"format": "json"}).json()
+    first = api.get(f"jobs/{job['id']}").json()
+    assert first["status"] == "processing" and first["time_left_seconds"] == 30
+    api.tenant.clock.advance(31)
+    assert api.get(f"jobs/{job['id']}").json()["status"] == "completed"
+    api.tenant.clock.advance(86400)  # job data is deleted after 24 hours
+    assert api.get(f"jobs/{job['id']}").status_code in (401, 404)
+
+
+def test_the_export_wants_read_users_a_plan_with_it_and_a_valid_body(tenant, api):
+    reply = Api(tenant, ["read:logs"]).post("jobs/users-exports", {"format": "json"})
+    assert reply.json()["message"] == "Insufficient scope, expected any of: read:users"
+    api = Api(tenant, ["read:users"])
+    assert api.post("jobs/users-exports", {"format": "xml"}).json()["errorCode"] == "invalid_body"
+    assert api.post("jobs/users-exports", {"format": "csv", "fields": [{"name": f"f{i}"} for i in range(31)]}).status_code == 400
+    tenant.exports.bulk_export_on_plan = False
+    reply = api.post("jobs/users-exports", {"format": "json"})
+    assert (reply.status_code, reply.json()["errorCode"]) == (403, "operation_not_supported")
+    assert api.get("jobs/job_nosuchjob0000000").json()["errorCode"] == "inexistent_job"
