@@ -173,14 +173,18 @@ class Exports:
             write = _csv_writer(job.fields) if job.format == "csv" else _json_writer(job.fields)
             if job.format == "csv":
                 text.write(",".join(f.get("export_as") or f["name"] for f in job.fields or DEFAULT_FIELDS) + "\n")
-            written = 0
+            written, lines = 0, []
             for i in range(population):
                 if job.limit is not None and written >= job.limit:
                     break
                 if job.connection is not None and connection_of(i) != job.connection["name"]:
                     continue
-                text.write(write(user(self.seed, i)))
+                lines.append(write(user(self.seed, i)))
                 written += 1
+                if len(lines) == 1000:
+                    text.write("".join(lines))
+                    lines = []
+            text.write("".join(lines))
             text.flush()
             text.detach()
         out.flush()  # the server reads it by descriptor
@@ -220,10 +224,17 @@ def _invalid(body: dict) -> str | None:
 _MISSING = object()
 
 
-def _pick(profile: dict, name: str):
-    """A field by its export name: `email`, `identities[0].connection`, `user_metadata.locale`."""
+def _path(name: str) -> list[str]:
+    """`identities[0].connection` -> ["identities", "0", "connection"]."""
+    return name.replace("]", "").replace("[", ".").split(".")
+
+
+def _pick(profile: dict, path: list[str]):
+    """A field by its parsed export name: `email`, `identities[0].connection`, `user_metadata.locale`."""
+    if len(path) == 1:
+        return profile.get(path[0], _MISSING)
     value = profile
-    for part in name.replace("]", "").replace("[", ".").split("."):
+    for part in path:
         if isinstance(value, list) and part.isdigit() and int(part) < len(value):
             value = value[int(part)]
         elif isinstance(value, dict) and part in value:
@@ -234,24 +245,25 @@ def _pick(profile: dict, name: str):
 
 
 def _json_writer(fields):
-    names = [(f["name"], f.get("export_as") or f["name"]) for f in fields or DEFAULT_FIELDS]
+    names = [(_path(f["name"]), f.get("export_as") or f["name"]) for f in fields or DEFAULT_FIELDS]
+    encode = json.JSONEncoder(ensure_ascii=False).encode
 
     def write(profile: dict) -> str:
         row = {}
-        for name, label in names:
-            value = _pick(profile, name)
+        for path, label in names:
+            value = _pick(profile, path)
             if value is not _MISSING:
                 row[label] = value
-        return json.dumps(row, ensure_ascii=False) + "\n"
+        return encode(row) + "\n"
 
     return write
 
 
 def _csv_writer(fields):
-    names = [f["name"] for f in fields or DEFAULT_FIELDS]
+    paths = [_path(f["name"]) for f in fields or DEFAULT_FIELDS]
 
     def write(profile: dict) -> str:
-        return ",".join(_csv_cell(_pick(profile, name)) for name in names) + "\n"
+        return ",".join(_csv_cell(_pick(profile, path)) for path in paths) + "\n"
 
     return write
 
