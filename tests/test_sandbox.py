@@ -440,3 +440,41 @@ def test_the_export_wants_read_users_a_plan_with_it_and_a_valid_body(tenant, api
     reply = api.post("jobs/users-exports", {"format": "json"})
     assert (reply.status_code, reply.json()["errorCode"]) == (403, "operation_not_supported")
     assert api.get("jobs/job_nosuchjob0000000").json()["errorCode"] == "inexistent_job"
+
+
+# --- runner sandbox ----------------------------------------------------------------------------------
+
+def test_runner_sandbox_serves_it_all_and_says_what_it_holds(tmp_path):
+    import os
+
+    from conftest import start_runner, stop
+
+    proc = start_runner({**os.environ}, tmp_path, "sandbox", "--port", "0", "--clients", "8", "--users", "1200",
+                        "--big-role-members", "1100", "--big-org-members", "30", "--log-events", "40", "--export-users", "25")
+    lines = []
+    for line in iter(proc.stdout.readline, ""):
+        lines.append(line.rstrip("\n"))
+        if line.startswith("export AUTH0_CLIENT_SECRET="):
+            break
+    settings = dict(line.removeprefix("export ").split("=", 1) for line in lines if line.startswith("export "))
+    assert "#   8 roles (support-agents: 1,100 members)" in lines
+    assert "#   40 log events (1 a second arriving, kept 1 day)" in lines
+    assert "#   a bulk user export of 25 users" in lines
+    base = settings["AUTH0_DOMAIN"]
+    token = requests.post(f"{base}/oauth/token", timeout=5, data={
+        "grant_type": "client_credentials", "client_id": settings["AUTH0_CLIENT_ID"],
+        "client_secret": settings["AUTH0_CLIENT_SECRET"], "audience": f"{base}/api/v2/"}).json()
+    assert "read:roles" in token["scope"].split() and "read:client_keys" not in token["scope"]
+    headers = {"Authorization": f"Bearer {token['access_token']}"}
+    roles = requests.get(f"{base}/api/v2/roles", headers=headers, timeout=5).json()
+    role = next(r["id"] for r in roles if r["name"] == "support-agents")
+    members, params = [], {"take": 100}
+    while True:
+        body = requests.get(f"{base}/api/v2/roles/{role}/users", params=params, headers=headers, timeout=5).json()
+        members += body["users"]
+        if "next" not in body:
+            break
+        params["from"] = body["next"]
+    assert len({m["user_id"] for m in members}) == 1100
+    code, err = stop(proc)
+    assert code == 0 and err == ""

@@ -291,6 +291,24 @@ class Sandbox:
         """The scopes granted to the default machine-to-machine application (tokens issued from now on)."""
         self.tenant.add_m2m(self.client_id, self.client_secret, scopes)
 
+    def describe(self) -> list[str]:
+        """What the tenant holds, a line per part, for `runner sandbox` to print."""
+        d, sizes = self.directory, self.sizes
+        big_role = next((r["name"] for r in d.roles if r["id"] == d.big_role), None)
+        big_org = next((o["name"] for o in d.organizations if o["id"] == d.big_organization), None)
+        rate = f"{self.logs.rate:g} a second arriving" if self.logs.rate else "none arriving"
+        return [
+            f"{self.clients} applications, {len(d.client_grants)} client grants, {len(d.resource_servers)} APIs, "
+            f"{len(d.connections)} connections ({', '.join(c['name'] for c in d.connections)})",
+            f"{len(d.roles)} roles" + (f" ({big_role}: {len(d.role_members[d.big_role]):,} members)" if big_role else ""),
+            f"{len(d.organizations)} organizations" + (f" ({big_org}: {len(d.organization_members[d.big_organization]):,} members)" if big_org else ""),
+            f"{len(self.logs.held()):,} log events ({rate}, kept {sizes.log_retention_days:g} day{'' if sizes.log_retention_days == 1 else 's'})",
+            f"a bulk user export of {self.exports.users:,} users",
+            "rate limits: " + (f"{self.tenant.rate:g} requests/s, burst {self.tenant.burst}" if self.tenant.rate else "none global")
+            + ("; Essentials' per-endpoint buckets" if self.buckets.enabled else ""),
+            "scopes of the application: " + " ".join(self.tenant.m2m[self.client_id].scopes),
+        ]
+
     def _directory(self) -> Directory:
         own = (self.tenant.client_id, self.tenant.m2m[self.tenant.client_id].scopes)
         return Directory(self.seed, self.sizes, self.clients, self.tenant.audience, own)
