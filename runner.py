@@ -27,11 +27,40 @@ class RunnerGroup(click.Group):
             ctx.exit(exc.exit_code)
 
 
-def _db():
+def _settings():
+    """The settings, checked (a bad one is exit 2); a RUNNER_* variable that is no setting is named on stderr."""
     from batchrunner.config import load_settings
-    from batchrunner.db import open_database
 
-    return open_database(load_settings().database_url)
+    settings = load_settings()
+    for name in settings.unknown:
+        click.echo(f"runner: warning: {name} is not a setting of the runner; ignored (see README, Configuration)", err=True)
+    return settings
+
+
+def _reading_db(settings):
+    """The database for a command that only reads, which creates none: None where there is none yet."""
+    from batchrunner.db import NoDatabase, open_database
+
+    try:
+        return open_database(settings.database_url, create=False)
+    except NoDatabase:
+        return None
+
+
+def _no_database(settings, nothing: str, as_json: bool) -> None:
+    """One line: where a reading command looked, and how to point it elsewhere (on stderr beside JSON)."""
+    from batchrunner.db import sqlite_file
+
+    click.echo(f"{nothing}: no database at {sqlite_file(settings.database_url)}; to read another, set "
+               "RUNNER_DATABASE_URL (or STATE_DIRECTORY, whose runner.db is the default)", err=as_json)
+
+
+def _where(db) -> str:
+    """The database in use, as a person can find it again: a SQLite file by its absolute path, passwords masked."""
+    from batchrunner.db import sqlite_file
+
+    path = sqlite_file(db.url)
+    return f"sqlite:///{path}" if path else db.safe_url
 
 
 def _json_option(fn):
@@ -78,7 +107,6 @@ def run_job(name, params, as_json):
     error, 75 another run of the same job is in progress (recorded as skipped).
     """
     from batchrunner import output, runs
-    from batchrunner.config import load_settings
     from batchrunner.db import open_database
     from batchrunner.errors import EXIT_BUSY, EXIT_FAILED
     from batchrunner.execute import RunRequest, execute
@@ -87,8 +115,8 @@ def run_job(name, params, as_json):
     from batchrunner.registry import find
     from batchrunner.signals import interrupt_on_sigterm
 
-    settings = load_settings()
-    setup()
+    settings = _settings()
+    setup(fmt=settings.log_format)
     job = find(name, settings.job_paths)
     request = RunRequest(job, params=_parse_params(params))
     job.check_params(request.params)
@@ -124,19 +152,22 @@ def _summary(result) -> str:
 def jobs_command(as_json):
     """Registered jobs: schedule in force, next run, last run and its status."""
     from batchrunner import output
-    from batchrunner.config import load_settings
-    from batchrunner.db import open_database
     from batchrunner.overview import job_overview
 
-    settings = load_settings()
-    rows = job_overview(settings, open_database(settings.database_url))
+    settings = _settings()
+    db = _reading_db(settings)
+    rows = job_overview(settings, db)
     if as_json:
         click.echo(output.to_json(rows))
-        return
-    click.echo(output.table(
-        [(r["name"], r["schedule"], r["next_run"], _last(r["last_run"]), r["description"]) for r in rows],
-        ["JOB", "SCHEDULE", f"NEXT RUN (UTC)", "LAST RUN", "DESCRIPTION"],
-    ))
+    else:
+        click.echo(output.table(
+            [(r["name"], r["schedule"], r["next_run"], _last(r["last_run"]), r["description"]) for r in rows],
+            ["JOB", "SCHEDULE", f"NEXT RUN (UTC)", "LAST RUN", "DESCRIPTION"],
+        ))
+    if db is None:
+        _no_database(settings, "\nNo job has run yet" if not as_json else "No job has run yet", as_json)
+    elif not as_json:
+        click.echo(f"\ndatabase: {_where(db)}")
 
 
 def _last(last) -> str:
@@ -152,20 +183,26 @@ def _last(last) -> str:
 def history_command(job_name, limit, as_json):
     """Recorded runs, newest first."""
     from batchrunner import output, runs
-    from batchrunner.config import load_settings
-    from batchrunner.db import open_database
+    from batchrunner.overview import recent_runs
 
-    rows = runs.history(open_database(load_settings().database_url), job_name, limit)
+    settings = _settings()
+    db = _reading_db(settings)
+    rows = recent_runs(db, job_name, limit) if db is not None else []
     if as_json:
         click.echo(output.to_json([runs.public(r) for r in rows]))
+    if db is None:
+        _no_database(settings, "No runs recorded yet", as_json)
+    if as_json or db is None:
         return
     if not rows:
-        click.echo("No runs recorded yet." if not job_name else f"No runs of {job_name} recorded yet.")
+        nothing = "No runs recorded yet" if not job_name else f"No runs of {job_name} recorded yet"
+        click.echo(f"{nothing} in {_where(db)}.")
         return
     click.echo(output.table(
         [(r["id"], r["job"], r["trigger"], r["status"], r["started_at"], _duration(r), r["error"] or _summary(r["result"]).lstrip(": ")) for r in rows],
         ["RUN", "JOB", "TRIGGER", "STATUS", "STARTED (UTC)", "TOOK", "ERROR / RESULT"],
     ))
+    click.echo(f"\ndatabase: {_where(db)}")
 
 
 def _duration(row) -> str:
@@ -205,34 +242,39 @@ def diff_command(old, new, as_json):
 
 
 @cli.command("serve")
-@click.option("--stop-timeout", type=click.FloatRange(0), envvar="RUNNER_STOP_TIMEOUT", default=60, show_default=True,
-              help="Seconds a running job gets to finish after SIGTERM/SIGINT before it is recorded as failed [env RUNNER_STOP_TIMEOUT].")
-@click.option("--log-format", type=click.Choice(["text", "json"]), envvar="RUNNER_LOG_FORMAT", default="text", show_default=True,
-              help="Log lines on stderr as text or as JSON for log shippers [env RUNNER_LOG_FORMAT].")
+@click.option("--stop-timeout", type=click.FloatRange(0), default=None,
+              help="Seconds a running job gets to finish after SIGTERM/SIGINT before it is recorded as failed [default: RUNNER_STOP_TIMEOUT, else 60].")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default=None,
+              help="Log lines on stderr as text or as JSON for log shippers [default: RUNNER_LOG_FORMAT, else text].")
 def serve_command(stop_timeout, log_format):
     """Run every job on its cron schedule, in the foreground, until SIGTERM or SIGINT.
 
     A job that ran before and missed its latest scheduled time (the machine
     was down) runs once at start, with trigger catch-up. Schedules are read
-    in RUNNER_TIMEZONE and overridden by RUNNER_SCHEDULE_<JOB>. Under systemd
-    (Type=notify) readiness and stopping are reported with sd_notify.
+    in RUNNER_TIMEZONE and overridden by RUNNER_SCHEDULE_<JOB>. Before it
+    reports ready it gets a token: credentials Auth0 rejects end it at once
+    (exit 2); a tenant that does not answer is logged and tried again. Under
+    systemd (Type=notify) readiness and stopping are reported with sd_notify.
     """
     import logging
     import os
 
-    from batchrunner.config import load_credentials, load_settings
+    from batchrunner.config import load_credentials
     from batchrunner.db import open_database
     from batchrunner.logs import redact_secret, setup
+    from batchrunner.preflight import check_token
     from batchrunner.registry import discover
     from batchrunner.serve import build, serve
 
-    settings = load_settings()
-    setup(fmt=log_format)
+    settings = _settings()
+    setup(fmt=log_format or settings.log_format)
     jobs = discover(settings.job_paths)
     scheduler = build(settings, open_database(settings.database_url), jobs)
     if any(entry.job.needs_api for entry in scheduler.entries):
-        redact_secret(load_credentials(settings.env).client_secret)  # a bad setting fails now, not at 2 a.m.
-    code = serve(scheduler, stop_timeout)
+        credentials = load_credentials(settings.env)  # a bad setting fails now, not at 2 a.m.
+        redact_secret(credentials.client_secret)
+        check_token(scheduler.db, credentials, scheduler.stopping)
+    code = serve(scheduler, settings.stop_timeout if stop_timeout is None else stop_timeout)
     logging.shutdown()
     # A job thread that outlived the grace time must not keep the process alive: its run is recorded.
     os._exit(code)
@@ -252,7 +294,13 @@ def token_status(as_json):
     """Cached tokens: audience, client id, scope, issued and expiry times (never the token)."""
     from batchrunner import clock, output, tokencache
 
-    rows = tokencache.status(_db(), clock.utcnow())
+    settings = _settings()
+    db = _reading_db(settings)
+    rows = tokencache.status(db, clock.utcnow()) if db is not None else []
+    if db is None:
+        _no_database(settings, "No cached token", as_json)
+        if not as_json:
+            return
     if as_json:
         keys = ("audience", "client_id", "scope", "issued_at", "expires_at", "valid")
         click.echo(output.to_json([{k: r[k] for k in keys} for r in rows]))
@@ -273,12 +321,14 @@ def token_print():
     The token is a secret: do not paste it into tickets or chats.
     """
     from batchrunner.config import load_credentials
+    from batchrunner.db import open_database
     from batchrunner.logs import redact_secret
     from batchrunner.tokencache import cached_source
 
-    credentials = load_credentials()
+    settings = _settings()
+    credentials = load_credentials(settings.env)
     redact_secret(credentials.client_secret)
-    click.echo(cached_source(_db(), credentials, "token print").token().access_token)
+    click.echo(cached_source(open_database(settings.database_url), credentials, "token print").token().access_token)
 
 
 @token.command("issuances")
@@ -287,10 +337,16 @@ def token_issuances(as_json):
     """Every token issued by Auth0 to the runner, newest first, with counts per month."""
     from batchrunner import output, tokencache
 
-    rows = tokencache.issuances(_db())
+    settings = _settings()
+    db = _reading_db(settings)
+    rows = tokencache.issuances(db) if db is not None else []
+    if db is None:
+        _no_database(settings, "No token issued yet", as_json)
     if as_json:
         keys = ("issued_at", "expires_at", "audience", "client_id", "scope", "requested_by", "run_id", "host", "pid")
         click.echo(output.to_json([{k: r[k] for k in keys} for r in rows]))
+        return
+    if db is None:
         return
     if not rows:
         click.echo("No token issued yet.")
@@ -317,10 +373,9 @@ def db_upgrade():
     Every other command brings the database up to date on its own; this one
     does it explicitly, e.g. once before starting replicas on a new database.
     """
-    from batchrunner.config import load_settings
     from batchrunner.db import SCHEMA_HEAD, open_database
 
-    database = open_database(load_settings().database_url, migrate=False)
+    database = open_database(_settings().database_url, migrate=False)
     before = database.current_revision()
     database.upgrade()
     if before == SCHEMA_HEAD:
@@ -338,23 +393,42 @@ def db_upgrade():
 @click.option("--latency", type=click.FloatRange(0), default=0.0, show_default=True, help="Seconds added to every response.")
 @click.option("--rate", type=click.FloatRange(0, min_open=True), default=None, help="Management API requests per second (token bucket); unlimited when not given.")
 @click.option("--burst", type=click.IntRange(1), default=10, show_default=True, help="Token bucket size, with --rate.")
-def sandbox_command(port, clients, latency, rate, burst):
+@click.option("--endpoint-limits", is_flag=True, help="Also Auth0 Essentials' per-endpoint buckets (Read Clients 100/min, Read Connections 50/min, ...).")
+@click.option("--users", type=click.IntRange(1), default=5000, show_default=True, help="People that role and organization members are drawn from.")
+@click.option("--roles", type=click.IntRange(0), default=8, show_default=True, help="How many roles.")
+@click.option("--role-members", type=click.IntRange(0), default=40, show_default=True, help="Members of each role but the first.")
+@click.option("--big-role-members", type=click.IntRange(0), default=2500, show_default=True, help="Members of the first role (past Auth0's 1,000 offset wall).")
+@click.option("--organizations", type=click.IntRange(0), default=5, show_default=True, help="How many organizations.")
+@click.option("--org-members", type=click.IntRange(0), default=50, show_default=True, help="Members of each organization but the first.")
+@click.option("--big-org-members", type=click.IntRange(0), default=1500, show_default=True, help="Members of the first organization.")
+@click.option("--log-events", type=click.IntRange(0), default=5000, show_default=True, help="Log events held at start.")
+@click.option("--log-rate", type=click.FloatRange(0), default=1.0, show_default=True, help="New log events a second.")
+@click.option("--log-retention-days", type=click.FloatRange(0, min_open=True), default=1.0, show_default=True, help="How long log events are kept (Auth0: 1 to 30 days by plan).")
+@click.option("--export-users", type=click.IntRange(0), default=10000, show_default=True, help="Users in a bulk user export.")
+@click.option("--scopes", default="read:clients read:client_grants read:resource_servers read:roles read:users read:connections "
+              "read:organizations read:organization_members read:logs", show_default=True, help="Scopes granted to the stand-in's machine-to-machine application.")
+def sandbox_command(port, clients, latency, rate, burst, endpoint_limits, scopes, log_rate, **sizes):
     """Serve a local stand-in Auth0 tenant on loopback until stopped (Ctrl-C).
 
-    It answers /oauth/token and GET /api/v2/clients as Auth0 does, with
+    It answers /oauth/token, the Management API lists the bundled jobs read
+    (clients, client grants, APIs, roles and members, organizations and
+    members, connections, logs) and the bulk user export, as Auth0 does, with
     rate-limit headers, so the runner can be tried without an Auth0 account.
-    It prints the settings to use with it.
+    It prints what it holds and the settings to use with it.
     """
     import signal
     import threading
 
     from batchrunner.errors import UsageError
-    from batchrunner.sandbox import Sandbox
+    from batchrunner.sandbox import Sandbox, Sizes
 
-    sandbox = Sandbox(clients=clients, port=port)
+    sandbox = Sandbox(clients=clients, port=port, sizes=Sizes(**sizes))
     sandbox.tenant.latency = latency
     if rate:
         sandbox.tenant.rate, sandbox.tenant.burst = rate, burst
+    sandbox.buckets.enabled = endpoint_limits
+    sandbox.set_scopes(scopes.split())
+    sandbox.logs.set_rate(log_rate)
     try:
         sandbox.start()
     except OSError as exc:
@@ -362,7 +436,10 @@ def sandbox_command(port, clients, latency, rate, burst):
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    click.echo(f"# Stand-in tenant with {clients} applications on {sandbox.base_url} (Ctrl-C to stop). Use it with:")
+    click.echo(f"# Stand-in tenant with {clients} applications on {sandbox.base_url} (Ctrl-C to stop). It holds:")
+    for line in sandbox.describe():
+        click.echo(f"#   {line}")
+    click.echo("# Use it with:")
     for name, value in sandbox.settings().items():
         click.echo(f"export {name}={value}")
     sys.stdout.flush()

@@ -8,6 +8,7 @@ Auth0 need, so `runner history` works on a machine that holds no secret.
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,20 @@ from .errors import ConfigError
 
 SECRET_CREDENTIAL_NAME = "auth0_client_secret"
 
+# Every RUNNER_* variable the runner reads (a test checks this against the code). A variable close
+# to one of them is a typo, refused, since it would otherwise be ignored without a word.
+KNOWN_SETTINGS = (
+    "RUNNER_DATABASE_URL", "RUNNER_EXPORT_DIR", "RUNNER_TIMEZONE", "RUNNER_JOBS",
+    "RUNNER_STOP_TIMEOUT", "RUNNER_LOG_FORMAT",
+    # the bundled jobs' own
+    "RUNNER_SNAPSHOT_RESOURCES", "RUNNER_LOGS_START", "RUNNER_LOGS_TENANT_RETENTION_DAYS", "RUNNER_USERS_FIELDS",
+)
+KNOWN_PREFIXES = ("RUNNER_SCHEDULE_",)  # followed by a job's name
+NOT_OURS_PREFIXES = ("RUNNER_TEST_",)  # the test suite's own (RUNNER_TEST_POSTGRES_URL)
+TYPO_DISTANCE = 2
+LOG_FORMATS = ("text", "json")
+DEFAULT_STOP_TIMEOUT = 60.0
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -27,6 +42,9 @@ class Settings:
     timezone: ZoneInfo
     job_paths: tuple[str, ...]
     env: Mapping[str, str] = field(repr=False, compare=False)
+    stop_timeout: float = DEFAULT_STOP_TIMEOUT
+    log_format: str = "text"
+    unknown: tuple[str, ...] = ()  # RUNNER_* variables that are no setting (and no typo of one): ignored
 
 
 @dataclass(frozen=True)
@@ -56,7 +74,75 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         timezone=_timezone(env),
         job_paths=tuple(p for p in env.get("RUNNER_JOBS", "").split(":") if p.strip()),
         env=env,
+        stop_timeout=_stop_timeout(env),
+        log_format=_log_format(env),
+        unknown=unknown_variables(env),
     )
+
+
+def unknown_variables(env: Mapping[str, str]) -> tuple[str, ...]:
+    """RUNNER_* variables that are no setting; ConfigError for one that looks like a typo of a setting."""
+    unknown = []
+    for name in sorted(env):
+        if not name.startswith("RUNNER_") or name in KNOWN_SETTINGS or name.startswith(KNOWN_PREFIXES + NOT_OURS_PREFIXES):
+            continue
+        meant = closest_setting(name)
+        if meant:
+            raise ConfigError(name, f"not a setting of the runner; did you mean {meant}?")
+        unknown.append(name)
+    return tuple(unknown)
+
+
+def closest_setting(name: str) -> str | None:
+    """The setting `name` is a likely typo of (RUNNER_SCHEDUEL_X -> RUNNER_SCHEDULE_X), else None."""
+    best, meant = TYPO_DISTANCE + 1, None
+    for known in KNOWN_SETTINGS:
+        distance = _edit_distance(name, known)
+        if distance < best:
+            best, meant = distance, known
+    for prefix in KNOWN_PREFIXES:
+        if _edit_distance(name, prefix) < best:  # the prefix alone: RUNNER_SCHEDULE
+            best, meant = _edit_distance(name, prefix), f"{prefix}<JOB>"
+        # Where the prefix ends in the typed name is unknown: try cuts near its length, at a '_' first.
+        cuts = range(len(prefix) - TYPO_DISTANCE, min(len(name), len(prefix) + TYPO_DISTANCE + 1))
+        for cut in sorted(cuts, key=lambda c: (name[c - 1] != "_", abs(c - len(prefix)))):
+            distance = _edit_distance(name[:cut], prefix)
+            if distance < best:
+                best, meant = distance, prefix + name[cut:]
+    return meant
+
+
+def _edit_distance(a: str, b: str) -> int:
+    """Edits (insert, delete, replace, swap of neighbours) that turn a into b."""
+    rows = [list(range(len(b) + 1))]
+    for i in range(1, len(a) + 1):
+        row = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            row[j] = min(rows[-1][j] + 1, row[j - 1] + 1, rows[-1][j - 1] + (a[i - 1] != b[j - 1]))
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                row[j] = min(row[j], rows[-2][j - 2] + 1)
+        rows.append(row)
+    return rows[-1][-1]
+
+
+def _stop_timeout(env: Mapping[str, str]) -> float:
+    text = _nonblank(env, "RUNNER_STOP_TIMEOUT")
+    if not text:
+        return DEFAULT_STOP_TIMEOUT
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ConfigError("RUNNER_STOP_TIMEOUT", f"{text!r} is not a number of seconds; e.g. 60")
+    return seconds
+
+
+def _log_format(env: Mapping[str, str]) -> str:
+    text = _nonblank(env, "RUNNER_LOG_FORMAT") or "text"
+    if text.lower() not in LOG_FORMATS:
+        raise ConfigError("RUNNER_LOG_FORMAT", f"{text!r} is not a log format; use text or json")
+    return text.lower()
 
 
 def load_credentials(env: Mapping[str, str] | None = None) -> Credentials:

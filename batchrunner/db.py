@@ -214,9 +214,35 @@ def _first_line(exc: Exception) -> str:
 _databases: dict[str, Database] = {}
 
 
-def open_database(url: str, *, migrate: bool = True) -> Database:
-    """One Database per URL per process, its schema brought up to date on first use."""
+class NoDatabase(DatabaseError):
+    """A command that only reads found no SQLite file where the settings point (it creates none)."""
+
+    def __init__(self, path: Path):
+        super().__init__(str(path))
+        self.path = path
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The absolute path of a SQLite database file; None for another database or an in-memory one."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    return Path(parsed.database).absolute()
+
+
+def open_database(url: str, *, migrate: bool = True, create: bool = True) -> Database:
+    """One Database per URL per process, its schema brought up to date on first use.
+
+    `create=False` (commands that only read): NoDatabase where a SQLite file does not exist yet.
+    """
     db = _databases.get(url)
+    if db is None and not create:
+        path = sqlite_file(url)
+        if path is not None and not path.exists():
+            raise NoDatabase(path)
     if db is None:
         db = _databases[url] = Database(url)
     if migrate:

@@ -45,6 +45,16 @@ class TokenError(RunnerError):
     """A token could not be obtained: rejected credentials, bad response, tenant unreachable."""
 
 
+class CredentialsRejected(TokenError):
+    """Auth0 refused the token request (400, 401, 403): a setting is wrong, no retry will mend it."""
+
+
+class RefusedAtStart(RunnerError):
+    """`serve` found at start that a setting does not work (Auth0 refused the credentials): exit 2, as a bad setting."""
+
+    exit_code = EXIT_USAGE
+
+
 class ApiError(RunnerError):
     """The Management API refused or failed a call after the retries allowed."""
 

@@ -71,7 +71,7 @@ def _run(request: RunRequest, run_id: int, credentials, settings: Settings, db: 
     try:
         with runs.Heartbeat(db, run_id, now, lost=lost):
             ctx = _context(request, run_id, credentials, settings, db, now, lost)
-            outcome.result = job.func(ctx)
+            outcome.result = checked_result(job, job.func(ctx))
             outcome.status = RunStatus.SUCCEEDED
     except RunnerError as exc:
         outcome.error = exc.message()
@@ -91,6 +91,16 @@ def _run(request: RunRequest, run_id: int, credentials, settings: Settings, db: 
     log.log(level, "%s%s", outcome.status.value, f": {outcome.error}" if outcome.error else "")
     logs.bind("-", None)
     return outcome
+
+
+class BadResult(RunnerError):
+    """A job returned something that is not its result: a JSON object or nothing (README, "Write your own job")."""
+
+
+def checked_result(job: Job, result: object) -> dict | None:
+    if result is None or isinstance(result, dict):
+        return result
+    raise BadResult(f"job {job.name} returned a {type(result).__name__}; a job returns a dict (its result, a JSON object) or None")
 
 
 class Either:

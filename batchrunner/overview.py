@@ -1,6 +1,14 @@
-"""What `runner jobs` shows: every registered job, its schedule in force, next and last run."""
+"""What `runner jobs` and `runner history` show: jobs with their schedules and last runs, recorded runs.
+
+Both first mark runs whose process died as abandoned, as the scheduler's sweep does, so a killed
+run does not show as `running` until something else sweeps.
+"""
 
 from __future__ import annotations
+
+import logging
+
+from sqlalchemy.exc import DBAPIError
 
 from . import clock, runs, schedules
 from .config import Settings
@@ -8,9 +16,12 @@ from .db import Database
 from .registry import discover
 
 
-def job_overview(settings: Settings, db: Database, now=None) -> list[dict]:
+def job_overview(settings: Settings, db: Database | None, now=None) -> list[dict]:
+    """Every registered job; `db` None when there is no database yet (no job ran)."""
     now = now or clock.utcnow()
-    last = runs.last_runs(db)
+    if db is not None:
+        sweep(db, now)
+    last = runs.last_runs(db) if db is not None else {}
     jobs = discover(settings.job_paths)
     schedules.check_overrides(settings.env, jobs)
     rows = []
@@ -27,3 +38,15 @@ def job_overview(settings: Settings, db: Database, now=None) -> list[dict]:
             "timezone": settings.timezone.key,
         })
     return rows
+
+
+def recent_runs(db: Database, job: str | None, limit: int, now=None) -> list[dict]:
+    sweep(db, now or clock.utcnow())
+    return runs.history(db, job, limit)
+
+
+def sweep(db: Database, now) -> None:
+    try:
+        runs.sweep_dead(db, now)
+    except DBAPIError as exc:  # a reader without write access (or a locked database) shows what is recorded
+        logging.getLogger("runner.overview").debug("could not mark dead runs: %s", exc)

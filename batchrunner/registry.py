@@ -1,6 +1,7 @@
 """Jobs: functions registered with `@job(name, schedule, description)`, found in `jobs/` and RUNNER_JOBS.
 
-A job receives a `JobContext` and returns a JSON-able dict (its recorded result) or None.
+A job receives a `JobContext` and returns a dict (its recorded result, a JSON object) or None;
+anything else fails the run (execute.py).
 """
 
 from __future__ import annotations
@@ -127,14 +128,18 @@ def _load(entry: str) -> None:
             for file in sorted(path.glob("*.py")):
                 if not file.name.startswith("_"):
                     _load_file(file)
-        elif entry.endswith(".py"):
+        elif entry.endswith(".py") or "/" in entry:
             if not path.is_file():
-                raise ConfigError("RUNNER_JOBS", f"no such file: {entry}")
+                raise ConfigError("RUNNER_JOBS", f"no such file or folder: {entry}")
             _load_file(path)
         else:
             importlib.import_module(entry)
     except ConfigError:
         raise
+    except ModuleNotFoundError as exc:
+        if exc.name and (entry == exc.name or entry.startswith(exc.name + ".")):  # the entry itself, not an import inside it
+            raise ConfigError("RUNNER_JOBS", f"no such file or folder: {entry} (nor a module of that name)") from None
+        raise ConfigError("RUNNER_JOBS", f"cannot load {entry}: {type(exc).__name__}: {exc}") from None
     except Exception as exc:  # a broken job module must say which one, not show a traceback
         raise ConfigError("RUNNER_JOBS", f"cannot load {entry}: {type(exc).__name__}: {exc}") from None
 

@@ -15,7 +15,7 @@ import requests
 
 from . import clock, retry
 from .config import Credentials
-from .errors import TokenError
+from .errors import CredentialsRejected, TokenError
 from .http import TOKEN_TIMEOUT, new_session, redirect_error
 
 # Reuse a token until this long before it expires, so that a job which starts with it does not
@@ -148,7 +148,8 @@ def rejection(response: requests.Response, creds: Credentials) -> TokenError:
     # Auth0's words, on one line whatever they hold.
     error = " ".join(str(body.get("error") or "error").split())
     description = " ".join(str(body.get("error_description") or response.reason or "").split())
-    return TokenError(
+    kind = CredentialsRejected if response.status_code in (400, 401, 403) else TokenError
+    return kind(
         f"Auth0 refused the token request (HTTP {response.status_code} {error}: {description}); "
         f"{_hint(error, description, creds)}"
     )

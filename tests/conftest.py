@@ -22,6 +22,19 @@ POSTGRES_ENV = "RUNNER_TEST_POSTGRES_URL"
 SKIP_PG = f"PostgreSQL tests need {POSTGRES_ENV} (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test)"
 
 
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_terminal_summary(terminalreporter):
+    """One line for the PostgreSQL tests skipped without RUNNER_TEST_POSTGRES_URL, not one per test."""
+    skipped = terminalreporter.stats.get("skipped", [])
+    postgres = [r for r in skipped if isinstance(r.longrepr, tuple) and r.longrepr[2].endswith(SKIP_PG)]
+    if postgres:
+        terminalreporter.stats["skipped"] = [r for r in skipped if r not in postgres]
+    yield
+    if postgres:
+        terminalreporter.stats["skipped"] = skipped  # the closing count still includes them
+        terminalreporter.write_line(f"SKIPPED [{len(postgres)}] {SKIP_PG}")
+
+
 @pytest.fixture(scope="session")
 def sandbox():
     from batchrunner.sandbox import Sandbox

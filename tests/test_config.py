@@ -117,3 +117,51 @@ def test_malformed_database_url_exits_2(tmp_path):
     with pytest.raises(ConfigError) as err:
         Database("not a url")
     assert err.value.variable == "RUNNER_DATABASE_URL"
+
+
+@pytest.mark.parametrize("variable, value, message", [
+    ("RUNNER_STOP_TIMEOUT", "abc", "RUNNER_STOP_TIMEOUT: 'abc' is not a number of seconds; e.g. 60"),
+    ("RUNNER_STOP_TIMEOUT", "-1", "RUNNER_STOP_TIMEOUT: '-1' is not a number of seconds; e.g. 60"),
+    ("RUNNER_LOG_FORMAT", "xml", "RUNNER_LOG_FORMAT: 'xml' is not a log format; use text or json"),
+])
+def test_serve_settings_are_checked_with_the_others(variable, value, message):
+    with pytest.raises(ConfigError) as err:
+        load_settings({variable: value})
+    assert str(err.value) == message
+
+
+def test_serve_settings_and_their_defaults():
+    assert (load_settings({}).stop_timeout, load_settings({}).log_format) == (60, "text")
+    settings = load_settings({"RUNNER_STOP_TIMEOUT": "2.5", "RUNNER_LOG_FORMAT": "JSON"})
+    assert (settings.stop_timeout, settings.log_format) == (2.5, "json")
+
+
+@pytest.mark.parametrize("typed, meant", [
+    ("RUNNER_SCHEDUEL_EXPORT_CLIENTS", "RUNNER_SCHEDULE_EXPORT_CLIENTS"),
+    ("RUNNER_SCHEDLE_HELLO", "RUNNER_SCHEDULE_HELLO"),
+    ("RUNNER_DATABSE_URL", "RUNNER_DATABASE_URL"),
+    ("RUNNER_JOB", "RUNNER_JOBS"),
+    ("RUNNER_STOP_TIMOUT", "RUNNER_STOP_TIMEOUT"),
+])
+def test_a_mistyped_setting_is_refused_with_the_name_meant(typed, meant):
+    with pytest.raises(ConfigError) as err:
+        load_settings({typed: "x"})
+    assert str(err.value) == f"{typed}: not a setting of the runner; did you mean {meant}?"
+    assert err.value.exit_code == 2
+
+
+def test_other_runner_variables_are_only_named():
+    env = {"RUNNER_SOMETHING_ELSE": "1", "RUNNER_TEST_POSTGRES_URL": "postgresql://x", "RUNNER_SCHEDULE_HELLO": "off"}
+    assert load_settings(env).unknown == ("RUNNER_SOMETHING_ELSE",)
+
+
+def test_every_runner_variable_the_code_reads_is_known():
+    import re
+
+    from batchrunner.config import KNOWN_PREFIXES, KNOWN_SETTINGS, NOT_OURS_PREFIXES
+    from conftest import ROOT
+
+    code = "\n".join(p.read_text() for folder in ("batchrunner", "jobs") for p in (ROOT / folder).rglob("*.py")) + (ROOT / "runner.py").read_text()
+    read = {s for s in re.findall(r'"(RUNNER_[A-Z_]+)"', code) if not s.endswith("_")}
+    assert sorted(read - set(KNOWN_SETTINGS)) == []  # a new setting goes into KNOWN_SETTINGS, or it is called a typo
+    assert {p for p in re.findall(r'"(RUNNER_[A-Z_]+_)"', code)} <= set(KNOWN_PREFIXES + NOT_OURS_PREFIXES)

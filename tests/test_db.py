@@ -46,7 +46,7 @@ def test_a_database_of_the_first_revision_is_brought_up_to_date_with_its_runs(lo
 
 
 def test_a_database_path_that_cannot_be_created_is_a_setting_error(local_runner):
-    result = local_runner("history", extra_env={"RUNNER_DATABASE_URL": "sqlite:////proc/no-such-dir/runner.db"})
+    result = local_runner("db", "upgrade", extra_env={"RUNNER_DATABASE_URL": "sqlite:////proc/no-such-dir/runner.db"})
     assert result.returncode == 2
     assert result.stderr == "runner: RUNNER_DATABASE_URL: cannot create the database file /proc/no-such-dir/runner.db: No such file or directory\n"
 

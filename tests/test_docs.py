@@ -42,9 +42,36 @@ def test_every_command_is_in_the_readme_and_has_help(command):
 
 
 def test_every_setting_the_code_reads_is_in_the_readme():
-    code = "\n".join(p.read_text() for p in (ROOT / "batchrunner").rglob("*.py")) + (ROOT / "runner.py").read_text()
-    settings = set(re.findall(r'"((?:AUTH0|RUNNER)_[A-Z_]+)"', code)) - {"RUNNER_SCHEDULE_"}
+    code = "\n".join(p.read_text() for folder in ("batchrunner", "jobs") for p in (ROOT / folder).rglob("*.py")) + (ROOT / "runner.py").read_text()
+    settings = {s for s in re.findall(r'"((?:AUTH0|RUNNER)_[A-Z_]+)"', code) if not s.endswith("_")}  # not prefixes
     assert settings, "found no settings in the code"
     table = README[README.index("## Configuration"):README.index("## Commands")]
     missing = sorted(s for s in settings if f"`{s}`" not in table)
     assert missing == []
+
+
+def test_the_readme_says_how_to_get_runner_on_the_path():
+    assert ". .venv/bin/activate" in README and "`.venv/bin/runner`" in README
+
+
+def test_the_license_is_an_spdx_string_so_setuptools_prints_no_deprecation():
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert project["project"]["license"] == "MIT"
+    assert "setuptools>=77" in project["build-system"]["requires"]  # the first to take the string
+
+
+def test_postgresql_skips_are_summed_up_in_one_line(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "RUNNER_TEST_POSTGRES_URL"}
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "tests/test_cli.py", "tests/test_db.py",
+         "-k", "name_the_database or newer_than"],  # two PostgreSQL tests, in two files
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )
+    skips = [line for line in result.stdout.splitlines() if "RUNNER_TEST_POSTGRES_URL" in line]
+    assert skips == ["SKIPPED [2] PostgreSQL tests need RUNNER_TEST_POSTGRES_URL (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test)"]

@@ -261,3 +261,18 @@ def test_sigterm_ends_a_run_job_at_once_and_records_it(env, runner, tenant, tmp_
     [run] = json.loads(runner("history", "--json").stdout)
     assert (run["status"], run["error"]) == ("failed", "interrupted (Terminated)")
     assert exports(tmp_path) == {}
+
+
+def test_a_killed_run_shows_abandoned_in_history_and_jobs_at_once(env, runner, tenant, tmp_path):
+    app = tenant.tenant
+    app.set_clients(2000)
+    app.latency = 0.3
+    victim = start_runner(env, tmp_path, "run-job", "export-clients")
+    wait_for(lambda: app.api_requests >= 2)  # mid-export
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    [run] = json.loads(runner("history", "--json").stdout)  # no other run or serve has swept meanwhile
+    assert run["status"] == "abandoned"
+    assert run["error"] == f"the process running it ({run['host']}, pid {victim.pid}) died or stopped sending heartbeats"
+    [job] = [j for j in json.loads(runner("jobs", "--json").stdout) if j["name"] == "export-clients"]
+    assert job["last_run"]["status"] == "abandoned"

@@ -1,6 +1,7 @@
 """A local stand-in for the parts of Auth0 the runner uses, on loopback only (SPEC section 8)."""
 
 from .server import Sandbox
+from .sizes import Sizes
 from .tenant import SandboxApp
 
-__all__ = ["Sandbox", "SandboxApp"]
+__all__ = ["Sandbox", "SandboxApp", "Sizes"]

@@ -1,0 +1,147 @@
+"""The Management API endpoints of the stand-in beyond /clients: what each answers, given a request
+that server.py has already authenticated, checked for scope and let through the rate buckets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+from .paging import Listing, _integer, bad_query, list_reply
+from .tenant import Reply, _api_error, _select_fields
+
+LOGS_WALL = 1000
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    params: dict  # from the path pattern, e.g. {"id": "rol_..."}
+    query: dict
+    headers: dict
+    json: object = None
+    form: dict | None = None
+
+
+def _not_found(message: str, code: str) -> Reply:
+    return Reply(404, _api_error(404, "Not Found", message, code))
+
+
+def _ids(row: dict) -> str:
+    return row["id"]
+
+
+# --- the snapshot's resources (SPEC section 12) ---------------------------------------------------
+
+def client_grants(sb, req: Request) -> Reply:
+    rows = sb.directory.client_grants
+    for name in ("audience", "client_id"):
+        if req.query.get(name):
+            rows = [g for g in rows if g[name] == req.query[name]]
+    return list_reply(Listing("client_grants", checkpoint=True), req.query, rows, _ids)
+
+
+def resource_servers(sb, req: Request) -> Reply:
+    return list_reply(Listing("resource_servers"), req.query, sb.directory.resource_servers, _ids)
+
+
+def roles(sb, req: Request) -> Reply:
+    rows = sb.directory.roles
+    if req.query.get("name_filter"):
+        rows = [r for r in rows if req.query["name_filter"].lower() in r["name"].lower()]
+    return list_reply(Listing("roles"), req.query, rows, _ids)
+
+
+def role_permissions(sb, req: Request) -> Reply:
+    role = sb.directory.role(req.params["id"])
+    if role is None:
+        return _not_found("The role does not exist.", "inexistent_role")
+    return list_reply(Listing("permissions"), req.query, sb.directory.role_permissions[role["id"]], _ids)
+
+
+def role_users(sb, req: Request) -> Reply:
+    role = sb.directory.role(req.params["id"])
+    if role is None:
+        return _not_found("The role does not exist.", "inexistent_role")
+    d = sb.directory
+    return list_reply(Listing("users", checkpoint=True, wall=True), req.query, d.role_members[role["id"]], d.member_key, d.member)
+
+
+def organizations(sb, req: Request) -> Reply:
+    return list_reply(Listing("organizations", checkpoint=True, wall=True), req.query, sb.directory.organizations, _ids)
+
+
+def organization_members(sb, req: Request) -> Reply:
+    org = sb.directory.organization(req.params["id"])
+    if org is None:
+        return _not_found("No organization found by that id or name", "inexistent_organization")
+    d = sb.directory
+    return list_reply(Listing("members", checkpoint=True, wall=True), req.query, d.organization_members[org["id"]], d.member_key, d.member)
+
+
+def connections(sb, req: Request) -> Reply:
+    rows = sb.directory.connections
+    if req.query.get("name"):
+        rows = [c for c in rows if c["name"] == req.query["name"]]
+    if req.query.get("strategy"):
+        wanted = set(req.query["strategy"].split(","))
+        rows = [c for c in rows if c["strategy"] in wanted]
+    return list_reply(Listing("connections", checkpoint=True), req.query, rows, _ids)
+
+
+# --- logs (SPEC section 14) ----------------------------------------------------------------------
+
+def logs(sb, req: Request) -> Reply:
+    """Checkpoint paging when `from` or `take` is given ("Any parameter other than from and take will
+    be ignored"), with a Link header to the next batch; otherwise search paging, newest first."""
+    if "from" in req.query or "take" in req.query:
+        return _log_batch(sb, req)
+    page = _integer(req.query, "page", 0, 0, None)
+    per_page = _integer(req.query, "per_page", 50, 1, 100)
+    for value in (page, per_page):
+        if isinstance(value, Reply):
+            return value
+    if page * per_page + per_page > LOGS_WALL:
+        return Reply(400, _api_error(400, "Bad Request", "You can only page through the first 1000 records. "
+                                     "See https://auth0.com/docs/logs/retrieve-log-events-using-mgmt-api", "invalid_paging"))
+    events, total = sb.logs.newest_first(page * per_page, per_page)
+    events = [_select_fields(e, req.query) for e in events]
+    if req.query.get("include_totals", "").lower() == "true":
+        return Reply(200, {"start": page * per_page, "limit": per_page, "length": len(events), "total": total, "logs": events})
+    return Reply(200, events)
+
+
+def _log_batch(sb, req: Request) -> Reply:
+    take = _integer(req.query, "take", 50, 1, 100)
+    if isinstance(take, Reply):
+        return take
+    start = req.query.get("from") or None
+    events = sb.logs.after(start, take)
+    if events is None:
+        return bad_query(f"The log with id {start} given in 'from' is no longer held; logs are kept as the plan's retention allows")
+    # As Auth0: the next batch starts after the last event; an empty batch points at the same place.
+    following = events[-1]["log_id"] if events else start
+    params = {"take": take, **({"from": following} if following else {})}
+    link = f'<{sb.base_url}/api/v2/logs?{urlencode(params)}>; rel="next"'
+    return Reply(200, events, {"Link": link})
+
+
+def log(sb, req: Request) -> Reply:
+    event = sb.logs.get(req.params["id"])
+    if event is None:
+        return _not_found("log not found", "inexistent_log")
+    return Reply(200, event)
+
+
+# --- bulk user export (SPEC section 15) -----------------------------------------------------------
+
+def create_users_export(sb, req: Request) -> Reply:
+    return sb.exports.create(req.json, sb.directory.connections)
+
+
+def job(sb, req: Request) -> Reply:
+    return sb.exports.status(req.params["id"], sb.base_url)
+
+
+def download(sb, req: Request) -> Reply:
+    return sb.exports.download(req.path, req.query, req.headers)

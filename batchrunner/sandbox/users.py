@@ -1,0 +1,89 @@
+"""The tenant's users, each a pure function of (seed, number): role and organization members and the
+bulk export draw on the same people, and a million of them need no memory.
+
+Shapes follow Auth0's user profile: `last_login` and `logins_count` are absent for a user who never
+logged in, `blocked` only where set, `app_metadata` / `user_metadata` only on some users.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timezone
+
+EPOCH = 1609459200  # 2021-01-01T00:00:00Z: the first user's sign-up
+# Which connection a user signed up with: user i uses USER_CONNECTIONS[i % 5].
+USER_CONNECTIONS = ["Username-Password-Authentication"] * 3 + ["google-oauth2", "acme-saml"]
+STRATEGIES = {"Username-Password-Authentication": ("auth0", False), "google-oauth2": ("google-oauth2", True),
+              "acme-saml": ("samlp", False)}
+AWKWARD_NAMES = ['=HYPERLINK("http://evil.example/","x")', "+49 Support", "-Minus Person", "@handle Person",
+                 "Zoë Ångström-Łukasz", 'Jane "JJ" Doe, PhD']
+
+
+def connection_of(i: int) -> str:
+    return USER_CONNECTIONS[i % len(USER_CONNECTIONS)]
+
+
+def user_id(seed: int, i: int) -> str:
+    connection = connection_of(i)
+    if connection == "google-oauth2":
+        return f"google-oauth2|{100000000000000000000 + seed * 1_000_003 + i * 7919}"
+    if connection == "acme-saml":
+        return f"samlp|acme-saml|user{i:07d}@acme.example"
+    # A MongoDB ObjectId as Auth0 makes them: seconds of creation, then 8 bytes that vary.
+    tail = hashlib.blake2b(f"{seed}:{i}".encode(), digest_size=8).hexdigest()
+    return f"auth0|{_created(i):08x}{tail}"
+
+
+def user(seed: int, i: int) -> dict:
+    """User number i: the profile as GET /api/v2/users/{id} would show it."""
+    connection = connection_of(i)
+    strategy, social = STRATEGIES[connection]
+    uid = user_id(seed, i)
+    email = f"user{i:07d}@acme.example" if connection == "acme-saml" else f"user{i:07d}@example.com"
+    name = AWKWARD_NAMES[(i // 7) % len(AWKWARD_NAMES)] if i % 7 == 0 else f"User {i:07d}"
+    created = _created(i)
+    profile = {
+        "user_id": uid,
+        "email": email,
+        "email_verified": i % 3 != 0,
+        "name": name,
+        "nickname": email.split("@")[0],
+        "picture": f"https://s.gravatar.com/avatar/{i:032x}?s=480&r=pg&d=identicon",
+        "identities": [{"connection": connection, "provider": strategy, "user_id": uid.split("|", 1)[1],
+                        "isSocial": social}],
+        "created_at": _iso(created),
+        "updated_at": _iso(created + 3600 * (i % 500)),
+    }
+    if i % 4 != 0:  # a quarter never logged in
+        profile["last_login"] = _iso(created + 86400 + (i * 7919) % 30_000_000)
+        profile["logins_count"] = 1 + (i * 31) % 200
+    if i % 23 == 0:
+        profile["blocked"] = True
+    if i % 6 == 0:
+        profile["app_metadata"] = {"plan": "pro" if i % 12 == 0 else "free", "employee_id": f"E{i:06d}"}
+    if i % 8 == 1:
+        profile["user_metadata"] = {"theme": "dark", "locale": "de-DE"}
+    return profile
+
+
+def member(seed: int, i: int) -> dict:
+    """User i as role and organization member lists show it."""
+    profile = user(seed, i)
+    return {key: profile[key] for key in ("user_id", "email", "picture", "name")}
+
+
+def _created(i: int) -> int:
+    return EPOCH + i * 97
+
+
+_DAYS: dict[int, str] = {}
+
+
+def _iso(epoch: int) -> str:
+    """ISO 8601 with milliseconds, as Auth0 writes dates; the day's text cached (a million users ask)."""
+    day, second = divmod(int(epoch), 86400)
+    text = _DAYS.get(day)
+    if text is None:
+        text = _DAYS[day] = datetime.fromtimestamp(day * 86400, timezone.utc).strftime("%Y-%m-%dT")
+    hours, rest = divmod(second, 3600)
+    return f"{text}{hours:02d}:{rest // 60:02d}:{rest % 60:02d}.000Z"

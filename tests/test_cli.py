@@ -1,0 +1,102 @@
+"""What a new user meets at the command line: where the database is, settings that are wrong, a
+job's result, killed runs (issue 9)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy.engine import make_url
+
+from conftest import JOBS, _runner
+
+HOW = "to read another, set RUNNER_DATABASE_URL (or STATE_DIRECTORY, whose runner.db is the default)"
+
+
+@pytest.fixture
+def cli(clean_env, tmp_path):
+    """`runner` in this test's folder, with the default database (./var/runner.db) and the test jobs."""
+    return _runner({**clean_env, "RUNNER_JOBS": JOBS}, tmp_path)
+
+
+@pytest.mark.parametrize("args, nothing", [
+    (("history",), "No runs recorded yet"),
+    (("jobs",), "No job has run yet"),
+    (("token", "status"), "No cached token"),
+    (("token", "issuances"), "No token issued yet"),
+])
+def test_reading_commands_create_no_database_and_say_where_they_looked(cli, tmp_path, args, nothing):
+    line = f"{nothing}: no database at {tmp_path / 'var' / 'runner.db'}; {HOW}"
+    shown = cli(*args)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.splitlines()[-1] == line and shown.stderr == ""
+    as_json = cli(*args, "--json")
+    assert as_json.returncode == 0
+    assert as_json.stderr == line + "\n"  # the JSON on stdout stays what scripts expect
+    assert json.loads(as_json.stdout) == [] or args == ("jobs",)
+    assert not (tmp_path / "var").exists()
+
+
+def test_the_state_directory_is_where_they_look(cli, tmp_path):
+    shown = cli("history", extra_env={"STATE_DIRECTORY": str(tmp_path / "state")})
+    assert shown.stdout == f"No runs recorded yet: no database at {tmp_path / 'state' / 'runner.db'}; {HOW}\n"
+
+
+def test_history_and_jobs_name_the_database_they_read(local_runner, database_url):
+    assert local_runner("run-job", "hello", extra_env={"RUNNER_JOBS": JOBS}).returncode == 0
+    shown = make_url(database_url).render_as_string(hide_password=True)
+    for args in (("history",), ("jobs",)):
+        out = local_runner(*args, extra_env={"RUNNER_JOBS": JOBS}).stdout
+        assert out.splitlines()[-1] == f"database: {shown}"
+    [run] = json.loads(local_runner("history", "--json").stdout)  # JSON unchanged: no footer
+    assert run["status"] == "succeeded"
+
+
+@pytest.mark.parametrize("variable, value, message", [
+    ("RUNNER_STOP_TIMEOUT", "abc", "runner: RUNNER_STOP_TIMEOUT: 'abc' is not a number of seconds; e.g. 60"),
+    ("RUNNER_LOG_FORMAT", "xml", "runner: RUNNER_LOG_FORMAT: 'xml' is not a log format; use text or json"),
+    ("RUNNER_SCHEDUEL_EXPORT_CLIENTS", "off",
+     "runner: RUNNER_SCHEDUEL_EXPORT_CLIENTS: not a setting of the runner; did you mean RUNNER_SCHEDULE_EXPORT_CLIENTS?"),
+    ("RUNNER_JOBS", "/etc/no-such/jobs", "runner: RUNNER_JOBS: no such file or folder: /etc/no-such/jobs"),
+    ("RUNNER_JOBS", "no_such_jobs", "runner: RUNNER_JOBS: no such file or folder: no_such_jobs (nor a module of that name)"),
+])
+def test_a_bad_setting_is_one_line_naming_it(cli, tmp_path, variable, value, message):
+    for command in (("serve",), ("run-job", "hello")):
+        result = cli(*command, extra_env={variable: value})
+        assert (result.returncode, result.stderr) == (2, message + "\n")
+    assert not (tmp_path / "var").exists()  # refused before anything is recorded
+
+
+def test_a_job_module_that_imports_a_missing_module_says_so(cli, tmp_path):
+    (tmp_path / "broken.py").write_text("import no_such_dependency\n")
+    result = cli("jobs", extra_env={"RUNNER_JOBS": str(tmp_path / "broken.py")})
+    assert result.stderr == (f"runner: RUNNER_JOBS: cannot load {tmp_path / 'broken.py'}: "
+                             "ModuleNotFoundError: No module named 'no_such_dependency'\n")
+
+
+def test_a_runner_variable_that_is_no_setting_is_named_not_fatal(cli):
+    result = cli("run-job", "hello", extra_env={"RUNNER_COLOUR": "blue"})
+    assert result.returncode == 0
+    assert result.stderr.splitlines()[0] == "runner: warning: RUNNER_COLOUR is not a setting of the runner; ignored (see README, Configuration)"
+
+
+def test_run_job_honours_runner_log_format(cli):
+    result = cli("run-job", "hello", extra_env={"RUNNER_LOG_FORMAT": "json"})
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stderr.splitlines()]
+    assert [line["message"] for line in lines] == ["started (manual)", "succeeded"]
+    assert {line["job"] for line in lines} == {"hello"}
+
+
+def test_a_job_that_returns_no_dict_fails_naming_the_type(cli, tmp_path):
+    (tmp_path / "listy.py").write_text(
+        "from batchrunner.registry import job\n\n"
+        "@job('listy', schedule='0 1 * * *', description='Returns a list.', needs_api=False)\n"
+        "def listy(ctx):\n    return [1, 2]\n")
+    extra = {"RUNNER_JOBS": str(tmp_path / "listy.py")}
+    result = cli("run-job", "listy", extra_env=extra)
+    assert result.returncode == 1
+    reason = "job listy returned a list; a job returns a dict (its result, a JSON object) or None"
+    assert result.stderr.splitlines()[-1] == f"runner: listy failed (run 1): {reason}"
+    [run] = json.loads(cli("history", "--json", extra_env=extra).stdout)
+    assert (run["status"], run["error"], run["result"]) == ("failed", reason, None)
