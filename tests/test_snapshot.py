@@ -1,0 +1,182 @@
+"""The access snapshot and its drift through the stand-in tenant (SPEC sections 12 and 13)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from batchrunner.outputs import read_rows
+from batchrunner.sandbox.directory import API_SECRET, CONNECTION_SECRET
+from conftest import start_runner, wait_for
+
+ALL_SCOPES = ["read:clients", "read:client_grants", "read:resource_servers", "read:roles", "read:users",
+              "read:connections", "read:organizations", "read:organization_members", "read:logs"]
+FILES = ["client_grants", "clients", "connections", "organization_members", "organizations",
+         "resource_servers", "role_members", "role_permissions", "roles"]
+
+
+@pytest.fixture
+def directory_tenant(tenant):
+    """The stand-in with every read scope granted, and its directory as tests expect it."""
+    tenant.set_scopes(ALL_SCOPES)
+    tenant.directory = tenant._directory()
+    return tenant
+
+
+@pytest.fixture
+def big_tenant(tenant):
+    """A role and an organization of 2,500 members each: past Auth0's 1,000-record offset wall."""
+    sizes = tenant.sizes
+    before = (sizes.users, sizes.big_role_members, sizes.big_org_members)
+    sizes.users, sizes.big_role_members, sizes.big_org_members = 2600, 2500, 2500
+    tenant.set_scopes(ALL_SCOPES)
+    tenant.directory = tenant._directory()
+    yield tenant
+    sizes.users, sizes.big_role_members, sizes.big_org_members = before
+    tenant.reset()
+
+
+def snapshots(tmp_path) -> Path:
+    return tmp_path / "exports" / "snapshots"
+
+
+def yesterday(tmp_path, name="20261124T023000Z") -> None:
+    """The latest snapshot, renamed as if taken earlier: the next run, in the same second, needs a new name."""
+    root = snapshots(tmp_path)
+    (root / os.readlink(root / "latest")).rename(root / name)
+    (root / "latest").unlink()
+    (root / "latest").symlink_to(name)
+
+
+def ids(path: Path, *columns) -> list:
+    return [tuple(row[c] for c in columns) for row in read_rows(path)]
+
+
+def test_a_snapshot_holds_every_row_once_sorted_past_the_offset_wall(runner, big_tenant, tmp_path):
+    result = runner("run-job", "snapshot", "--json", timeout=120)
+    assert result.returncode == 0, result.stderr
+    run = json.loads(result.stdout)
+    d = big_tenant.directory
+    latest = snapshots(tmp_path) / "latest"
+    assert latest.is_symlink() and not os.readlink(latest).startswith("/")
+    assert run["result"]["path"] == str(snapshots(tmp_path) / os.readlink(latest))
+    assert sorted(p.name for p in latest.iterdir()) == sorted([f"{f}.csv" for f in FILES] + ["manifest.json"])
+    expected = {
+        "roles": sorted((r["id"],) for r in d.roles),
+        "organizations": sorted((o["id"],) for o in d.organizations),
+        "connections": sorted((c["id"],) for c in d.connections),
+        "client_grants": sorted((g["id"],) for g in d.client_grants),
+        "resource_servers": sorted((r["id"],) for r in d.resource_servers),
+        "role_members": sorted((role, d.member_key(i)) for role, members in d.role_members.items() for i in members),
+        "organization_members": sorted((org, d.member_key(i)) for org, members in d.organization_members.items() for i in members),
+    }
+    key = {"role_members": ("role_id", "user_id"), "organization_members": ("organization_id", "user_id")}
+    for name, want in expected.items():
+        assert ids(latest / f"{name}.csv", *key.get(name, ("id",))) == want, name
+    assert sum(1 for row in ids(latest / "role_members.csv", "role_id") if row == (d.big_role,)) == 2500
+    assert len(ids(latest / "clients.csv", "client_id")) == big_tenant.clients
+    manifest = json.loads((latest / "manifest.json").read_text())
+    assert set(manifest) >= {"tenant", "started_at", "finished_at", "runner_version", "resources"}
+    assert {n: r["rows"] for n, r in manifest["resources"].items()} == run["result"]["resources"]
+    assert run["result"]["resources"]["role_members"] == len(expected["role_members"])
+    assert run["result"]["changes"] is None and "first snapshot" in run["result"]["drift"]
+    # Members past 1,000 came by checkpoint paging, never by offset pages past the wall.
+    member_calls = [r for r in big_tenant.tenant.received if r["path"].endswith(("/users", "/members"))]
+    assert member_calls and all("page" not in r["query"] for r in member_calls)
+
+
+def test_no_secret_of_clients_apis_or_connections_is_written_anywhere(runner, directory_tenant, tmp_path):
+    directory_tenant.tenant.add_m2m("keys-app", "keys-app-secret-9f8e7d", ALL_SCOPES + ["read:client_keys"])
+    result = runner("run-job", "snapshot", extra_env={"AUTH0_CLIENT_ID": "keys-app", "AUTH0_CLIENT_SECRET": "keys-app-secret-9f8e7d"})
+    assert result.returncode == 0, result.stderr
+    written = b"".join(p.read_bytes() for p in (tmp_path / "exports").rglob("*") if p.is_file())
+    written += result.stdout.encode() + result.stderr.encode() + runner("history", "--json").stdout.encode()
+    for marker in (CONNECTION_SECRET, API_SECRET, "SANDBOXSECRET", "SANDBOXKEY", "keys-app-secret"):
+        assert marker.encode() not in written, marker
+    asked = [r for r in directory_tenant.tenant.received if r["path"] == "/api/v2/connections"]
+    assert asked and "options" not in asked[0]["query"]["fields"]
+
+
+def test_a_token_without_read_roles_fails_before_any_request_naming_every_gap(runner, directory_tenant, tmp_path):
+    directory_tenant.set_scopes([s for s in ALL_SCOPES if s not in ("read:roles", "read:organization_members")])
+    result = runner("run-job", "snapshot")
+    assert result.returncode == 1
+    line = result.stderr.strip().splitlines()[-1]
+    assert "roles needs read:roles" in line and "role_permissions needs read:roles" in line
+    assert "organization_members needs read:organization_members" in line
+    assert "role_members" not in line  # read:users covers the members themselves
+    assert f"grant the scopes to application {directory_tenant.client_id}" in line
+    assert [r["path"] for r in directory_tenant.tenant.received] == ["/oauth/token"]
+    assert not (tmp_path / "exports" / "snapshots").exists() or not list(snapshots(tmp_path).iterdir())
+    only = runner("run-job", "snapshot", "--param", "resources=clients,connections")
+    assert only.returncode == 0, only.stderr
+    assert sorted(p.name for p in (snapshots(tmp_path) / "latest").iterdir()) == ["clients.csv", "connections.csv", "manifest.json"]
+
+
+def test_an_unknown_resource_is_a_usage_error_before_anything_is_recorded(runner, directory_tenant):
+    bad = runner("run-job", "snapshot", extra_env={"RUNNER_SNAPSHOT_RESOURCES": "roles,rolez"})
+    assert bad.returncode == 2
+    assert bad.stderr.startswith("runner: RUNNER_SNAPSHOT_RESOURCES: unknown resource 'rolez'; choose from clients, ")
+    assert json.loads(runner("history", "--json").stdout) == []
+
+
+def test_a_killed_snapshot_leaves_no_directory_and_latest_untouched(env, runner, directory_tenant, tmp_path):
+    assert runner("run-job", "snapshot").returncode == 0
+    yesterday(tmp_path)
+    first = os.readlink(snapshots(tmp_path) / "latest")
+    directory_tenant.tenant.latency = 0.5
+    victim = start_runner(env, tmp_path, "run-job", "snapshot")
+    # Three of the ten member lists answered: the rest are a round trip away at least.
+    wait_for(lambda: len([r for r in directory_tenant.tenant.received if "/members" in r["path"] or "/users" in r["path"]]) >= 3)
+    victim.send_signal(signal.SIGKILL)
+    victim.communicate()
+    assert sorted(p.name for p in snapshots(tmp_path).iterdir() if not p.name.startswith(".")) == sorted([first, "latest"])
+    assert os.readlink(snapshots(tmp_path) / "latest") == first
+    directory_tenant.tenant.latency = 0
+    again = runner("run-job", "snapshot")
+    assert again.returncode == 0, again.stderr
+    assert not [p for p in snapshots(tmp_path).iterdir() if p.name.startswith(".")]  # the next run cleaned up
+
+
+def test_drift_between_two_snapshots_is_exactly_the_changes_made(runner, directory_tenant, tmp_path):
+    assert runner("run-job", "snapshot").returncode == 0
+    yesterday(tmp_path)
+    made = directory_tenant.directory.apply_changes()
+    result = runner("run-job", "snapshot", "--json")
+    assert result.returncode == 0, result.stderr
+    run = json.loads(result.stdout)
+    changes = json.loads((snapshots(tmp_path) / "latest" / "changes.json").read_text())
+    found = {name: {kind: [] for kind in ("added", "removed", "changed")} for name in made}
+    for kind in ("added", "removed", "changed"):
+        for record in changes[kind]:
+            found.setdefault(record["resource"], {k: [] for k in ("added", "removed", "changed")})[kind].append(record["key"])
+    for name, kinds in made.items():
+        for kind, keys in kinds.items():
+            assert sorted(found[name][kind]) == sorted(keys), (name, kind)
+    assert sum(len(k) for kinds in made.values() for k in kinds.values()) == sum(run["result"]["changes"].values())
+    assert len([n for n, kinds in made.items() if any(kinds.values())]) >= 4
+    grant = next(r for r in changes["changed"] if r["resource"] == "client_grants")
+    assert list(grant["fields"]) == ["scope"]
+    diff = runner("diff", "--json")
+    assert diff.returncode == 1 and json.loads(diff.stdout) == changes
+    assert run["result"]["changes_by_resource"] == changes["summary"]
+
+
+def test_no_change_is_an_empty_drift_and_a_damaged_previous_is_no_failure(runner, directory_tenant, tmp_path):
+    assert runner("run-job", "snapshot").returncode == 0
+    yesterday(tmp_path, "20261123T023000Z")
+    second = runner("run-job", "snapshot", "--json")
+    run = json.loads(second.stdout)
+    assert run["result"]["changes"] == {"added": 0, "removed": 0, "changed": 0}
+    assert runner("diff").returncode == 0
+    yesterday(tmp_path)
+    (snapshots(tmp_path) / "latest" / "manifest.json").write_text("{not json")
+    third = runner("run-job", "snapshot", "--json")
+    assert third.returncode == 0, third.stderr
+    result = json.loads(third.stdout)["result"]
+    assert result["changes"] is None and result["drift"].startswith("compared with nothing: the snapshot ")
+    assert "damaged" in result["drift"]
