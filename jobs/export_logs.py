@@ -7,6 +7,8 @@ exactly as the API returned it; batchrunner/archive.py keeps files and checkpoin
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from batchrunner import archive
 from batchrunner.errors import ConfigError
 from batchrunner.registry import job
@@ -14,7 +16,7 @@ from batchrunner.registry import job
 LOGS = archive.Archive(path="logs", id_field="log_id", date_field="date", folder="logs")
 
 
-def settings(env) -> tuple[str, float]:
+def settings(env) -> tuple[str, float, int]:
     start = (env.get("RUNNER_LOGS_START") or "oldest").strip()
     if start not in archive.STARTS:
         raise ConfigError("RUNNER_LOGS_START", f"{start!r} is neither oldest nor now")
@@ -24,11 +26,14 @@ def settings(env) -> tuple[str, float]:
         assert retention > 0
     except (ValueError, AssertionError):
         raise ConfigError("RUNNER_LOGS_TENANT_RETENTION_DAYS", f"{days!r} is not a number of days, e.g. 1, 5, 10 or 30") from None
-    return start, retention
+    per_file = (env.get("RUNNER_LOGS_FILE_EVENTS") or str(LOGS.per_file)).strip()
+    if not per_file.isascii() or not per_file.isdigit() or not 1 <= int(per_file) <= 1_000_000:
+        raise ConfigError("RUNNER_LOGS_FILE_EVENTS", f"{per_file!r} is not a number of events from 1 to 1000000")
+    return start, retention, int(per_file)
 
 
 @job("export-logs", schedule="*/15 * * * *", params=(), check=lambda env, params: settings(env),
      description="Archive the tenant's log events, each exactly once, as gzip JSON Lines.")
 def export_logs(ctx) -> dict:
-    start, retention = settings(ctx.settings.env)
-    return archive.run(ctx, LOGS, start, retention)
+    start, retention, per_file = settings(ctx.settings.env)
+    return archive.run(ctx, replace(LOGS, per_file=per_file), start, retention)

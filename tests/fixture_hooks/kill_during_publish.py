@@ -1,0 +1,41 @@
+"""Loaded through RUNNER_JOBS by the log archive's crash tests: SIGKILLs the runner at one step of
+JobState.publish, the KILL_AFTER-th time it gets there. The steps:
+
+- `intent`: the intent is committed, the file not yet renamed;
+- `rename`: the file is in place, the checkpoint not yet committed;
+- `commit`: the checkpoint is committed.
+"""
+
+import os
+import signal
+
+from batchrunner import state
+
+STEP = os.environ.get("KILL_AT", "")
+AFTER = int(os.environ.get("KILL_AFTER", "1"))
+_seen = {"intent": 0, "rename": 0, "commit": 0}
+
+
+def _reached(step: str) -> None:
+    _seen[step] += 1
+    if step == STEP and _seen[step] == AFTER:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+_put = state.JobState.put
+_sync_dir = state._sync_dir
+
+
+def put(self, **values):
+    _put(self, **values)
+    if state.INTENT in values:
+        _reached("intent" if values[state.INTENT] is not None else "commit")
+
+
+def sync_dir(directory):
+    _sync_dir(directory)
+    _reached("rename")
+
+
+state.JobState.put = put
+state._sync_dir = sync_dir

@@ -1,0 +1,120 @@
+"""The log archive through the stand-in tenant (SPEC section 14): every event the tenant held at a
+run's time in exactly one file, whatever is killed when."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+import signal
+from pathlib import Path
+
+import pytest
+
+from conftest import start_runner, wait_for
+
+HOOK = str(Path(__file__).parent / "fixture_hooks" / "kill_during_publish.py")
+
+
+@pytest.fixture
+def logs_tenant(tenant):
+    tenant.set_scopes(["read:logs"])
+    return tenant
+
+
+def archived(tmp_path) -> list[dict]:
+    """Every archived event in the order of the files' names (log_id order)."""
+    events = []
+    for file in sorted((tmp_path / "exports" / "logs").rglob("*.jsonl.gz"), key=lambda p: p.name):
+        events += [json.loads(line) for line in gzip.decompress(file.read_bytes()).decode().splitlines()]
+    return events
+
+
+def exactly_once(tmp_path, tenant, held: list[str]) -> None:
+    events = archived(tmp_path)
+    assert [e["log_id"] for e in events] == held  # each once, in order, none missing
+    assert events[len(events) // 2] == tenant.logs.get(held[len(held) // 2])  # as the API returned it
+
+
+def test_runs_with_events_between_them_archive_each_event_once(runner, logs_tenant, tmp_path):
+    logs = logs_tenant.logs
+    extra = {"RUNNER_LOGS_FILE_EVENTS": "70"}
+    first = runner("run-job", "export-logs", "--json", extra_env=extra)
+    assert first.returncode == 0, first.stderr
+    result = json.loads(first.stdout)["result"]
+    assert result["events"] == 200 and result["files"] == 3 and result["checkpoint"] == logs.held()[-1]
+    logs.add(150)
+    logs.max_take = 30  # a tenant that caps take lower: short batches are not the end
+    assert runner("run-job", "export-logs", extra_env=extra).returncode == 0
+    quiet = runner("run-job", "export-logs", "--json", extra_env=extra)
+    assert json.loads(quiet.stdout)["result"]["events"] == 0
+    files = sorted(p.name for p in (tmp_path / "exports" / "logs").rglob("*"))
+    assert len([f for f in files if f.endswith(".jsonl.gz")]) == 6  # the quiet run wrote no empty file
+    exactly_once(tmp_path, logs_tenant, logs.held())
+    newest = json.loads(quiet.stdout)["result"]["newest_event_at"]
+    assert newest == logs.get(logs.held()[-1])["date"]
+    asked = [r for r in logs_tenant.tenant.received if r["path"] == "/api/v2/logs"]
+    assert asked[0]["query"] == {"take": "100"} and all(set(r["query"]) <= {"from", "take"} for r in asked)
+
+
+@pytest.mark.parametrize("step", ["intent", "rename", "commit"])
+@pytest.mark.parametrize("after", [1, 2])
+def test_a_sigkill_at_any_step_of_a_publish_loses_and_doubles_nothing(runner, logs_tenant, tmp_path, step, after):
+    hooked = {"RUNNER_JOBS": HOOK, "RUNNER_LOGS_FILE_EVENTS": "60", "KILL_AT": step, "KILL_AFTER": str(after)}
+    killed = runner("run-job", "export-logs", extra_env=hooked)
+    assert killed.returncode == -signal.SIGKILL
+    logs_tenant.logs.add(25)
+    clean = runner("run-job", "export-logs", "--json", extra_env={"RUNNER_LOGS_FILE_EVENTS": "60"})
+    assert clean.returncode == 0, clean.stderr
+    exactly_once(tmp_path, logs_tenant, logs_tenant.logs.held())
+    assert not [p for p in (tmp_path / "exports" / "logs").rglob(".*")]
+
+
+def test_sigkill_at_random_moments_then_a_clean_run_keeps_every_event_once(env, runner, logs_tenant, tmp_path):
+    logs = logs_tenant.logs
+    logs.add(600)
+    logs_tenant.tenant.latency = 0.02
+    chance = random.Random(7)
+    env = {**env, "RUNNER_LOGS_FILE_EVENTS": "50"}
+    for _ in range(6):
+        victim = start_runner(env, tmp_path, "run-job", "export-logs")
+        requests_before = len(logs_tenant.tenant.received)
+        wait_for(lambda: len(logs_tenant.tenant.received) >= requests_before + chance.randint(1, 6) or victim.poll() is not None)
+        victim.send_signal(signal.SIGKILL)
+        victim.communicate()
+        logs.add(chance.randint(0, 40))
+    logs_tenant.tenant.latency = 0
+    clean = runner("run-job", "export-logs", extra_env={"RUNNER_LOGS_FILE_EVENTS": "50"})
+    assert clean.returncode == 0, clean.stderr
+    exactly_once(tmp_path, logs_tenant, logs.held())
+
+
+def test_a_gap_is_archived_from_the_oldest_held_reported_and_the_next_run_succeeds(runner, logs_tenant, tmp_path):
+    logs = logs_tenant.logs
+    assert runner("run-job", "export-logs").returncode == 0
+    checkpoint = logs.held()[-1]
+    logs.add(50)
+    lost = logs.held()[200:210]
+    logs.drop_oldest(210)  # retention passed over the checkpoint and ten events after it
+    gap = runner("run-job", "export-logs", "--json")
+    assert gap.returncode == 1
+    run = json.loads(gap.stdout)
+    assert run["status"] == "failed" and run["result"]["gap"] == {"after": checkpoint, "resumed_at": logs.held()[0]}
+    assert run["error"].startswith(f"the tenant no longer holds event {checkpoint}: events after it and before {logs.held()[0]} were lost")
+    assert run["result"]["events"] == 40
+    assert not set(lost) & {e["log_id"] for e in archived(tmp_path)}
+    logs.add(5)
+    assert runner("run-job", "export-logs").returncode == 0
+    assert [e["log_id"] for e in archived(tmp_path)][-45:] == logs.held()
+
+
+def test_start_now_archives_only_later_events_and_a_stale_archive_warns(runner, logs_tenant, tmp_path):
+    now = {"RUNNER_LOGS_START": "now"}
+    first = runner("run-job", "export-logs", "--json", extra_env=now)
+    assert first.returncode == 0 and json.loads(first.stdout)["result"]["events"] == 0
+    new = logs_tenant.logs.add(3)
+    second = runner("run-job", "export-logs", "--json", extra_env={**now, "RUNNER_LOGS_TENANT_RETENTION_DAYS": "0.00000001"})
+    assert [e["log_id"] for e in archived(tmp_path)] == new
+    assert "more than half the tenant's retention" in json.loads(second.stdout)["result"]["warning"]
+    bad = runner("run-job", "export-logs", extra_env={"RUNNER_LOGS_START": "yesterday"})
+    assert (bad.returncode, bad.stderr) == (2, "runner: RUNNER_LOGS_START: 'yesterday' is neither oldest nor now\n")
