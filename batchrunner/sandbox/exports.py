@@ -76,6 +76,7 @@ class Exports:
             self.outcome = "completed"  # or "failed" / "cancelled"
             self.status_details = "Failed to export users: the export could not be completed. Please try again."
             self.link_lifetime = 60.0  # "The download link is valid for 60 seconds."
+            self.stale_links = 0  # a switch: this many links handed out already expired (a download that started late)
             self.bulk_export_on_plan = True
             self.download_base: str | None = None  # another origin for `location`; the tenant's own by default
             self.downloads: list[dict] = []  # {"path", "authorization": bool, "status"} per download request
@@ -158,7 +159,12 @@ class Exports:
 
     def _location(self, job: Job, base_url: str) -> str:
         path = f"/user-exports/{job.id}/{self.tenant_name}.{job.format}.gz"
-        expires = str(int(self.clock() + self.link_lifetime))
+        lifetime = self.link_lifetime
+        with self._lock:
+            if self.stale_links > 0:
+                self.stale_links -= 1
+                lifetime = -1.0
+        expires = str(int(self.clock() + lifetime))
         return f"{self.download_base or base_url}{path}?Expires={expires}&AWSAccessKeyId=SANDBOXKEYID&Signature={self._sign(path, expires)}"
 
     def _sign(self, path: str, expires: str) -> str:
