@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable
 
-from . import clock, logs, runs
+from . import clock, logs, runs, timeouts
 from .api import MAX_IN_FLIGHT, ManagementApi
 from .config import Settings, load_credentials
 from .db import Database
@@ -46,6 +46,7 @@ def execute(request: RunRequest, settings: Settings, db: Database, now: Callable
     job = request.job
     # Settings are checked before anything is recorded: a configuration error is exit 2, not a run.
     credentials = load_credentials(settings.env) if job.needs_api else None
+    timeout = timeouts.effective(job.name, job.timeout, settings.env)
     if credentials:
         logs.redact_secret(credentials.client_secret)
     claim = runs.start(db, job.name, request.trigger, request.scheduled_for, request.params, now())
@@ -57,10 +58,10 @@ def execute(request: RunRequest, settings: Settings, db: Database, now: Callable
         log.warning("%s; recorded as skipped", error)
         logs.bind("-", None)
         return Outcome(RunStatus.SKIPPED, claim.run_id, error)
-    return _run(request, claim.run_id, credentials, settings, db, now)
+    return _run(request, claim.run_id, credentials, settings, db, now, timeout)
 
 
-def _run(request: RunRequest, run_id: int, credentials, settings: Settings, db: Database, now) -> Outcome:
+def _run(request: RunRequest, run_id: int, credentials, settings: Settings, db: Database, now, timeout=None) -> Outcome:
     job = request.job
     logs.bind(job.name, run_id)
     log.info("started (%s)", request.trigger.value)
@@ -69,8 +70,11 @@ def _run(request: RunRequest, run_id: int, credentials, settings: Settings, db: 
     try:
         with runs.Heartbeat(db, run_id, now, lost=lost):
             ctx = _context(request, run_id, credentials, settings, db, now, lost)
-            outcome.result = checked_result(job, job.func(ctx))
+            with timeouts.limit(timeout, cancel=lost):
+                outcome.result = checked_result(job, job.func(ctx))
             outcome.status = RunStatus.SUCCEEDED
+    except timeouts.TimedOut:
+        outcome.error = timeouts.TimedOut(timeout).message()
     except RunnerError as exc:
         outcome.error = exc.message()
     except Exception as exc:

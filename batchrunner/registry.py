@@ -35,6 +35,7 @@ class Job:
     func: Callable[["JobContext"], dict | None]
     needs_api: bool = True
     params: tuple[str, ...] | None = None  # the --param keys it takes; None: any
+    timeout: float | None = None  # seconds a run may take (SPEC section 16); RUNNER_TIMEOUT_<JOB> overrides
 
     def check_params(self, given: dict[str, str]) -> None:
         """UsageError for a --param the job does not take: a typo must not pass unnoticed."""
@@ -66,10 +67,12 @@ class JobContext:
 _jobs: dict[str, Job] = {}
 
 
-def job(name: str, schedule: str, description: str, needs_api: bool = True, params: tuple[str, ...] | None = None):
+def job(name: str, schedule: str, description: str, needs_api: bool = True, params: tuple[str, ...] | None = None,
+        timeout: float | None = None):
     """Register the decorated function as a job (see README, "Write your own job").
 
-    `params` names the --param keys the job takes; leave it None to take any.
+    `params` names the --param keys the job takes; leave it None to take any. `timeout`: seconds
+    a run may take before it is ended and recorded failed; None for no limit.
     """
     if not NAME_PATTERN.match(name):
         raise ValueError(f"job name {name!r}: use lower-case letters, digits and '-', starting with a letter")
@@ -78,7 +81,7 @@ def job(name: str, schedule: str, description: str, needs_api: bool = True, para
         known = _jobs.get(name)
         if known is not None and _origin(known.func) != _origin(func):
             raise ConfigError("RUNNER_JOBS", f"two jobs are named {name!r}: {_origin(known.func)} and {_origin(func)}")
-        _jobs[name] = Job(name, schedule, description.strip(), func, needs_api, tuple(params) if params is not None else None)
+        _jobs[name] = Job(name, schedule, description.strip(), func, needs_api, tuple(params) if params is not None else None, timeout)
         return func
 
     return register

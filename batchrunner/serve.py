@@ -18,7 +18,7 @@ from typing import Callable
 
 from sqlalchemy.exc import DBAPIError
 
-from . import clock, logs, runs, schedules
+from . import clock, logs, runs, schedules, timeouts
 from .config import Settings
 from .db import Database
 from .execute import RunRequest, execute
@@ -149,6 +149,7 @@ def _short(exc: Exception) -> str:
 def build(settings: Settings, db: Database, jobs: dict[str, Job], now=clock.utcnow) -> Scheduler:
     """A Scheduler for every job whose schedule is not off; ConfigError names a bad override."""
     schedules.check_overrides(settings.env, jobs)
+    timeouts.check(settings.env, jobs)
     entries = []
     for job in jobs.values():
         expression, source = schedules.effective(job.name, job.schedule, settings.env)

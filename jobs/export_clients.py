@@ -53,7 +53,8 @@ API_FIELDS = [
 SECRET_FIELDS = ("client_secret", "signing_keys", "encryption_key", "client_authentication_methods")
 
 
-@job("export-clients", schedule="0 2 * * *", description="Export every application (client) of the tenant to CSV.", params=())
+@job("export-clients", schedule="0 2 * * *", description="Export every application (client) of the tenant to CSV.", params=(),
+     timeout=3600)  # 10,000 applications take seconds; an hour means something is stuck
 def export_clients(ctx: JobContext) -> dict:
     started = time.monotonic()
     export_dir = ctx.export_dir

@@ -31,3 +31,13 @@ def leaky(ctx):
 def ping(ctx):
     page = ctx.api.get("clients", {"per_page": 1, "fields": "client_id", "is_global": "false"})
     return {"clients": len(page)}
+
+
+@job("stubborn", schedule="0 8 * * *", description="Writes a file slowly, ignoring ctx.stopping.", needs_api=False, timeout=60)
+def stubborn(ctx):
+    from batchrunner.files import atomic_text
+
+    with atomic_text(ctx.export_dir / "stubborn.txt") as handle:
+        while True:  # a pure Python loop that never looks at ctx.stopping
+            handle.write("x")
+            time.sleep(0.01)
