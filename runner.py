@@ -420,6 +420,13 @@ def sandbox_command(port, clients, latency, rate, burst, endpoint_limits, scopes
     sandbox.stop()
 
 
+# --- operating it unattended: prune, metrics, check (batchrunner/ops_commands.py) -------------
+
+from batchrunner.ops_commands import register as _register_ops  # noqa: E402
+
+_register_ops(cli)
+
+
 def main():
     cli(prog_name="runner")
 

@@ -133,3 +133,29 @@ runs = Table(
         postgresql_where=text("status = 'running'"),
     ),
 )
+
+
+# Operating it unattended (SPEC section 16; batchrunner/prune.py and metrics.py).
+
+# Runs removed by retention, counted per job and status, so that `runner_job_runs_total` stays a
+# true counter: what is pruned from `runs` is added here in the same transaction.
+pruned_runs = Table(
+    "pruned_runs",
+    metadata,
+    Column("job", String(255), primary_key=True),
+    Column("status", String(16), primary_key=True),
+    Column("count", Integer, nullable=False),
+)
+
+# Once-a-day chores that one replica of several does: the first to insert (task, day) does it.
+maintenance = Table(
+    "maintenance",
+    metadata,
+    Column("task", String(64), primary_key=True),
+    Column("day", String(10), primary_key=True),  # YYYY-MM-DD, UTC
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("finished_at", UtcDateTime),
+    Column("result", Text),
+)

@@ -18,7 +18,7 @@ from typing import Callable
 
 from sqlalchemy.exc import DBAPIError
 
-from . import clock, logs, runs, schedules, timeouts
+from . import clock, logs, prune, runs, schedules, timeouts
 from .config import Settings
 from .db import Database
 from .execute import RunRequest, execute
@@ -53,6 +53,7 @@ class Scheduler:
     pool: ThreadPoolExecutor | None = None
     _last_sweep: datetime | None = None
     _orphans_seen: set = field(default_factory=set)  # (job, fire time) already re-run or given up on here
+    daily: prune.DailyPrune | None = None  # retention, once a day by one replica (SPEC section 16)
 
     def __post_init__(self):
         self.pool = self.pool or ThreadPoolExecutor(max_workers=min(32, len(self.entries) + 2), thread_name_prefix="job")
@@ -84,6 +85,8 @@ class Scheduler:
         if self._last_sweep is None or now - self._last_sweep >= timedelta(seconds=SWEEP_SECONDS):
             self._last_sweep = now
             self.sweep(now)
+        if self.daily is not None and self.daily.take(now):
+            self.pool.submit(self.daily.run, now)
         upcoming = [e.next_at for e in self.entries if e.next_at is not None]
         upcoming.append(self._last_sweep + timedelta(seconds=SWEEP_SECONDS))
         return max(0.0, min(MAX_WAIT, (min(upcoming) - now).total_seconds()))
@@ -157,7 +160,8 @@ def build(settings: Settings, db: Database, jobs: dict[str, Job], now=clock.utcn
         trig = schedules.trigger(expression, settings.timezone, label)
         if trig is not None:
             entries.append(Entry(job, trig, expression))
-    return Scheduler(settings, db, entries, now)
+    daily = prune.DailyPrune(db, settings.export_dir, prune.retention(settings.env))
+    return Scheduler(settings, db, entries, now, daily=daily)
 
 
 def serve(scheduler: Scheduler, stop_timeout: float, notifier: Notifier | None = None) -> int:

@@ -91,7 +91,7 @@ def empty_database(url: str) -> None:
 
     db = open_database(url)
     with db.write() as conn:
-        conn.execute(text("TRUNCATE runs, token_cache, token_issuances RESTART IDENTITY"))
+        conn.execute(text("TRUNCATE runs, token_cache, token_issuances, pruned_runs, maintenance RESTART IDENTITY"))
 
 
 @pytest.fixture

@@ -1,0 +1,53 @@
+"""The operator's commands of SPEC section 16: `runner prune`, `runner metrics`, `runner check`.
+
+Kept beside runner.py (which registers them) so each stays a thin skin over its module; heavy
+imports happen inside the commands, off every other command's start-up.
+"""
+
+from __future__ import annotations
+
+import click
+
+
+def _settings_and_db():
+    from batchrunner.config import load_settings
+    from batchrunner.db import open_database
+
+    settings = load_settings()
+    return settings, open_database(settings.database_url)
+
+
+@click.command("prune")
+@click.option("--older-than", "days", type=click.FloatRange(0, min_open=True), metavar="DAYS",
+              help="Prune what is older than DAYS instead of RUNNER_RETENTION_DAYS (default 90).")
+@click.option("--dry-run", is_flag=True, help="Only list what would be removed.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts instead of text.")
+def prune_command(days, dry_run, as_json):
+    """Remove old run records, dated exports and snapshots (and the log archive's, if set).
+
+    Each job's latest run and latest success, every `latest` file and the
+    snapshot it points to, and the token issuance ledger always stay. The
+    log archive is pruned only with RUNNER_LOGS_RETENTION_DAYS.
+    """
+    from batchrunner import clock, output, prune
+
+    settings, db = _settings_and_db()
+    keep = prune.retention(settings.env)
+    if days is not None:
+        keep = prune.Retention(days, keep.logs_days)
+    found = prune.plan(db, settings.export_dir, clock.utcnow(), keep)
+    done = found if dry_run else prune.apply(db, found)
+    if as_json:
+        click.echo(output.to_json({**done.as_dict(), "dry_run": dry_run}))
+        return
+    verb = "Would remove" if dry_run else "Removed"
+    since = f" started before {output.iso(done.cutoff)}" if done.cutoff else ""
+    click.echo(f"{verb} {done.run_count} run records{since} and {len(done.files)} files.")
+    for (job, status), ids in sorted(done.runs.items()):
+        click.echo(f"  runs of {job}, {status}: {len(ids)}")
+    for path in done.files:
+        click.echo(f"  {path}")
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(prune_command)
