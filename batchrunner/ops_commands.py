@@ -49,5 +49,41 @@ def prune_command(days, dry_run, as_json):
         click.echo(f"  {path}")
 
 
+def _scheduled(settings):
+    from batchrunner import schedules
+    from batchrunner.metrics import scheduled_jobs
+    from batchrunner.registry import discover
+
+    jobs = discover(settings.job_paths)
+    schedules.check_overrides(settings.env, jobs)
+    return scheduled_jobs(settings, jobs)
+
+
+@click.command("metrics")
+@click.option("--textfile", metavar="PATH", help="Write to PATH (ending in .prom) atomically, for node_exporter's textfile collector.")
+def metrics_command(textfile):
+    """Print the Prometheus metrics that `serve` offers on /metrics.
+
+    Computed from the database, so runs from cron, Kubernetes and every
+    replica count. For cron deployments: run it after each job with
+    --textfile /var/lib/node_exporter/textfile/auth0-runner.prom.
+    """
+    from batchrunner import metrics
+    from batchrunner.errors import UsageError
+
+    settings, db = _settings_and_db()
+    jobs = _scheduled(settings)
+    if textfile is None:
+        click.echo(metrics.exposition(db, jobs).decode(), nl=False)
+        return
+    if not textfile.endswith(".prom"):
+        raise UsageError(f"--textfile {textfile}: the name must end in .prom, the only files node_exporter reads")
+    try:
+        metrics.write_textfile(textfile, db, jobs)
+    except OSError as exc:
+        raise UsageError(f"--textfile {textfile}: cannot write it: {exc.strerror}") from None
+
+
 def register(cli: click.Group) -> None:
     cli.add_command(prune_command)
+    cli.add_command(metrics_command)

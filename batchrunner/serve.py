@@ -18,7 +18,7 @@ from typing import Callable
 
 from sqlalchemy.exc import DBAPIError
 
-from . import clock, logs, prune, runs, schedules, timeouts
+from . import clock, health, logs, prune, runs, schedules, timeouts
 from .config import Settings
 from .db import Database
 from .execute import RunRequest, execute
@@ -54,6 +54,7 @@ class Scheduler:
     _last_sweep: datetime | None = None
     _orphans_seen: set = field(default_factory=set)  # (job, fire time) already re-run or given up on here
     daily: prune.DailyPrune | None = None  # retention, once a day by one replica (SPEC section 16)
+    last_tick: float | None = None  # monotonic time of the last tick that worked, for /healthz
 
     def __post_init__(self):
         self.pool = self.pool or ThreadPoolExecutor(max_workers=min(32, len(self.entries) + 2), thread_name_prefix="job")
@@ -87,6 +88,7 @@ class Scheduler:
             self.sweep(now)
         if self.daily is not None and self.daily.take(now):
             self.pool.submit(self.daily.run, now)
+        self.last_tick = clock.monotonic()
         upcoming = [e.next_at for e in self.entries if e.next_at is not None]
         upcoming.append(self._last_sweep + timedelta(seconds=SWEEP_SECONDS))
         return max(0.0, min(MAX_WAIT, (min(upcoming) - now).total_seconds()))
@@ -184,6 +186,7 @@ def serve(scheduler: Scheduler, stop_timeout: float, notifier: Notifier | None =
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    health.serve_for(scheduler)  # RUNNER_METRICS_ADDRESS; a bad one is exit 2 before anything runs
     scheduler.start(scheduler.now())
     names = ", ".join(f"{e.job.name} ({e.expression})" for e in scheduler.entries) or "none"
     log.info("scheduling %s in %s", names, scheduler.settings.timezone.key)
