@@ -84,6 +84,38 @@ def metrics_command(textfile):
         raise UsageError(f"--textfile {textfile}: cannot write it: {exc.strerror}") from None
 
 
+@click.command("check")
+@click.option("--grace", type=click.IntRange(0), default=3600, show_default=True, metavar="SECONDS",
+              help="How late a scheduled run may succeed before the job counts as overdue.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts instead of text.")
+def check_command(grace, as_json):
+    """Exit 0 when every scheduled job's latest run succeeded and none is overdue, else 1.
+
+    One line per problem, naming the job: for probes, Nagios-style checks
+    and cron (`runner check || mail ...`). A job that never ran is not
+    judged; one whose schedule is off neither.
+    """
+    import sys
+    from datetime import timedelta
+
+    from batchrunner import check, clock, output
+
+    settings, db = _settings_and_db()
+    jobs = _scheduled(settings)
+    found = check.problems(db, jobs, clock.utcnow(), timedelta(seconds=grace))
+    scheduled = sum(1 for j in jobs if j.trigger is not None)
+    if as_json:
+        click.echo(output.to_json({"ok": not found, "jobs": scheduled,
+                                   "problems": [{"job": p.job, "kind": p.kind, "message": p.message} for p in found]}))
+    elif found:
+        for problem in found:
+            click.echo(problem.message)
+    else:
+        click.echo(f"OK: {scheduled} scheduled jobs; their latest runs succeeded and none is overdue")
+    sys.exit(1 if found else 0)
+
+
 def register(cli: click.Group) -> None:
+    cli.add_command(check_command)
     cli.add_command(prune_command)
     cli.add_command(metrics_command)

@@ -28,7 +28,7 @@ COMMANDS = sorted(_commands(cli_module.cli))
 
 
 def test_the_commands_are_the_ones_the_spec_names():
-    assert COMMANDS == ["db upgrade", "history", "jobs", "metrics", "prune", "run-job", "sandbox", "serve",
+    assert COMMANDS == ["check", "db upgrade", "history", "jobs", "metrics", "prune", "run-job", "sandbox", "serve",
                         "token issuances", "token print", "token status"]
 
 
