@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable
 
-from . import clock, logs, runs, timeouts
+from . import alerts, clock, logs, runs, timeouts
 from .api import MAX_IN_FLIGHT, ManagementApi
 from .config import Settings, load_credentials
 from .db import Database
@@ -47,6 +47,7 @@ def execute(request: RunRequest, settings: Settings, db: Database, now: Callable
     # Settings are checked before anything is recorded: a configuration error is exit 2, not a run.
     credentials = load_credentials(settings.env) if job.needs_api else None
     timeout = timeouts.effective(job.name, job.timeout, settings.env)
+    alerts.check(job.name, settings.env)  # a bad ping or notification URL is a setting error, not a run
     if credentials:
         logs.redact_secret(credentials.client_secret)
     claim = runs.start(db, job.name, request.trigger, request.scheduled_for, request.params, now())
@@ -64,7 +65,10 @@ def execute(request: RunRequest, settings: Settings, db: Database, now: Callable
 def _run(request: RunRequest, run_id: int, credentials, settings: Settings, db: Database, now, timeout=None) -> Outcome:
     job = request.job
     logs.bind(job.name, run_id)
+    hooks = alerts.for_run(job.name, run_id, settings.env, db)  # pings and notifications (SPEC section 16)
     log.info("started (%s)", request.trigger.value)
+    if hooks:
+        hooks.started()
     outcome = Outcome(RunStatus.FAILED, run_id)
     lost = threading.Event()
     try:
@@ -83,6 +87,8 @@ def _run(request: RunRequest, run_id: int, credentials, settings: Settings, db: 
     except BaseException as exc:  # SIGTERM / Ctrl-C while running: record it, then let it go on
         outcome.error = f"interrupted ({type(exc).__name__})"
         runs.finish(db, run_id, RunStatus.FAILED, now(), outcome.error)
+        if hooks:
+            hooks.finished(RunStatus.FAILED, outcome.error, wait=2.0)  # the process is being stopped
         raise
     finally:
         _close(locals().get("ctx"))
@@ -90,6 +96,8 @@ def _run(request: RunRequest, run_id: int, credentials, settings: Settings, db: 
     runs.finish(db, run_id, outcome.status, now(), outcome.error, outcome.result)
     level = logging.INFO if outcome.status is RunStatus.SUCCEEDED else logging.ERROR
     log.log(level, "%s%s", outcome.status.value, f": {outcome.error}" if outcome.error else "")
+    if hooks:
+        hooks.finished(outcome.status, outcome.error)
     logs.bind("-", None)
     return outcome
 

@@ -20,7 +20,7 @@ from batchrunner import runs
 from batchrunner.db import open_database
 
 JOBS = ROOT / "tests" / "fixture_jobs"
-OFF = {f"RUNNER_SCHEDULE_{name}": "off" for name in ("EXPORT_CLIENTS", "HELLO", "SLEEPY", "FAILING", "LEAKY", "PING", "STUBBORN")}
+OFF = {f"RUNNER_SCHEDULE_{name}": "off" for name in ("EXPORT_CLIENTS", "HELLO", "SLEEPY", "FAILING", "LEAKY", "PING", "STUBBORN", "DRIFTY")}
 
 
 def lateness() -> None:

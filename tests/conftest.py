@@ -173,6 +173,7 @@ QUIET = {  # the tiny test jobs loaded, every job's schedule off unless a test t
     "RUNNER_SCHEDULE_LEAKY": "off",
     "RUNNER_SCHEDULE_PING": "off",
     "RUNNER_SCHEDULE_STUBBORN": "off",
+    "RUNNER_SCHEDULE_DRIFTY": "off",
 }
 
 

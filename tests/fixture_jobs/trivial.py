@@ -41,3 +41,11 @@ def stubborn(ctx):
         while True:  # a pure Python loop that never looks at ctx.stopping
             handle.write("x")
             time.sleep(0.01)
+
+
+@job("drifty", schedule="0 9 * * *", description="Reports drift through the notification hook.", needs_api=False)
+def drifty(ctx):
+    from batchrunner.alerts import notify
+
+    notify(ctx, "drift", "drifty: 1 role added", changes={"roles": {"added": 1, "removed": 0, "changed": 0}})
+    return {"changes": {"added": 1, "removed": 0, "changed": 0}}
