@@ -6,12 +6,18 @@ import json
 
 import pytest
 
-from conftest import QUIET, start_runner, stop, wait_for
+from conftest import QUIET, _runner, start_runner, stop, wait_for
 
 
 @pytest.fixture
-def quiet_env(local_env):
-    return {**local_env, **QUIET}
+def quiet_env(clean_env, tmp_path):
+    """SQLite only: nothing here is about the database."""
+    return {**clean_env, **QUIET, "RUNNER_DATABASE_URL": f"sqlite:///{tmp_path / 'runner.db'}"}
+
+
+@pytest.fixture
+def local_runner(quiet_env, tmp_path):
+    return _runner(quiet_env, tmp_path)
 
 
 def _history(local_runner, env, job):
