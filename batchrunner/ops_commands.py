@@ -10,11 +10,17 @@ import click
 
 
 def _settings_and_db():
+    """Settings and the database; these commands read (or prune) what exists and create no database."""
     from batchrunner.config import load_settings
-    from batchrunner.db import open_database
+    from batchrunner.db import NoDatabase, open_database
+    from batchrunner.errors import RunnerError
 
     settings = load_settings()
-    return settings, open_database(settings.database_url)
+    try:
+        return settings, open_database(settings.database_url, create=False)
+    except NoDatabase as exc:
+        raise RunnerError(f"no database at {exc.path}; set RUNNER_DATABASE_URL (or STATE_DIRECTORY, whose runner.db "
+                          "is the default) to the one the runner uses") from None
 
 
 @click.command("prune")
