@@ -9,8 +9,11 @@ from __future__ import annotations
 import click
 
 
-def _settings_and_db():
-    """Settings and the database; these commands read (or prune) what exists and create no database."""
+def _settings_and_db(required: bool = True):
+    """Settings and the database; these commands read (or prune) what exists and create no database.
+
+    Without a database: a one-line error, or None where the command can do without (`required=False`).
+    """
     from batchrunner.config import load_settings
     from batchrunner.db import NoDatabase, open_database
     from batchrunner.errors import RunnerError
@@ -19,6 +22,8 @@ def _settings_and_db():
     try:
         return settings, open_database(settings.database_url, create=False)
     except NoDatabase as exc:
+        if not required:
+            return settings, None
         raise RunnerError(f"no database at {exc.path}; set RUNNER_DATABASE_URL (or STATE_DIRECTORY, whose runner.db "
                           "is the default) to the one the runner uses") from None
 
@@ -37,7 +42,7 @@ def prune_command(days, dry_run, as_json):
     """
     from batchrunner import clock, output, prune
 
-    settings, db = _settings_and_db()
+    settings, db = _settings_and_db(required=False)  # no database yet: only files to prune
     keep = prune.retention(settings.env)
     if days is not None:
         keep = prune.Retention(days, keep.logs_days)

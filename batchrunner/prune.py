@@ -78,19 +78,19 @@ class Plan:
         }
 
 
-def plan(db: Database, export_dir: Path, now: datetime, keep: Retention) -> Plan:
-    """What a prune at `now` removes; nothing is changed."""
+def plan(db: Database | None, export_dir: Path, now: datetime, keep: Retention) -> Plan:
+    """What a prune at `now` removes; nothing is changed. No database: files only."""
     cutoff = now - timedelta(days=keep.days) if keep.days is not None else None
     found = Plan(cutoff)
     if cutoff is not None:
-        found.runs = _old_runs(db, cutoff)
+        found.runs = _old_runs(db, cutoff) if db is not None else {}
         found.files = _dated_files(export_dir, cutoff) + _snapshots(export_dir / "snapshots", cutoff)
     if keep.logs_days is not None:
         found.files += _log_files(export_dir / "logs", now - timedelta(days=keep.logs_days))
     return found
 
 
-def apply(db: Database, found: Plan) -> Plan:
+def apply(db: Database | None, found: Plan) -> Plan:
     """Remove what the plan names; what was removed (runs already gone are not counted)."""
     done = Plan(found.cutoff)
     for (job, status), ids in found.runs.items():
