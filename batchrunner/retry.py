@@ -37,16 +37,25 @@ def server_wait(headers: Mapping[str, str], now_epoch: float) -> float | None:
     """Seconds the server asks us to wait: Retry-After (seconds or a date), else x-ratelimit-reset."""
     value = headers.get("Retry-After")
     if value:
-        if value.strip().isdigit():
-            return min(float(value), MAX_SERVER_WAIT)
+        if _seconds(value) is not None:
+            return min(_seconds(value), MAX_SERVER_WAIT)
         try:
             return _clamp(email.utils.parsedate_to_datetime(value).timestamp() - now_epoch)
-        except (TypeError, ValueError):
-            pass
-    reset = headers.get("x-ratelimit-reset")
-    if reset and reset.strip().isdigit():
-        return _clamp(float(reset) - now_epoch)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            pass  # neither seconds nor a date: as if the server had said nothing
+    reset = _seconds(headers.get("x-ratelimit-reset") or "")
+    if reset is not None:
+        return _clamp(reset - now_epoch)
     return None
+
+
+def _seconds(value: str) -> float | None:
+    """A header's whole number of seconds; None for anything else.
+
+    ASCII digits only: `str.isdigit()` also accepts `²` and other digits that float() refuses.
+    """
+    text = value.strip()
+    return float(text) if text.isascii() and text.isdigit() else None
 
 
 def retrying(

@@ -238,22 +238,26 @@ def test_a_job_of_ones_own_with_params(runner, tmp_path):
     assert (typo.returncode, typo.stderr) == (2, "runner: count-to takes no --param m; its parameters: n\n")
 
 
-@pytest.mark.parametrize("waiting_out_429s", [False, True])
-def test_sigterm_ends_a_run_job_at_once_and_records_it(env, runner, tenant, tmp_path, waiting_out_429s):
+@pytest.mark.parametrize("pages", ["in flight", "waiting out 429s", "answering in 25 s"])
+def test_sigterm_ends_a_run_job_at_once_and_records_it(env, runner, tenant, tmp_path, pages):
     app = tenant.tenant
     app.set_clients(5000)
-    app.latency = 0.5
+    app.latency = 0.2 if pages == "answering in 25 s" else 0.5
     victim = start_runner(env, tmp_path, "run-job", "export-clients")
     wait_for(lambda: app.api_requests >= 1)
-    if waiting_out_429s:
+    if pages == "waiting out 429s":
         app.fail_next("/api/v2/clients", [429] * 20, retry_after=30)  # the page threads are told to wait 30 s
         wait_for(lambda: app.responses_429 >= 2)
+    elif pages == "answering in 25 s":
+        wait_for(lambda: app.api_requests >= 3)  # the page threads are at work
+        app.latency = 25  # every page asked from now on takes 25 s (the stand-in sleeps half before counting it)
+        time.sleep(0.6)  # the pages in flight before the change are answered, slow ones take their place
     else:
         wait_for(lambda: app.api_requests >= 3)
     started = time.monotonic()
     victim.send_signal(signal.SIGTERM)
     out, err = victim.communicate(timeout=40)
-    assert time.monotonic() - started < 5  # not after the pages in flight and their retries
+    assert time.monotonic() - started < 3  # not after the pages in flight and their retries
     assert victim.returncode == 1
     # The verdict; a page thread answered in that instant may still log a line after it.
     assert [line for line in err.splitlines() if line.startswith("runner: ")] == [

@@ -66,11 +66,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, reply: Reply, entry: dict) -> None:
         self._wait(self.server.app.latency / 2)
-        data = json.dumps(reply.body).encode()
+        # A text body is a page as a proxy would send it (its Content-Type among the headers).
+        data = reply.body.encode() if isinstance(reply.body, str) else json.dumps(reply.body).encode()
         entry["status"] = reply.status
         self.server.app.record(entry)
         self.send_response(reply.status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
+        if "Content-Type" not in reply.headers:
+            self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(data)))
         for name, value in reply.headers.items():
             self.send_header(name, value)
