@@ -25,6 +25,7 @@ from . import retry
 from .errors import ApiError
 from .http import TIMEOUT, new_session, redirect_error
 from .pacing import Pacer
+from .progress import Progress
 
 log = logging.getLogger("runner.api")
 
@@ -76,15 +77,18 @@ class ManagementApi:
         except retry.Transient as exc:
             raise ApiError(f"the Management API kept failing: {exc}; Auth0 may be degraded (status.auth0.com), run again later") from None
 
-    def paginate(self, path: str, key: str, params: dict | None = None, on_page=None, unique: str | None = None) -> Iterator[dict]:
+    def paginate(self, path: str, key: str, params: dict | None = None, on_page=None, unique: str | None = None,
+                 progress: Progress | None = None) -> Iterator[dict]:
         """Every item of a paged list endpoint, in order, fetching pages concurrently within the limit.
 
         Offset pages shift when the list changes meanwhile; ApiError when it shows: a page reports
         another `total`, a page before the last is short (the list ended early), the count differs
         from the total, or (given the field `unique` that identifies an item) a page starts with the
         item that ended the one before. A `total` past MAX_PAGES pages is refused before paging.
+        `progress` (a status line on a terminal) is told of every page and every long wait.
         """
         base = {**(params or {}), "per_page": PER_PAGE, "include_totals": "true"}
+        self.on_wait = progress.waiting if progress else self.on_wait
         first = self.get(path, {**base, "page": 0})
         total = _total(first, key)
         pages = max(1, -(-total // PER_PAGE))
@@ -102,6 +106,8 @@ class ManagementApi:
                 raise _changed(key, f"the pages of {key} ended early (page {number} of {pages} held {len(items)}, not {PER_PAGE})")
             if on_page:
                 on_page(number, pages)
+            if progress:
+                progress.update(number, pages, count + len(items), self.stats.requests)
             count += len(items)
             previous_last = items[-1] if items else previous_last
             yield from items

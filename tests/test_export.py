@@ -134,7 +134,8 @@ def test_an_export_directory_that_is_a_file_is_one_line(runner, tenant, tmp_path
     result = runner("run-job", "export-clients", extra_env={"RUNNER_EXPORT_DIR": str(blocker)})
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
-        f"runner: export-clients failed (run 1): RUNNER_EXPORT_DIR: cannot write exports to {blocker}: File exists"
+        f"runner: export-clients failed (run 1): RUNNER_EXPORT_DIR: cannot write exports to {blocker}: File exists; "
+        "make it a folder the runner's user can write, or set RUNNER_EXPORT_DIR to one"
     )
     assert "Traceback" not in result.stderr
 
