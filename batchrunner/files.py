@@ -14,6 +14,7 @@ import os
 import shutil
 import stat
 import tempfile
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Iterator
@@ -35,6 +36,8 @@ EXPORT_SETTING = "RUNNER_EXPORT_DIR"
 # Temporary files this process is writing now: `remove_open_partials` deletes them when the
 # process ends with a writer still going (serve past its stop timeout, SPEC section 6).
 _open_partials: set[Path] = set()
+_partials_lock = threading.Lock()
+_ending = False  # set by remove_open_partials: no temporary file may start after it
 
 
 class WriteError(RunnerError):
@@ -93,7 +96,7 @@ def atomic_file(path: Path, mode: str = "wb", setting: str = EXPORT_SETTING, **o
         directory.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=directory)
     tmp = Path(name)
-    _open_partials.add(tmp)
+    _track(tmp)
     try:
         handle = os.fdopen(fd, mode, **options)
         try:
@@ -111,7 +114,8 @@ def atomic_file(path: Path, mode: str = "wb", setting: str = EXPORT_SETTING, **o
         _remove(tmp)
         raise
     finally:
-        _open_partials.discard(tmp)
+        with _partials_lock:
+            _open_partials.discard(tmp)
     with _reporting(directory, setting):
         _sync_dir(directory)
 
@@ -129,12 +133,24 @@ def copy_atomic(source: Path, target: Path, setting: str = EXPORT_SETTING) -> No
 
 
 def remove_open_partials() -> list[Path]:
-    """Remove the temporary files this process is still writing; for a process that exits now."""
-    removed = []
-    for tmp in list(_open_partials):
-        _remove(tmp)
-        removed.append(tmp)
+    """Remove the temporary files this process is still writing, and start no other: for a process
+    that exits with a writer still going (`serve` past its stop timeout, its run recorded)."""
+    global _ending
+    with _partials_lock:
+        _ending = True
+        removed = sorted(_open_partials)
+        for tmp in removed:
+            _remove(tmp)
+        _open_partials.clear()
     return removed
+
+
+def _track(tmp: Path) -> None:
+    with _partials_lock:
+        if _ending:
+            _remove(tmp)
+            raise RunnerError("the process is ending; no file is written")
+        _open_partials.add(tmp)
 
 
 class _Guarded:

@@ -226,3 +226,20 @@ def test_a_late_tick_warns_and_runs_the_missed_fire_times_as_one(serve_env, capl
     assert submitted == [("hello", "schedule", due)]
     assert entry.next_at == due + timedelta(seconds=35) and wait == 4.0
     assert "firing 31 s late (due 2026-11-23T12:00:05+00:00); fire times passed meanwhile run as this one" in caplog.text
+
+
+def test_an_export_that_outlives_the_stop_timeout_leaves_no_partial_file(runner, serve_env, tmp_path, tenant):
+    app = tenant.tenant
+    app.set_clients(3000)
+    app.latency = 1.0  # 30 pages at one second each (16 at a time): well past the stop timeout
+    env = {**serve_env, **tenant.settings(), "RUNNER_SCHEDULE_EXPORT_CLIENTS": "* * * * * *"}
+    proc = start_runner(env, tmp_path, "serve", "--stop-timeout", "0.5")
+    exports = tmp_path / "exports"
+    wait_for(lambda: exports.exists() and any(p.name.endswith(".partial") for p in exports.iterdir()))
+    wait_for(lambda: app.api_requests >= 2)  # pages are being written
+    code, err = stop(proc)
+    assert code == 0, err
+    [run] = [r for r in history(runner, env, "export-clients") if r["status"] != "skipped"]  # later fire times found it running
+    assert (run["status"], run["error"]) == ("failed", "interrupted: the scheduler was stopped and the run did not finish within 0.5 s")
+    assert os.listdir(exports) == []
+    assert "removed " in err and ".partial, left by the interrupted run" in err
