@@ -245,13 +245,17 @@ def token_print():
     For ad-hoc calls: curl -H "Authorization: Bearer $(runner token print)" ...
     The token is a secret: do not paste it into tickets or chats.
     """
-    from batchrunner.config import load_credentials
+    from batchrunner.config import load_credentials, load_settings
+    from batchrunner.db import open_database
+    from batchrunner.http import new_session
     from batchrunner.logs import redact_secret
     from batchrunner.tokencache import cached_source
 
+    settings = load_settings()
     credentials = load_credentials()
     redact_secret(credentials.client_secret)
-    click.echo(cached_source(_db(), credentials, "token print").token().access_token)
+    session = new_session(pool_size=1, settings=settings)
+    click.echo(cached_source(open_database(settings.database_url), credentials, "token print", session=session).token().access_token)
 
 
 @token.command("issuances")

@@ -88,7 +88,9 @@ def retrying(
 def connection_failure(url: str, exc: requests.RequestException, final: type[Exception]) -> Exception:
     """A Transient to retry; but `final` for a TLS failure, which no retry mends."""
     if isinstance(exc, requests.exceptions.SSLError):
-        return final(f"TLS with {url} failed; check AUTH0_DOMAIN, and that this machine trusts the tenant's certificate")
+        return final(f"TLS with {url} failed; check AUTH0_DOMAIN, and that this machine trusts the tenant's certificate (RUNNER_CA_BUNDLE)")
+    if isinstance(exc, requests.exceptions.ProxyError):
+        return Transient(f"the proxy failed or refused the connection to {url} (RUNNER_HTTPS_PROXY)")
     kind = "timed out" if isinstance(exc, requests.Timeout) else "connection failed"
     return Transient(f"{kind}: {url}")
 
