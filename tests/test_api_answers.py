@@ -10,11 +10,15 @@ import pytest
 
 from test_export import exports
 
+# Nothing here concerns the database: SQLite alone keeps the suite short.
+SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
 
 def verdict(result) -> str:
     return result.stderr.strip().splitlines()[-1]
 
 
+@SQLITE_ONLY
 def test_a_total_larger_than_the_list_fails_at_the_first_short_page(runner, tenant, tmp_path):
     app = tenant.tenant
     app.set_clients(250)
@@ -32,6 +36,7 @@ def test_a_total_larger_than_the_list_fails_at_the_first_short_page(runner, tena
     assert exports(tmp_path) == {}
 
 
+@SQLITE_ONLY
 def test_a_short_first_page_asks_for_no_other(runner, tenant):
     app = tenant.tenant
     app.set_clients(30)
@@ -42,6 +47,7 @@ def test_a_short_first_page_asks_for_no_other(runner, tenant):
     assert app.api_requests == 1
 
 
+@SQLITE_ONLY
 def test_an_absurd_total_is_refused_before_paging(runner, tenant):
     app = tenant.tenant
     app.unlisted_clients = 10**12  # a server that would have the runner page for ever
@@ -54,6 +60,7 @@ def test_an_absurd_total_is_refused_before_paging(runner, tenant):
     assert app.api_requests == 1
 
 
+@SQLITE_ONLY
 def test_a_200_with_an_html_page_is_one_line(runner, tenant, tmp_path):
     tenant.tenant.answer_html_next("/api/v2/clients")
     result = runner("run-job", "export-clients")
@@ -67,6 +74,7 @@ def test_a_200_with_an_html_page_is_one_line(runner, tenant, tmp_path):
 
 
 @pytest.mark.parametrize("path", ["/api/v2/clients", "/oauth/token"])
+@SQLITE_ONLY
 def test_a_retry_after_that_is_no_number_is_a_429_like_any_other(runner, tenant, tmp_path, path):
     # "²" passes str.isdigit() but not float(): it crashed the run with a traceback.
     tenant.tenant.fail_next(path, [429], retry_after="²")

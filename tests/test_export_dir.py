@@ -16,11 +16,15 @@ import pytest
 from conftest import RUNNER
 from test_export import exports
 
+# Nothing here concerns the database: SQLite alone keeps the suite short.
+SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
 
 def verdict(result) -> str:
     return result.stderr.strip().splitlines()[-1]
 
 
+@SQLITE_ONLY
 def test_the_export_folder_and_its_parents_are_created_0750_under_umask_000(runner, tenant, tmp_path):
     folder = tmp_path / "a" / "b" / "exports"
     result = runner("run-job", "export-clients", extra_env={"RUNNER_EXPORT_DIR": str(folder)}, preexec_fn=lambda: os.umask(0))
@@ -29,6 +33,7 @@ def test_the_export_folder_and_its_parents_are_created_0750_under_umask_000(runn
     assert "writable by" not in result.stderr
 
 
+@SQLITE_ONLY
 def test_a_folder_others_may_write_into_is_warned_about(runner, tenant, tmp_path):
     folder = tmp_path / "exports"
     folder.mkdir()
@@ -53,6 +58,7 @@ def as_unprivileged(env, tmp_path, *args):
                           capture_output=True, text=True, timeout=60)
 
 
+@SQLITE_ONLY
 def test_an_unwritable_export_folder_is_one_line_naming_the_setting(env, runner, tenant, tmp_path):
     folder = tmp_path / "exports"
     folder.mkdir(mode=0o750)
@@ -68,6 +74,7 @@ def test_an_unwritable_export_folder_is_one_line_naming_the_setting(env, runner,
     assert run["status"] == "failed" and run["error"].startswith("RUNNER_EXPORT_DIR: cannot write exports to")
 
 
+@SQLITE_ONLY
 def test_a_disk_that_fills_up_mid_export_is_one_line_and_leaves_the_old_files(runner, tenant, tmp_path):
     app = tenant.tenant
     app.set_clients(100)

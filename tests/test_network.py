@@ -21,6 +21,9 @@ from batchrunner.sandbox.tenant import SandboxApp
 
 HOST = "tenant.test"
 
+# Nothing here concerns the database: SQLite alone keeps the suite short.
+SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
 
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory):
@@ -120,6 +123,7 @@ def tls_env(local_env, tls_tenant, proxy):
             "RUNNER_HTTPS_PROXY": f"http://127.0.0.1:{proxy.port}"}
 
 
+@SQLITE_ONLY
 def test_an_export_through_the_proxy_trusting_the_bundle(local_runner, tls_env, tls_tenant, proxy, certificate, tmp_path):
     app, _ = tls_tenant
     result = local_runner("run-job", "export-clients", extra_env={**tls_env, "RUNNER_CA_BUNDLE": str(certificate[0])})
@@ -131,6 +135,7 @@ def test_an_export_through_the_proxy_trusting_the_bundle(local_runner, tls_env, 
     assert printed.returncode == 0, printed.stderr  # `token print` takes the same way
 
 
+@SQLITE_ONLY
 def test_without_the_bundle_the_certificate_is_refused_in_one_line(local_runner, tls_env, proxy):
     result = local_runner("run-job", "export-clients", extra_env=tls_env)
     assert result.returncode == 1
@@ -141,6 +146,7 @@ def test_without_the_bundle_the_certificate_is_refused_in_one_line(local_runner,
     assert proxy.asked  # it got as far as the tenant, through the proxy
 
 
+@SQLITE_ONLY
 def test_proxies_of_the_environment_are_not_used_nor_for_plain_http_to_loopback(runner, tenant, proxy):
     everywhere = f"http://127.0.0.1:{proxy.port}"
     result = runner("run-job", "export-clients", extra_env={
@@ -158,6 +164,7 @@ def test_proxies_of_the_environment_are_not_used_nor_for_plain_http_to_loopback(
     ("RUNNER_HTTPS_PROXY", "socks5://me:hunter2-secret@proxy:1080",
      "RUNNER_HTTPS_PROXY: expected the URL of an HTTP proxy, e.g. http://proxy.internal:3128 (optionally with user:password@)"),
 ])
+@SQLITE_ONLY
 def test_a_bad_network_setting_is_exit_2_in_one_line(runner, tmp_path, variable, value, message):
     (tmp_path / "not.pem").write_text("not a certificate\n")
     result = runner("run-job", "export-clients", extra_env={variable: value.format(tmp=tmp_path)})

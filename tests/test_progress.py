@@ -18,6 +18,9 @@ from conftest import RUNNER
 
 STAMP = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (INFO|WARNING|ERROR) "
 
+# Nothing here concerns the database: SQLite alone keeps the suite short.
+SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
 
 class Terminal(io.StringIO):
     def isatty(self) -> bool:
@@ -62,6 +65,7 @@ def test_nothing_is_drawn_where_stderr_is_no_terminal():
     assert Progress.on_terminal("export-clients", io.StringIO()) is None
 
 
+@SQLITE_ONLY
 def test_run_job_on_a_terminal_keeps_log_lines_whole(env, tenant, tmp_path):
     app = tenant.tenant
     app.set_clients(1000)

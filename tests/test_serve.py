@@ -228,6 +228,7 @@ def test_a_late_tick_warns_and_runs_the_missed_fire_times_as_one(serve_env, capl
     assert "firing 31 s late (due 2026-11-23T12:00:05+00:00); fire times passed meanwhile run as this one" in caplog.text
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # files, not the database
 def test_an_export_that_outlives_the_stop_timeout_leaves_no_partial_file(runner, serve_env, tmp_path, tenant):
     app = tenant.tenant
     app.set_clients(3000)
