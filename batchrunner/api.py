@@ -87,8 +87,14 @@ class ManagementApi:
         item that ended the one before. A `total` past MAX_PAGES pages is refused before paging.
         `progress` (a status line on a terminal) is told of every page and every long wait.
         """
+        self.on_wait = progress.waiting if progress else None
+        try:
+            yield from self._paginate(path, key, params, on_page, unique, progress)
+        finally:
+            self.on_wait = None
+
+    def _paginate(self, path, key, params, on_page, unique, progress) -> Iterator[dict]:
         base = {**(params or {}), "per_page": PER_PAGE, "include_totals": "true"}
-        self.on_wait = progress.waiting if progress else self.on_wait
         first = self.get(path, {**base, "page": 0})
         total = _total(first, key)
         pages = max(1, -(-total // PER_PAGE))
