@@ -295,13 +295,15 @@ def token_print():
     """
     from batchrunner.config import load_credentials
     from batchrunner.db import open_database
+    from batchrunner.http import new_session
     from batchrunner.logs import redact_secret
     from batchrunner.tokencache import cached_source
 
     settings = _settings()
     credentials = load_credentials(settings.env)
     redact_secret(credentials.client_secret)
-    click.echo(cached_source(open_database(settings.database_url), credentials, "token print").token().access_token)
+    session = new_session(pool_size=1, settings=settings)
+    click.echo(cached_source(open_database(settings.database_url), credentials, "token print", session=session).token().access_token)
 
 
 @token.command("issuances")

@@ -134,7 +134,7 @@ class Either:
 def _context(request: RunRequest, run_id: int, credentials, settings: Settings, db: Database, now, lost) -> JobContext:
     api = None
     if credentials is not None:
-        session = new_session(pool_size=MAX_IN_FLIGHT)  # one keep-alive session per run, tokens and API alike
+        session = new_session(pool_size=MAX_IN_FLIGHT, settings=settings)  # one keep-alive session per run, tokens and API alike
         tokens = cached_source(db, credentials, f"run {run_id} ({request.job.name})", run_id, session)
         api = ManagementApi(credentials.base_url, tokens, credentials.client_id, session, cancelled=lost)
     return JobContext(

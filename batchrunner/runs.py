@@ -7,6 +7,7 @@ first clears runs whose process is gone, then claims.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import threading
@@ -232,7 +233,8 @@ class Heartbeat:
         self.db, self.run_id, self.now, self.every = db, run_id, now, every
         self.lost = lost or threading.Event()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name=f"heartbeat-{run_id}", daemon=True)
+        # With the job's log tags (job and run id), as page threads have them: contextvars stay in their thread.
+        self._thread = threading.Thread(target=contextvars.copy_context().run, args=(self._loop,), name=f"heartbeat-{run_id}", daemon=True)
 
     def __enter__(self):
         self._thread.start()

@@ -18,7 +18,7 @@ from typing import Callable
 
 from sqlalchemy.exc import DBAPIError
 
-from . import clock, health, logs, prune, runs, schedules, timeouts
+from . import clock, files, health, logs, prune, runs, schedules, timeouts
 from .config import Settings
 from .db import Database
 from .execute import RunRequest, execute
@@ -237,4 +237,7 @@ def _drain(scheduler: Scheduler, stop_timeout: float, hurry: threading.Event) ->
             log.info("stopped cleanly")
     except DBAPIError as exc:
         log.error("stopped; could not record the interrupted runs (%s): they will be marked abandoned", _short(exc))
+    # The process ends with the job still writing: what it wrote is no complete file (SPEC section 6).
+    for partial in files.remove_open_partials():
+        log.info("removed %s, left by the interrupted run", partial)
     return 0

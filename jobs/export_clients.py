@@ -7,12 +7,11 @@ should the API send it anyway (a token with read:client_keys), never written.
 from __future__ import annotations
 
 import csv
-import sys
 import time
 from pathlib import Path
 
-from batchrunner.errors import ConfigError
-from batchrunner.files import atomic_text, clean_partials, copy_atomic, neutralise
+from batchrunner.files import atomic_text, clean_partials, copy_atomic, neutralise, prepare_export_dir
+from batchrunner.progress import Progress
 from batchrunner.registry import JobContext, job
 
 LIST_SEPARATOR = " "
@@ -58,14 +57,16 @@ SECRET_FIELDS = ("client_secret", "signing_keys", "encryption_key", "client_auth
 def export_clients(ctx: JobContext) -> dict:
     started = time.monotonic()
     export_dir = ctx.export_dir
-    try:
-        export_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError("RUNNER_EXPORT_DIR", f"cannot write exports to {export_dir}: {exc.strerror}") from None
+    prepare_export_dir(export_dir, ctx.log)
     for leftover in clean_partials(export_dir, "clients-"):
         ctx.log.info("removed %s, left by an interrupted run", leftover.name)
     target = export_dir / f"clients-{ctx.now():%Y%m%dT%H%M%SZ}.csv"
-    rows = write_csv(target, _applications(ctx))
+    progress = Progress.on_terminal("export-clients")
+    try:
+        rows = write_csv(target, _applications(ctx, progress))
+    finally:
+        if progress:
+            progress.close()
     copy_atomic(target, export_dir / "clients-latest.csv")
     stats = ctx.api.stats
     ctx.log.info("exported %d applications to %s", rows, target)
@@ -109,11 +110,6 @@ def cell(value) -> str:
     return str(value)
 
 
-def _applications(ctx: JobContext):
+def _applications(ctx: JobContext, progress: Progress | None):
     params = {"fields": ",".join(API_FIELDS), "include_fields": "true", "is_global": "false"}
-    return ctx.api.paginate("clients", "clients", params, on_page=_progress if sys.stderr.isatty() else None, unique="client_id")
-
-
-def _progress(page: int, pages: int) -> None:
-    end = "\n" if page == pages else ""
-    print(f"\rexport-clients: page {page} of {pages}", end=end, file=sys.stderr, flush=True)
+    return ctx.api.paginate("clients", "clients", params, unique="client_id", progress=progress)

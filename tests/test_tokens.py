@@ -285,7 +285,7 @@ def test_a_failed_tls_handshake_is_final_not_retried(runner, tenant):
     assert result.returncode == 1
     assert result.stderr == (
         f"runner: TLS with {tenant.base_url.replace('http://', 'https://')}/oauth/token failed; "
-        "check AUTH0_DOMAIN, and that this machine trusts the tenant's certificate\n"
+        "check AUTH0_DOMAIN, and that this machine trusts the tenant's certificate (RUNNER_CA_BUNDLE)\n"
     )
 
 
