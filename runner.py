@@ -246,7 +246,7 @@ def serve_command(stop_timeout, log_format):
     if any(entry.job.needs_api for entry in scheduler.entries):
         credentials = load_credentials(settings.env)  # a bad setting fails now, not at 2 a.m.
         redact_secret(credentials.client_secret)
-        check_token(scheduler.db, credentials, scheduler.stopping)
+        check_token(scheduler.db, credentials, scheduler.stopping, settings=settings)
     code = serve(scheduler, settings.stop_timeout if stop_timeout is None else stop_timeout)
     logging.shutdown()
     # A job thread that outlived the grace time must not keep the process alive: its run is recorded.

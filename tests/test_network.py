@@ -17,7 +17,7 @@ import threading
 import pytest
 
 from batchrunner.sandbox.server import _Server
-from batchrunner.sandbox.tenant import SandboxApp
+from batchrunner.sandbox import Sandbox
 
 HOST = "tenant.test"
 
@@ -41,9 +41,10 @@ def certificate(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tls_tenant(certificate):
-    app = SandboxApp(clients=30, seed=3)
+    sandbox = Sandbox(clients=30, seed=3)
+    app = sandbox.tenant
     app.audience, app.issuer = f"https://{HOST}/api/v2/", f"https://{HOST}/"
-    server = _Server(("127.0.0.1", 0), app)
+    server = _Server(("127.0.0.1", 0), sandbox)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(*certificate)
     # The handshake happens in the request's own thread, on its first read.
