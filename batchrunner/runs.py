@@ -91,9 +91,12 @@ def _start_once(db, job, trigger, scheduled_for, params, now):
         if blocker is not None:
             row.update(status=RunStatus.SKIPPED.value, finished_at=now, error=_busy_text(job, blocker))
         run_id = conn.execute(insert(runs).values(**row)).inserted_primary_key[0]
+        if blocker is None:
+            # Before the commit: this process's own sweep (another thread) must never see it unclaimed.
+            # Should the commit fail, the id names no row of this process: harmless.
+            _mine.add(run_id)
     if blocker is not None:
         return Skipped(run_id, {k: blocker._mapping[k] for k in ("id", "host", "pid", "started_at")})
-    _mine.add(run_id)  # after the commit: a run whose claim failed is not this process's
     return Started(run_id)
 
 
