@@ -266,9 +266,9 @@ def safe_url(url: str) -> str:
         parsed = make_url(url)
     except (ArgumentError, ValueError):
         return _masked(url)
-    if "password" in parsed.query:
+    if "password" in parsed.query:  # libpq takes one there too
         parsed = parsed.update_query_dict({"password": "***"})
-    return parsed.render_as_string(hide_password=True)
+    return parsed.render_as_string(hide_password=True).replace("password=%2A%2A%2A", "password=***")
 
 
 def _masked(url: str) -> str:
