@@ -72,7 +72,7 @@ def _run(request: RunRequest, run_id: int, credentials, settings: Settings, db: 
     outcome = Outcome(RunStatus.FAILED, run_id)
     lost = threading.Event()
     try:
-        with runs.Heartbeat(db, run_id, now, lost=lost):
+        with runs.Heartbeat(db, run_id, lost=lost):
             ctx = _context(request, run_id, credentials, settings, db, now, lost)
             with timeouts.limit(timeout, cancel=lost):
                 outcome.result = checked_result(job, job.func(ctx))

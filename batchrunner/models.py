@@ -9,6 +9,7 @@ import enum
 from datetime import datetime, timezone
 
 from sqlalchemy import (
+    BigInteger,
     Column,
     DateTime,
     Index,
@@ -74,7 +75,8 @@ token_cache = Table(
     Column("lease_host", String(255)),
     Column("lease_node", String(64)),  # process.NODE: where lease_pid means something
     Column("lease_pid", Integer),
-    Column("lease_expires_at", UtcDateTime),
+    Column("lease_pid_started", BigInteger),  # process.started(): tells the holder from a later process given its pid
+    Column("lease_expires_at", UtcDateTime),  # the database's clock (db.database_time), never a host's
     UniqueConstraint("tenant", "client_id", "audience", name="uq_token_cache_key"),
 )
 
@@ -105,10 +107,11 @@ runs = Table(
     Column("status", String(16), nullable=False),
     Column("started_at", UtcDateTime, nullable=False),
     Column("finished_at", UtcDateTime),
-    Column("heartbeat_at", UtcDateTime),
+    Column("heartbeat_at", UtcDateTime),  # the database's clock (db.database_time), never a host's
     Column("host", String(255), nullable=False),
     Column("node", String(64)),  # process.NODE: where pid means something
     Column("pid", Integer, nullable=False),
+    Column("pid_started", BigInteger),  # process.started(): tells the run's process from a later one given its pid
     Column("params", Text),
     Column("error", Text),
     Column("result", Text),

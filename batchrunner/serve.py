@@ -16,11 +16,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable
 
-from sqlalchemy.exc import DBAPIError
-
 from . import clock, files, health, logs, prune, runs, schedules, timeouts
 from .config import Settings
-from .db import Database
+from .db import Database, DatabaseError
+from .errors import RunnerError
 from .execute import RunRequest, execute
 from .models import Trigger
 from .notify import Notifier
@@ -106,8 +105,8 @@ class Scheduler:
             for run in runs.sweep_dead(self.db, now):
                 log.warning("run %s was abandoned by %s (pid %s)", run["id"], run["host"], run["pid"], extra=logs.about(run["job"]))
             orphans = runs.orphans(self.db)
-        except DBAPIError as exc:
-            log.error("cannot reach the database (%s); trying again in %s s", _short(exc), SWEEP_SECONDS)
+        except DatabaseError as exc:
+            log.error("%s; sweeping again in %s s", exc, SWEEP_SECONDS)
             return set()
         entries = {e.job.name: e for e in self.entries}
         submitted = set()
@@ -136,19 +135,21 @@ class Scheduler:
                 return None
             try:
                 return execute(request, self.settings, self.db, self.now)
-            except DBAPIError as exc:
+            except DatabaseError as exc:
+                if not exc.transient:  # read-only, locked, full, damaged: trying again does not mend it
+                    log.error("the run for %s was not started: %s", scheduled_for, exc, extra=logs.about(job.name))
+                    return None
                 wait = min(2 ** attempt, 20)
-                log.error("database unavailable (%s); trying again in %s s", _short(exc), wait, extra=logs.about(job.name))
+                log.error("%s; trying again in %s s", exc, wait, extra=logs.about(job.name))
                 self.stopping.wait(wait)
+            except RunnerError as exc:  # e.g. a run whose end the database refused: one line, no traceback
+                log.error("%s", exc, extra=logs.about(job.name))
+                return None
             except Exception:
                 log.exception("could not be started", extra=logs.about(job.name))
                 return None
         log.error("the run for %s was not started: the database stayed unavailable", scheduled_for, extra=logs.about(job.name))
         return None
-
-
-def _short(exc: Exception) -> str:
-    return str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def build(settings: Settings, db: Database, jobs: dict[str, Job], now=clock.utcnow) -> Scheduler:
@@ -235,8 +236,8 @@ def _drain(scheduler: Scheduler, stop_timeout: float, hurry: threading.Event) ->
             log.warning("stopped; %d run(s) did not finish in time and are recorded as failed", count)
         else:
             log.info("stopped cleanly")
-    except DBAPIError as exc:
-        log.error("stopped; could not record the interrupted runs (%s): they will be marked abandoned", _short(exc))
+    except DatabaseError as exc:
+        log.error("stopped; could not record the interrupted runs (%s): they will be marked abandoned", exc)
     # The process ends with the job still writing: what it wrote is no complete file (SPEC section 6).
     for partial in files.remove_open_partials():
         log.info("removed %s, left by the interrupted run", partial)
