@@ -98,28 +98,16 @@ def _timestamp(text) -> datetime | None:
 
 
 def _changes(result: dict) -> dict[tuple[str, str], int]:
-    """Per (resource, kind) from `changes.json`'s summary beside the snapshot, else the run's totals as resource "all"."""
-    summary = _summary_file(result.get("path"))
-    if summary:
-        return {(resource, kind): int(n) for resource, kinds in summary.items() if isinstance(kinds, dict)
+    """Per (resource, kind) from the snapshot run's `changes_by_resource` (in the database, so every
+    replica sees it), else its totals as resource "all"."""
+    by_resource = result.get("changes_by_resource")
+    if isinstance(by_resource, dict):
+        return {(resource, kind): int(n) for resource, kinds in by_resource.items() if isinstance(kinds, dict)
                 for kind, n in kinds.items() if isinstance(n, (int, float))}
     totals = result.get("changes")
     if isinstance(totals, dict):
         return {("all", kind): int(n) for kind, n in totals.items() if isinstance(n, (int, float))}
     return {}
-
-
-def _summary_file(path) -> dict | None:
-    if not path:
-        return None
-    from pathlib import Path
-
-    try:
-        data = json.loads((Path(path) / "changes.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None  # the snapshot lives on another replica's disk, or is gone: the totals stand in
-    summary = data.get("summary") if isinstance(data, dict) else None
-    return summary if isinstance(summary, dict) else None
 
 
 class Collector:

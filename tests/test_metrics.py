@@ -74,7 +74,9 @@ def test_metrics_served_by_serve_count_runs_of_other_processes(runner, env, tmp_
     db = open_database(database_url)
     wait_for(lambda: sum(r["status"] == "succeeded" for r in runs.history(db, "hello")) >= 2)
     _insert_result(db, "export-logs", {"events": 3, "newest_event_at": "2026-11-20T10:00:00.000Z"})
-    _insert_result(db, "snapshot", {"path": str(tmp_path / "nowhere"), "changes": {"added": 2, "removed": 0, "changed": 1}})
+    _insert_result(db, "snapshot", {"path": str(tmp_path / "nowhere"), "changes": {"added": 2, "removed": 0, "changed": 1},
+                                    "changes_by_resource": {"roles": {"added": 2, "removed": 0, "changed": 0},
+                                                            "client_grants": {"added": 0, "removed": 0, "changed": 1}}})
 
     for _ in range(20):  # hello fires every 2 s: compare a scrape with the history around it
         before = runs.history(db, limit=100000)
@@ -90,7 +92,8 @@ def test_metrics_served_by_serve_count_runs_of_other_processes(runner, env, tmp_
     assert got[("runner_token_expiry_timestamp_seconds", (("audience", token["audience"]), ("client_id", token["client_id"])))] == token["expires_at"].timestamp()
     assert got[("runner_token_issuances_total", ())] == len(tokencache.issuances(db)) == 1
     assert got[("runner_logs_newest_event_timestamp_seconds", ())] == datetime(2026, 11, 20, 10, tzinfo=timezone.utc).timestamp()
-    assert got[("runner_snapshot_changes", (("kind", "added"), ("resource", "all")))] == 2
+    assert got[("runner_snapshot_changes", (("kind", "added"), ("resource", "roles")))] == 2
+    assert got[("runner_snapshot_changes", (("kind", "changed"), ("resource", "client_grants")))] == 1
     upcoming = got[("runner_job_next_run_timestamp_seconds", (("job_name", "hello"),))]
     assert upcoming % 2 == 0 and 0 < upcoming - datetime.now(timezone.utc).timestamp() <= 2.5
     assert ("runner_job_next_run_timestamp_seconds", (("job_name", "failing"),)) not in got  # its schedule is off
