@@ -144,6 +144,11 @@ def _summary(result) -> str:
         return ""
     if "rows" in result and "path" in result:
         return f": {result['rows']} rows written to {result['path']}"
+    if isinstance(result.get("resources"), dict) and "path" in result:  # a snapshot
+        files = result["resources"]
+        return f": {sum(files.values())} rows in {len(files)} files at {result['path']}; {result.get('drift') or ''}".rstrip("; ")
+    if "events" in result and "checkpoint" in result:  # the log archive
+        return f": {result['events']} events archived in {result['files']} files; checkpoint {result['checkpoint']}"
     return ": " + ", ".join(f"{k}={v}" for k, v in result.items())
 
 

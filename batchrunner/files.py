@@ -117,7 +117,7 @@ def atomic_file(path: Path, mode: str = "wb", setting: str = EXPORT_SETTING, **o
         with _partials_lock:
             _open_partials.discard(tmp)
     with _reporting(directory, setting):
-        _sync_dir(directory)
+        sync_dir(directory)
 
 
 def copy_atomic(source: Path, target: Path, setting: str = EXPORT_SETTING) -> None:
@@ -196,7 +196,7 @@ def _remove(path: Path) -> None:
         pass
 
 
-def _sync_dir(directory: Path) -> None:
+def sync_dir(directory: Path) -> None:
     # The rename is durable only once the directory entry is on disk.
     fd = os.open(directory, os.O_RDONLY)
     try:
