@@ -186,20 +186,20 @@ class Pacer:
         return min(tokens, self._limit) if self._limit else tokens
 
     def _review(self) -> None:
-        """Pair each recent answer with the unanswered requests that may reach the server after it.
+        """Keep the answers that may have been counted after the newest one.
 
-        Those sent after it, or before it by less than the spread of round trips (they may be
-        overtaken), will take tokens it did not count. Requests already answered that reached the
-        server after it are counted by their own answers, which the least of all takes in.
+        Each implies what remains less the requests still unanswered: any of them may reach the
+        server after it (sent later, or sent earlier and overtaken, or held up on its way out on a
+        busy machine). Requests already answered that reached the server after it are counted by
+        their own answers, which the least of all takes in.
         """
         self._sent_since_review = 0
         self._unanswered = {seq: at for seq, at in self._unanswered.items() if at >= self._now - UNANSWERED_SECONDS}
         if self._newest is None:
             return
-        spread = self._spread()
-        horizon = self._newest.sent_at - 2 * spread
+        horizon = self._newest.sent_at - 2 * self._spread()
         recent = [a for a, _ in self._recent if a is self._newest or a.sent_at >= horizon][-MAX_RECENT:]
-        self._recent = [(a, sum(1 for at in self._unanswered.values() if at >= a.sent_at - spread)) for a in recent]
+        self._recent = [(a, len(self._unanswered)) for a in recent]
 
     def _spread(self) -> float:
         return max(self._round_trips) - self._round_trip if self._round_trips else 0.0
@@ -224,9 +224,11 @@ class Pacer:
     def _bound(self, earlier: _Answer, later: _Answer) -> float:
         """A lower bound on the refill rate from two answers (0 where they show none)."""
         spread = self._spread()
-        # Requests that certainly reached the server after `earlier` and no later than `later`.
+        # Requests that certainly reached the server after `earlier` and no later than `later`:
+        # not those sent with either within the spread of round trips, nor those still unanswered.
         counted_before = max(earlier.seq, self._sends.count_by(earlier.sent_at + spread))
         counted_by = min(later.seq, self._sends.count_before(later.sent_at - spread) + 1)
+        counted_by -= sum(1 for seq in self._unanswered if counted_before < seq < counted_by)
         refilled = later.remaining - earlier.remaining - 1 + (counted_by - counted_before)
         span = later.at - self._round_trip - earlier.sent_at
         return refilled / span if refilled > 0 and span > 0 else 0.0

@@ -7,8 +7,9 @@ oldest completes; a 429 holds every page until the server's reset, then retries.
 stand-in tenant's (continuous refill, `remaining` rounded down, `reset` in epoch seconds). For each
 rate and burst: the time from the first request to the last answer beside the floor,
 (pages - burst) / rate + latency, and the 429s. Variants: latency split unevenly between the ways
-there and back, latency that varies (answers overtake one another), and another client that used up
-the bucket just before the export started.
+there and back, latency that varies (answers overtake one another), sends held up after the pacer
+let them go (a busy machine), and another client that used up the bucket just before the export
+started (beside pages / rate + latency: no burst left to spend).
 
 Usage: python bench/pacing.py [--pages N] [--latency S]
 """
@@ -55,7 +56,7 @@ class Bucket:
                          "x-ratelimit-reset": str(reset)}
 
 
-def export(rate, burst, pages=100, latency=0.1, split=0.5, jitter=0.0, drained_by_other=False, seed=1):
+def export(rate, burst, pages=100, latency=0.1, split=0.5, jitter=0.0, drained_by_other=False, held_up=0.0, seed=1):
     """Seconds from the first request to the last answer, and the 429s, for one simulated export."""
     rng = random.Random(seed)
     pacer, bucket = Pacer(), Bucket(rate, burst)
@@ -68,7 +69,9 @@ def export(rate, burst, pages=100, latency=0.1, split=0.5, jitter=0.0, drained_b
 
     def legs():
         total = latency * (1 + rng.uniform(-jitter, jitter))
-        return total * split, total * (1 - split)
+        # A busy machine: one send in five held up on its way out after the pacer let it go.
+        late = rng.uniform(0, held_up) if rng.random() < 0.2 else 0.0
+        return late + total * split, total * (1 - split)
 
     def pace(t, page):
         wait = pacer.wait_time(t)
@@ -120,7 +123,8 @@ def main() -> None:
     args = parser.parse_args()
     pages, latency = args.pages, args.latency
     variants = [("even", {}), ("there 0", {"split": 0.0}), ("back 0", {"split": 1.0}),
-                ("jitter 30%", {"jitter": 0.3}), ("drained", {"drained_by_other": True})]
+                ("jitter 30%", {"jitter": 0.3}),
+                ("held up 50ms", {"held_up": 0.05}), ("drained", {"drained_by_other": True})]
     print(f"simulated export of {pages} pages, {latency * 1000:.0f} ms latency: seconds / floor, 429s")
     print(f"{'rate':>6} {'burst':>5} {'floor':>6}  " + "  ".join(f"{name:>14}" for name, _ in variants))
     for rate, burst in [(2, 2), (2, 10), (16, 50), (20, 10), (50, 50), (50, 10), (10, 10), (100 / 60, 5)]:
