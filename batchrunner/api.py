@@ -34,6 +34,16 @@ MAX_IN_FLIGHT = 16  # concurrent page requests; also bounds the pages held for i
 MAX_PACE_SECONDS = 120.0  # the longest one request waits for room in the rate limit
 
 
+_pacers: dict[str, Pacer] = {}
+_pacers_lock = threading.Lock()
+
+
+def tenant_pacer(base_url: str) -> Pacer:
+    """The one pacer of a tenant in this process: jobs running at once share its bucket (SPEC section 11)."""
+    with _pacers_lock:
+        return _pacers.setdefault(base_url.rstrip("/"), Pacer())
+
+
 @dataclass
 class ApiStats:
     requests: int = 0
@@ -55,7 +65,7 @@ class ManagementApi:
         self.tokens = tokens  # a token source with invalidate()
         self.client_id = client_id
         self.session = session or new_session(pool_size=MAX_IN_FLIGHT)
-        self.pacer = Pacer()
+        self.pacer = tenant_pacer(self.base_url)
         self.stats = ApiStats()
         self._stats_lock = threading.Lock()
         # Set by close(), or from outside (the run was marked abandoned): calls stop, waits end.
