@@ -59,7 +59,7 @@ _pacers_lock = threading.Lock()
 
 
 def tenant_pacer(base_url: str) -> Pacer:
-    """The one pacer of this process for a tenant (SPEC section 11)."""
+    """The one pacer of a tenant in this process: jobs running at once share its bucket (SPEC section 11)."""
     with _pacers_lock:
         return _pacers.setdefault(base_url.rstrip("/"), Pacer())
 

@@ -1,12 +1,34 @@
-"""The pacer's model of the Management API's token bucket, with time passed in."""
+"""The pacer's model of the Management API's token bucket, with time passed in.
+
+The last tests drive it like api.py does (page 0 alone, then up to 16 pages in flight) against a
+simulated bucket, in simulated time: no sleeping, the same result every run.
+"""
+
+import heapq
+import itertools
+import math
 
 import pytest
 
 from batchrunner.pacing import Pacer
 
+EPOCH = 1_700_000_000.3  # the simulated server's clock at simulated time 0
 
-def headers(remaining, limit=10):
-    return {"x-ratelimit-limit": str(limit), "x-ratelimit-remaining": str(remaining)}
+
+def headers(remaining, limit=10, reset=None):
+    h = {"x-ratelimit-limit": str(limit), "x-ratelimit-remaining": str(remaining)}
+    if reset is not None:
+        h["x-ratelimit-reset"] = str(reset)
+    return h
+
+
+def sends_allowed(pacer, now, most=50):
+    """How many requests the pacer lets out at `now`, one after another."""
+    count = 0
+    while count < most and pacer.wait_time(now) == 0:
+        pacer.sent()
+        count += 1
+    return count
 
 
 def test_sends_freely_until_the_server_reports_a_limit():
@@ -16,21 +38,19 @@ def test_sends_freely_until_the_server_reports_a_limit():
     assert pacer.wait_time(0.0) == 0
 
 
-def test_spends_what_remains_then_waits_at_the_measured_rate():
+def test_spends_the_burst_keeping_one_token_until_the_rate_is_known():
     pacer = Pacer()
-    seq = pacer.sent()
-    pacer.observe(seq, headers(3), now=0.0)
-    for _ in range(3):
-        assert pacer.wait_time(0.0) == 0
-        pacer.sent()
-    assert pacer.wait_time(0.0) > 0  # nothing known to remain, no rate measured yet
-    # From 3 left at t=0, 8 requests later and 0.5 s on, 5 were left: it refilled 10 in 0.5 s.
-    pacer.observe(4, headers(2), now=0.1)
-    for _ in range(5):
-        pacer.sent()
-    pacer.observe(9, headers(5), now=0.5)
-    assert 19 <= pacer.rate <= 20
-    assert pacer.wait_time(0.5) == 0
+    pacer.wait_time(0.0)
+    pacer.observe(pacer.sent(), headers(9), now=0.1)
+    assert sends_allowed(pacer, 0.1) == 8  # the ninth stays in the bucket: answers go on saying how it refills
+
+
+def test_callers_told_to_send_at_the_same_moment_each_take_a_token():
+    pacer = Pacer()
+    pacer.wait_time(0.0)
+    pacer.observe(pacer.sent(), headers(2), now=0.1)
+    assert pacer.wait_time(0.1) == 0  # one thread is told to send...
+    assert pacer.wait_time(0.1) > 0  # ...and another, before the first has sent, is not
 
 
 def test_requests_in_flight_count_against_what_remains():
@@ -47,20 +67,138 @@ def test_a_late_answer_to_an_older_request_does_not_overwrite_a_newer_count():
     pacer.observe(second, headers(0), now=0.1)
     pacer.observe(first, headers(9), now=0.2)
     assert pacer.wait_time(0.2) > 0
+    assert pacer.rate is None  # nor a refill of 9 tokens in 0.1 s
 
 
-def test_a_bucket_drained_before_a_rate_is_known_is_probed_not_waited_on_forever():
+def test_an_answer_that_overtook_others_counts_them_still_on_their_way():
     pacer = Pacer()
-    pacer.observe(pacer.sent(), headers(0), now=5.0)  # another client had used the tenant's allowance
+    pacer.wait_time(0.0)
+    pacer.observe(pacer.sent(), headers(9), now=0.1)
+    seqs = [pacer.sent() for _ in range(3) if pacer.wait_time(0.1) == 0]
+    pacer.observe(seqs[-1], headers(8), now=0.2)  # the last sent reached the server first
+    # 8 left, but the two sent with it may still take theirs: 6, one kept while the rate is unknown.
+    assert sends_allowed(pacer, 0.2) == 5
+
+
+def test_a_drained_bucket_waits_for_the_servers_reset_when_no_rate_is_known():
+    pacer = Pacer()
+    # Another client used the allowance; the server says a request is added at epoch second ...01.
+    pacer.observe(pacer.sent(), headers(0, reset=1_700_000_001), now=5.0, epoch=1_700_000_000.4)
+    assert pacer.wait_time(5.0) == pytest.approx(0.6 + 0.1)  # its reset, and a margin for clocks
+    assert pacer.wait_time(5.7) == 0  # one probe goes out
+    pacer.sent()
+    assert pacer.wait_time(5.7) > 0  # and the others wait for its answer
+
+
+def test_a_drained_bucket_without_a_reset_is_probed_not_waited_on_forever():
+    pacer = Pacer()
+    pacer.observe(pacer.sent(), headers(0), now=5.0)
     assert pacer.wait_time(5.0) == 0.25
     assert pacer.wait_time(5.1) == pytest.approx(0.15)
-    assert pacer.wait_time(5.25) == 0  # one probe goes out
+    assert pacer.wait_time(5.25) == 0
     pacer.sent()
-    assert pacer.wait_time(5.25) > 0  # and the others wait for its answer
+    assert pacer.wait_time(5.25) > 0
 
 
-def test_a_bucket_of_one_is_measured():
-    pacer = Pacer()
-    pacer.observe(pacer.sent(), headers(0, limit=1), now=0.0)
-    pacer.observe(pacer.sent(), headers(0, limit=1), now=1.0)
-    assert pacer.rate is not None and 0.9 <= pacer.rate <= 1.0
+def test_after_a_429_nothing_goes_out_before_the_server_said_and_the_rate_is_halved():
+    pacer, _ = simulated_export(20, 10, pages=40)
+    rate = pacer.rate
+    pacer.hold_until(100.0)
+    pacer.hold_until(100.5)  # a second refusal of the same moment halves nothing more
+    assert pacer.rate == pytest.approx(rate / 2)
+    assert pacer.wait_time(99.0) == pytest.approx(1.5)
+
+
+# --- driven like api.py drives it, against a simulated bucket -----------------------------------
+
+
+class Bucket:
+    """The stand-in tenant's bucket (batchrunner/sandbox/tenant.py), in simulated time."""
+
+    def __init__(self, rate, burst):
+        self.rate, self.burst, self.level, self.at, self.refused = rate, burst, float(burst), 0.0, 0
+
+    def take(self, t):
+        self.level = min(float(self.burst), self.level + (t - self.at) * self.rate)
+        self.at = t
+        allowed = self.level >= 1
+        self.level -= allowed
+        self.refused += not allowed
+        reset = math.ceil(EPOCH + t + max(0.0, 1 - self.level) / self.rate)
+        return allowed, headers(int(self.level), self.burst, reset)
+
+
+def simulated_export(rate, burst, pages=100, latency=0.1, in_flight=16, other_rate=0.0):
+    """(pacer, bucket) after an export: page 0, then up to `in_flight` pages; `other_rate`: another client's use."""
+    pacer, bucket = Pacer(), Bucket(rate, burst)
+    events, order, queue, rates = [], itertools.count(), list(range(pages)), []
+    pending = [1]  # pages in flight or waiting (page 0 alone at first)
+
+    def at(t, what, *args):
+        heapq.heappush(events, (t, next(order), what, args))
+
+    def pace(t):
+        wait = pacer.wait_time(t)
+        if wait > 0:
+            return at(t + wait + 0.0005, pace)
+        at(t + latency / 2, serve, pacer.sent())
+
+    def serve(t, seq):
+        at(t + latency / 2, answer, seq, *bucket.take(t))
+
+    def answer(t, seq, allowed, h):
+        pacer.observe(seq, h, t, EPOCH + t)
+        rates.append(pacer.rate or 0.0)
+        if not allowed:
+            pacer.hold_until(t + int(h["x-ratelimit-reset"]) - EPOCH - t)
+            return at(t + int(h["x-ratelimit-reset"]) - EPOCH - t, pace)
+        queue.pop()
+        for _ in range(min(in_flight, len(queue)) - (pending[0] - 1)):
+            pending[0] += 1
+            at(t, pace)
+        pending[0] -= 1
+
+    def other(t):
+        refused = bucket.refused
+        bucket.take(t)
+        bucket.refused = refused  # the other client's 429s are its own
+        if events:
+            at(t + 1 / other_rate, other)
+
+    at(0.0, pace)
+    if other_rate:
+        at(0.0, other)
+    while events:
+        t, _, what, args = heapq.heappop(events)
+        if what is answer and len(queue) == 1 and args[1]:
+            pacer.finished = t
+        what(t, *args)
+    pacer.rates = rates
+    return pacer, bucket
+
+
+TENANTS = [(2, 2), (16, 50), (20, 10), (50, 50), (50, 10), (100 / 60, 5), (10, 10)]
+
+
+@pytest.mark.parametrize("rate,burst", TENANTS)
+def test_the_burst_and_the_refill_are_used_from_the_first_second_without_a_429(rate, burst):
+    pages = 100 if rate >= 10 else 40
+    pacer, bucket = simulated_export(rate, burst, pages=pages)
+    floor = (pages - burst) / rate + 0.1  # the burst at once, the rest at the refill rate, one round trip
+    assert bucket.refused == 0
+    # Page 0 goes alone (its answer gives the total); the rest is the pacer's: under a token or so.
+    assert pacer.finished <= floor + 0.1 + 1.5 / rate
+
+
+@pytest.mark.parametrize("rate,burst", TENANTS)
+def test_the_rate_learned_is_never_above_the_true_one_and_comes_close(rate, burst):
+    pacer, _ = simulated_export(rate, burst, pages=100)
+    assert max(pacer.rates) <= rate
+    assert pacer.rate >= 0.9 * rate
+
+
+def test_another_client_spending_tokens_lowers_the_rate_learned():
+    # (Its requests come unannounced, so some of ours may meet a 429 that no pacing could avoid.)
+    pacer, bucket = simulated_export(20, 10, pages=60, other_rate=5)
+    assert pacer.rate < 17  # of the 20 a second, the other client takes 5
+    assert bucket.refused <= 5

@@ -1,0 +1,91 @@
+#!/usr/bin/env python3
+"""Two jobs at once in one `serve` against one bucket (SPEC sections 11 and 17): `export-clients` and a
+second job from a file in RUNNER_JOBS that also pages /clients, both scheduled for the same second,
+against the stand-in tenant with a rate limit. Prints the 429s the tenant answered (bar: 0) and
+each run's time beside the floor for the two exports' pages together.
+
+Usage: python bench/two_jobs.py [--apps N] [--rate R --burst B] [--latency S]
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from datetime import datetime, timezone
+
+from _common import RUNNER, clean_env, state_dir
+
+from batchrunner import runs
+from batchrunner.db import open_database
+from batchrunner.sandbox import Sandbox
+
+SECOND_JOB = textwrap.dedent('''
+    from batchrunner.registry import job
+
+    @job("count-clients", schedule="0 3 * * *", description="Count applications by type (bench/two_jobs.py).")
+    def count_clients(ctx):
+        counts = {}
+        for client in ctx.api.paginate("clients", "clients", {"is_global": "false"}, unique="client_id"):
+            counts[client.get("app_type")] = counts.get(client.get("app_type"), 0) + 1
+        return counts
+''')
+JOBS = ("export-clients", "count-clients")
+
+
+def both_at_once(sandbox, apps: int, rate: float, burst: int, latency: float) -> None:
+    sandbox.reset()
+    tenant = sandbox.tenant
+    tenant.set_clients(apps)
+    tenant.latency, tenant.rate, tenant.burst = latency, rate, burst
+    state = state_dir()
+    (state / "jobs").mkdir()
+    (state / "jobs" / "count_clients.py").write_text(SECOND_JOB)
+    # A second far enough ahead for serve to start and fetch its token (the bucket is not touched).
+    fire = (datetime.now(timezone.utc).second + 8) % 60
+    env = clean_env(sandbox, state, RUNNER_JOBS=state / "jobs",
+                    RUNNER_SCHEDULE_EXPORT_CLIENTS=f"{fire} * * * * *", RUNNER_SCHEDULE_COUNT_CLIENTS=f"{fire} * * * * *")
+    daemon = subprocess.Popen(RUNNER + ["serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    db = None
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            if daemon.poll() is not None:
+                sys.exit(f"serve ended: {daemon.stderr.read()}")
+            db = db or open_database(env["RUNNER_DATABASE_URL"])
+            done = [r for job in JOBS for r in runs.history(db, job, limit=1) if r["status"] != "running"]
+            if len(done) == len(JOBS):
+                break
+        else:
+            sys.exit("the two runs did not finish within 2 minutes")
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(timeout=60)
+    pages = 2 * -(-apps // 100)
+    floor = (pages - burst) / rate + latency
+    print(f"two jobs at once in one serve, {apps} applications each ({pages} pages in all), {rate}/s, burst {burst}, "
+          f"{latency * 1000:.0f} ms: 429s {tenant.responses_429}  (bar: 0)")
+    for r in done:
+        seconds = (r["finished_at"] - r["started_at"]).total_seconds()
+        print(f"  {r['job']}: {r['status']}, {seconds:.2f} s (start to end); floor for both together {floor:.2f} s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--apps", type=int, default=5_000)
+    parser.add_argument("--rate", type=float)
+    parser.add_argument("--burst", type=int)
+    parser.add_argument("--latency", type=float, default=0.1)
+    args = parser.parse_args()
+    tenants = [(args.rate, args.burst or 10)] if args.rate else [(20, 10), (50, 50), (16, 50)]
+    with Sandbox(clients=10).start() as sandbox:
+        for rate, burst in tenants:
+            both_at_once(sandbox, args.apps, rate, burst, args.latency)
+
+
+if __name__ == "__main__":
+    main()
