@@ -213,7 +213,7 @@ class ManagementApi:
         redirected = redirect_error(response)
         if redirected:
             raise ApiError(redirected)
-        self.pacer.observe(seq, response.headers, time.monotonic())
+        self.pacer.observe(seq, response.headers, time.monotonic(), time.time())
         if response.status_code == 401 and not refreshed:
             log.info("token rejected (%s); getting a new one", _message(response))
             self.tokens.invalidate(token)
