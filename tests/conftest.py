@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -35,10 +36,39 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_line(f"SKIPPED [{len(postgres)}] {SKIP_PG}")
 
 
+# For a test whose claim holds on either database: one of them keeps the suite short.
+SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+_counting = threading.Lock()
+
+
+def _count_answers_in_flight() -> None:
+    """Count the stand-in's answers under way, per server: a test's end waits for those its processes
+    left (a page asked with a latency set), else one lands after the next test's reset and counts there."""
+    from batchrunner.sandbox import server
+
+    handler = server._Handler
+    if getattr(handler, "counts_in_flight", False):
+        return
+    dispatch = handler._dispatch
+
+    def counted(self):
+        with _counting:
+            self.server.in_flight = getattr(self.server, "in_flight", 0) + 1
+        try:
+            dispatch(self)
+        finally:
+            with _counting:
+                self.server.in_flight -= 1
+
+    handler._dispatch, handler.counts_in_flight = counted, True
+
+
 @pytest.fixture(scope="session")
 def sandbox():
     from batchrunner.sandbox import Sandbox
 
+    _count_answers_in_flight()
     with Sandbox(clients=25, seed=7).start() as sb:
         yield sb
 
@@ -48,7 +78,21 @@ def tenant(sandbox):
     """The stand-in tenant, reset to its defaults for this test."""
     sandbox.reset()
     yield sandbox
+    end_started_processes()  # they ask nothing more
+    wait_for(lambda: getattr(sandbox._server, "in_flight", 0) == 0, timeout=15)
     sandbox.reset()
+
+
+@pytest.fixture
+def lone_tenant():
+    """A stand-in of this test's own, for a test that leaves answers of many seconds in flight when
+    it ends (a latency of 25 s): they land on no other test's tenant, and no test waits for them."""
+    from batchrunner.sandbox import Sandbox
+
+    _count_answers_in_flight()
+    sb = Sandbox(clients=25, seed=7).start()
+    yield sb
+    sb.stop()
 
 
 @pytest.fixture(scope="session")
@@ -152,15 +196,19 @@ def start_runner(env, cwd, *args, **kwargs) -> subprocess.Popen:
     return proc
 
 
-@pytest.fixture(autouse=True)
-def _no_process_outlives_its_test():
-    """A test that fails half-way must not leave a `runner serve` behind to disturb the next."""
-    yield
+def end_started_processes() -> None:
     while _started:
         proc = _started.pop()
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+
+
+@pytest.fixture(autouse=True)
+def _no_process_outlives_its_test():
+    """A test that fails half-way must not leave a `runner serve` behind to disturb the next."""
+    yield
+    end_started_processes()
 
 
 JOBS = str(Path(__file__).parent / "fixture_jobs")
