@@ -13,7 +13,7 @@ from sqlalchemy import insert
 from batchrunner import process, schedules
 from batchrunner.db import open_database
 from batchrunner.models import runs
-from conftest import ROOT, RUNNER
+from conftest import ROOT, RUNNER, SQLITE_ONLY
 
 
 def cron_line(tmp_path, env) -> tuple[str, str]:
@@ -29,6 +29,7 @@ def cron_line(tmp_path, env) -> tuple[str, str]:
     return " ".join(fields[:5]), command
 
 
+@SQLITE_ONLY
 def test_the_example_is_quiet_on_success_and_says_why_otherwise(env, tmp_path, database_url):
     schedule, command = cron_line(tmp_path, env)
     assert schedules.trigger(schedule, ZoneInfo("UTC")) is not None

@@ -8,6 +8,7 @@ import json
 import pytest
 
 from batchrunner.outputs import write_rows
+from conftest import SQLITE_ONLY
 
 ROLES_KEY = ["id"]
 MEMBERS_KEY = ["role_id", "user_id"]
@@ -37,6 +38,7 @@ def two_snapshots(tmp_path):
     return tmp_path
 
 
+@SQLITE_ONLY
 def test_diff_reports_added_removed_and_changed_rows_and_exits_1(local_runner, two_snapshots):
     result = local_runner("diff", "--json")
     assert result.returncode == 1, result.stderr
@@ -55,6 +57,7 @@ def test_diff_reports_added_removed_and_changed_rows_and_exits_1(local_runner, t
     }
 
 
+@SQLITE_ONLY
 def test_diff_for_people_names_each_change(local_runner, two_snapshots):
     result = local_runner("diff", "20261124T023000Z", str(two_snapshots / "exports" / "snapshots" / "20261125T023000Z"))
     assert result.returncode == 1
@@ -70,6 +73,7 @@ def test_diff_for_people_names_each_change(local_runner, two_snapshots):
     ]
 
 
+@SQLITE_ONLY
 def test_no_change_exits_0(local_runner, tmp_path):
     snapshot(tmp_path, "20261124T023000Z", ROLES, MEMBERS)
     snapshot(tmp_path, "20261125T023000Z", ROLES, MEMBERS)
@@ -79,6 +83,7 @@ def test_no_change_exits_0(local_runner, tmp_path):
         "roles": {"added": 0, "removed": 0, "changed": 0}, "role_members": {"added": 0, "removed": 0, "changed": 0}}
 
 
+@SQLITE_ONLY
 def test_a_missing_or_damaged_snapshot_is_trouble_exit_2(local_runner, tmp_path):
     snapshot(tmp_path, "20261124T023000Z", ROLES, MEMBERS)
     only_one = local_runner("diff")

@@ -15,7 +15,7 @@ import requests
 from batchrunner.db import open_database
 from batchrunner.files import neutralise
 from batchrunner.runs import history
-from conftest import run_runner, start_runner, wait_for
+from conftest import SQLITE_ONLY, run_runner, start_runner, wait_for
 
 KEYS_APP = ("keys-app", "keys-app-secret-9f8e7d")
 
@@ -35,6 +35,7 @@ def exports(tmp_path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(directory.iterdir())} if directory.exists() else {}
 
 
+@SQLITE_ONLY
 def test_every_application_exactly_once_without_secrets(runner, tenant, tmp_path):
     app = tenant.tenant
     app.set_clients(2500)
@@ -73,6 +74,7 @@ def test_the_file_is_rfc4180_and_the_result_is_recorded(runner, tenant, tmp_path
     assert asked[0]["headers"]["User-Agent"].startswith("auth0-runner/")
 
 
+@SQLITE_ONLY
 def test_the_export_survives_5xx_429_and_a_token_expiring_mid_run(runner, tenant, tmp_path):
     app = tenant.tenant
     app.set_clients(1000)
@@ -86,6 +88,7 @@ def test_the_export_survives_5xx_429_and_a_token_expiring_mid_run(runner, tenant
     assert app.token_requests == 2  # one more after the expiry, not one per page
 
 
+@SQLITE_ONLY
 def test_a_rate_limit_used_up_by_another_client_is_waited_out_not_forever(runner, tenant, tmp_path):
     app = tenant.tenant
     app.set_clients(400)
@@ -117,6 +120,7 @@ def export_then_start_another(env, runner, tenant, tmp_path, clients, after_requ
     return before, victim
 
 
+@SQLITE_ONLY
 def test_pages_that_shift_during_the_export_fail_it_and_keep_the_old_files(env, runner, tenant, tmp_path):
     app = tenant.tenant
     before, victim = export_then_start_another(env, runner, tenant, tmp_path, clients=5000, after_requests=12)
@@ -130,6 +134,7 @@ def test_pages_that_shift_during_the_export_fail_it_and_keep_the_old_files(env, 
     assert exports(tmp_path) == before
 
 
+@SQLITE_ONLY
 def test_an_export_directory_that_is_a_file_is_one_line(runner, tenant, tmp_path):
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("x")
@@ -150,6 +155,7 @@ def test_a_revoked_cached_token_is_replaced_once(runner, tenant, tmp_path):
     assert tenant.tenant.token_requests == 2
 
 
+@SQLITE_ONLY
 def test_insufficient_scope_exits_1_naming_the_scope(runner, tenant):
     tenant.tenant.add_m2m("users-app", "users-app-secret-1234", ["read:users"])
     result = runner("run-job", "export-clients", extra_env={"AUTH0_CLIENT_ID": "users-app", "AUTH0_CLIENT_SECRET": "users-app-secret-1234"})
@@ -217,12 +223,14 @@ def test_a_second_run_during_a_run_exits_75_and_is_recorded_skipped(env, runner,
     (("run-job", "no-such-job"), "runner: unknown job 'no-such-job'; registered jobs: export-clients, export-logs, export-users, snapshot (see `runner jobs`)"),
     (("run-job", "export-clients", "--param", "oops"), "runner: --param 'oops': expected KEY=VALUE"),
 ])
+@SQLITE_ONLY
 def test_usage_errors_exit_2(runner, args, message):
     result = runner(*args)
     assert result.returncode == 2
     assert result.stderr.strip() == message
 
 
+@SQLITE_ONLY
 def test_a_job_of_ones_own_with_params(runner, tmp_path):
     job_file = tmp_path / "my_jobs.py"
     job_file.write_text(
@@ -242,6 +250,7 @@ def test_a_job_of_ones_own_with_params(runner, tmp_path):
     assert (typo.returncode, typo.stderr) == (2, "runner: count-to takes no --param m; its parameters: n\n")
 
 
+@SQLITE_ONLY
 @pytest.mark.parametrize("pages", ["in flight", "waiting out 429s", "answering in 25 s"])
 def test_sigterm_ends_a_run_job_at_once_and_records_it(local_env, lone_tenant, tmp_path, pages):
     env = {**local_env, **lone_tenant.settings()}  # pages of 25 s are still asked when the test ends

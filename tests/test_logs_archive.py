@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import start_runner, wait_for
+from conftest import SQLITE_ONLY, start_runner, wait_for
 
 HOOK = str(Path(__file__).parent / "fixture_hooks" / "kill_during_publish.py")
 
@@ -89,6 +89,7 @@ def test_sigkill_at_random_moments_then_a_clean_run_keeps_every_event_once(env, 
     exactly_once(tmp_path, logs_tenant, logs.held())
 
 
+@SQLITE_ONLY
 def test_a_gap_is_archived_from_the_oldest_held_reported_and_the_next_run_succeeds(runner, logs_tenant, tmp_path):
     logs = logs_tenant.logs
     assert runner("run-job", "export-logs").returncode == 0
@@ -108,6 +109,7 @@ def test_a_gap_is_archived_from_the_oldest_held_reported_and_the_next_run_succee
     assert [e["log_id"] for e in archived(tmp_path)][-45:] == logs.held()
 
 
+@SQLITE_ONLY
 def test_start_now_archives_only_later_events_and_a_stale_archive_warns(runner, logs_tenant, tmp_path):
     now = {"RUNNER_LOGS_START": "now"}
     first = runner("run-job", "export-logs", "--json", extra_env=now)

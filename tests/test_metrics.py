@@ -14,7 +14,7 @@ from sqlalchemy import insert, select
 from batchrunner import health, metrics, prune, runs, tokencache
 from batchrunner.db import Database, open_database
 from batchrunner.models import RunStatus, runs as runs_table, token_cache
-from conftest import QUIET, start_runner, stop, wait_for
+from conftest import QUIET, SQLITE_ONLY, start_runner, stop, wait_for
 from test_serve import read_until
 
 NOW = datetime.now(timezone.utc)
@@ -126,6 +126,7 @@ def test_healthz_is_503_when_the_loop_stopped_ticking(database_url):
     assert code == 503 and body["scheduler"]["ok"] is False and body["database"] == {"ok": True, "error": None}
 
 
+@SQLITE_ONLY
 def test_metrics_textfile_is_the_same_exposition(local_runner, local_env, tmp_path):
     assert local_runner("run-job", "hello", extra_env=QUIET).returncode == 0
     printed = local_runner("metrics", extra_env=QUIET)

@@ -13,6 +13,7 @@ from sqlalchemy import func, insert, select
 from batchrunner import prune
 from batchrunner.db import open_database
 from batchrunner.models import pruned_runs, runs, token_issuances
+from conftest import SQLITE_ONLY
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 OLD = NOW - timedelta(days=200)
@@ -109,6 +110,7 @@ def test_prune_dry_run_then_for_real(local_runner, history, exports):
     assert json.loads(again.stdout)["runs"] == 0  # the latest run and success stay, however old
 
 
+@SQLITE_ONLY
 def test_the_log_archive_is_pruned_only_when_asked(local_runner, exports):
     result = local_runner("prune", "--json", extra_env={"RUNNER_LOGS_RETENTION_DAYS": "30", "RUNNER_RETENTION_DAYS": "never"})
     assert result.returncode == 0, result.stderr
@@ -117,6 +119,7 @@ def test_the_log_archive_is_pruned_only_when_asked(local_runner, exports):
     assert (exports / f"clients-{_stamp(OLD)}.csv").exists()
 
 
+@SQLITE_ONLY
 def test_a_bad_retention_is_a_setting_error(local_runner):
     result = local_runner("prune", extra_env={"RUNNER_RETENTION_DAYS": "ninety"})
     assert result.returncode == 2

@@ -55,10 +55,11 @@ def test_three_replicas_run_each_fire_time_once_with_one_token(pg_env, tenant, t
 
 def test_the_run_of_a_killed_replica_is_run_again_by_another(pg_env, tmp_path):
     # Once a minute, a few seconds from now: the next fire is far off when the replica dies.
-    second = (datetime.now(timezone.utc) + timedelta(seconds=4)).second
+    second = (datetime.now(timezone.utc) + timedelta(seconds=6)).second
     env = {**pg_env, "RUNNER_SCHEDULE_SLEEPY": f"{second} * * * * *", "SLEEPY_SECONDS": "3"}
     replicas = {proc.pid: proc for proc in (start_runner(env, tmp_path, "serve") for _ in range(3))}
-    wait_for(lambda: any(r["status"] == "running" for r in recorded(env, "sleepy")), timeout=30)
+    # A machine busy enough to start the replicas after that second has them fire a minute later.
+    wait_for(lambda: any(r["status"] == "running" for r in recorded(env, "sleepy")), timeout=75)
     [victim] = [r for r in recorded(env, "sleepy") if r["status"] == "running"]
     replicas.pop(victim["pid"]).send_signal(signal.SIGKILL)
 

@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import insert
 
+from batchrunner import runs as runs_module
 from batchrunner.db import open_database
 from batchrunner.models import runs as runs_table
-from conftest import QUIET, ROOT, start_runner, stop, wait_for
+from conftest import QUIET, ROOT, SQLITE_ONLY, start_runner, stop, wait_for
 
 @pytest.fixture
 def serve_env(local_env):
@@ -35,10 +36,15 @@ def history(runner, serve_env, job):
     return json.loads(out.stdout)
 
 
+def recorded(serve_env, job):
+    """The job's runs read in this process: waiting on them costs no `runner history` process a poll."""
+    return runs_module.history(open_database(serve_env["RUNNER_DATABASE_URL"]), job, limit=100)
+
+
 def test_serve_fires_on_schedule_and_stops_cleanly(runner, serve_env, tmp_path):
     env = {**serve_env, "RUNNER_SCHEDULE_HELLO": "*/2 * * * * *"}
     proc = start_runner(env, tmp_path, "serve")
-    wait_for(lambda: len([r for r in history(runner, env, "hello") if r["status"] == "succeeded"]) >= 3)
+    wait_for(lambda: len([r for r in recorded(env, "hello") if r["status"] == "succeeded"]) >= 3)
     code, err = stop(proc)
     assert code == 0, err
     runs = history(runner, env, "hello")
@@ -50,10 +56,11 @@ def test_serve_fires_on_schedule_and_stops_cleanly(runner, serve_env, tmp_path):
     assert " job=hello run=" in err  # log lines carry job and run id
 
 
+@SQLITE_ONLY
 def test_sigterm_waits_for_a_running_job(runner, serve_env, tmp_path):
     env = {**serve_env, "RUNNER_SCHEDULE_SLEEPY": "* * * * * *", "SLEEPY_SECONDS": "2"}
     proc = start_runner(env, tmp_path, "serve", "--stop-timeout", "20")
-    wait_for(lambda: any(r["status"] == "running" for r in history(runner, env, "sleepy")))
+    wait_for(lambda: any(r["status"] == "running" for r in recorded(env, "sleepy")))
     code, err = stop(proc)
     assert code == 0, err
     # It finished; nothing new ran (a fire time that came while it ran, on a loaded machine, is recorded skipped).
@@ -64,7 +71,7 @@ def test_sigterm_waits_for_a_running_job(runner, serve_env, tmp_path):
 def test_a_job_that_outlives_the_stop_timeout_is_recorded_failed(runner, serve_env, tmp_path):
     env = {**serve_env, "RUNNER_SCHEDULE_SLEEPY": "* * * * * *", "SLEEPY_SECONDS": "60"}
     proc = start_runner(env, tmp_path, "serve", "--stop-timeout", "0.5")
-    wait_for(lambda: any(r["status"] == "running" for r in history(runner, env, "sleepy")))
+    wait_for(lambda: any(r["status"] == "running" for r in recorded(env, "sleepy")))
     code, _ = stop(proc)
     assert code == 0
     [run] = [r for r in history(runner, env, "sleepy") if r["status"] != "skipped"]  # see above
@@ -81,7 +88,7 @@ def test_a_missed_run_is_caught_up_once(runner, serve_env, tmp_path, database_ur
             job="hello", trigger="schedule", scheduled_for=long_ago.replace(minute=0, second=0, microsecond=0),
             status="succeeded", started_at=long_ago, finished_at=long_ago, host="old-host", pid=1))
     proc = start_runner(env, tmp_path, "serve")
-    wait_for(lambda: len(history(runner, env, "hello")) == 2)
+    wait_for(lambda: len(recorded(env, "hello")) == 2)
     assert stop(proc)[0] == 0
     newest = history(runner, env, "hello")[0]
     assert newest["trigger"] == "catch-up" and newest["status"] == "succeeded"
@@ -116,12 +123,14 @@ def stop_after_ready(proc):
     return stop(proc)
 
 
+@SQLITE_ONLY
 def test_an_invalid_schedule_exits_2_naming_the_variable(runner, serve_env):
     result = runner("serve", extra_env={**serve_env, "RUNNER_SCHEDULE_HELLO": "0 2 * *"})
     assert result.returncode == 2
     assert result.stderr.strip() == "runner: RUNNER_SCHEDULE_HELLO: '0 2 * *' has 4 fields; give 5 (minute hour day month weekday), 6 (seconds first) or 'off'"
 
 
+@SQLITE_ONLY
 def test_a_schedule_variable_that_names_no_job_exits_2(runner, serve_env):
     for command in ("serve", "jobs"):
         result = runner(command, extra_env={**serve_env, "RUNNER_SCHEDULE_EXPORT_CLIENT": "off"})
@@ -130,6 +139,7 @@ def test_a_schedule_variable_that_names_no_job_exits_2(runner, serve_env):
         assert "RUNNER_SCHEDULE_EXPORT_CLIENTS" in result.stderr
 
 
+@SQLITE_ONLY
 def test_a_second_sigint_ends_the_grace_time(runner, serve_env, tmp_path):
     env = {**serve_env, "RUNNER_SCHEDULE_SLEEPY": "* * * * * *", "SLEEPY_SECONDS": "60"}
     proc = start_runner(env, tmp_path, "serve", "--stop-timeout", "60")
@@ -142,6 +152,7 @@ def test_a_second_sigint_ends_the_grace_time(runner, serve_env, tmp_path):
     assert run["status"] == "failed" and run["error"].startswith("interrupted: ")
 
 
+@SQLITE_ONLY
 def test_json_log_lines_carry_job_and_run(runner, serve_env, tmp_path):
     env = {**serve_env, "RUNNER_SCHEDULE_HELLO": "* * * * * *"}
     proc = start_runner(env, tmp_path, "serve", "--log-format", "json")
@@ -154,6 +165,7 @@ def test_json_log_lines_carry_job_and_run(runner, serve_env, tmp_path):
     assert lines[-1]["message"] == "stopped cleanly" and lines[-1]["job"] is None
 
 
+@SQLITE_ONLY
 def test_jobs_shows_the_schedule_in_force(runner, serve_env):
     env = {**serve_env, "RUNNER_SCHEDULE_HELLO": "0 2 * * 0"}
     listed = {j["name"]: j for j in json.loads(runner("jobs", "--json", extra_env=env).stdout)}
@@ -162,6 +174,7 @@ def test_jobs_shows_the_schedule_in_force(runner, serve_env):
     assert listed["sleepy"]["schedule"] == "off" and listed["sleepy"]["next_run"] is None
 
 
+@SQLITE_ONLY
 def test_sd_notify_ready_and_stopping(runner, serve_env, tmp_path):
     path = str(tmp_path / "notify.sock")
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -175,6 +188,7 @@ def test_sd_notify_ready_and_stopping(runner, serve_env, tmp_path):
     sock.close()
 
 
+@SQLITE_ONLY
 def test_sd_notify_on_an_abstract_socket_with_the_watchdog(runner, serve_env, tmp_path):
     name = f"runner-test-{os.getpid()}-{time.monotonic_ns()}"
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -229,6 +243,7 @@ def test_a_late_tick_warns_and_runs_the_missed_fire_times_as_one(serve_env, capl
     assert "firing 31 s late (due 2026-11-23T12:00:05+00:00); fire times passed meanwhile run as this one" in caplog.text
 
 
+@SQLITE_ONLY
 def test_a_rejected_secret_stops_serve_at_start_with_exit_2(serve_env, tenant, tmp_path):
     env = {**serve_env, **tenant.settings(), "AUTH0_CLIENT_SECRET": "not-the-secret", "RUNNER_SCHEDULE_PING": "0 7 * * *"}
     proc = start_runner(env, tmp_path, "serve")
@@ -240,6 +255,7 @@ def test_a_rejected_secret_stops_serve_at_start_with_exit_2(serve_env, tenant, t
     assert "scheduling" not in err  # never reported ready
 
 
+@SQLITE_ONLY
 def test_serve_gets_its_token_before_it_is_ready(runner, serve_env, tenant, tmp_path):
     env = {**serve_env, **tenant.settings(), "RUNNER_SCHEDULE_PING": "0 7 * * *"}
     proc = start_runner(env, tmp_path, "serve")
@@ -250,6 +266,7 @@ def test_serve_gets_its_token_before_it_is_ready(runner, serve_env, tenant, tmp_
     assert issued["requested_by"] == "serve (start)"
 
 
+@SQLITE_ONLY
 def test_an_unreachable_tenant_is_logged_and_serve_goes_on(serve_env, tmp_path):
     with socket.socket() as probe:  # a port where nothing listens
         probe.bind(("127.0.0.1", 0))

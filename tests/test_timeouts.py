@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+from batchrunner import runs
+from batchrunner.db import open_database
 from conftest import QUIET, _runner, start_runner, stop, wait_for
 
 
@@ -45,7 +47,8 @@ def test_a_job_that_ignores_stopping_leaves_no_partial_file(local_runner, quiet_
 def test_serve_ends_a_job_that_ignores_stopping(local_runner, quiet_env, tmp_path):
     env = {**quiet_env, "RUNNER_SCHEDULE_STUBBORN": "* * * * * *", "RUNNER_TIMEOUT_STUBBORN": "1"}
     proc = start_runner(env, tmp_path, "serve")
-    wait_for(lambda: any(r["status"] == "failed" for r in _history(local_runner, env, "stubborn")))
+    db = open_database(env["RUNNER_DATABASE_URL"])  # polled in this process, not by a `runner history` a poll
+    wait_for(lambda: any(r["status"] == "failed" for r in runs.history(db, "stubborn")))
     code, err = stop(proc)
     assert code == 0, err
     failed = [r for r in _history(local_runner, env, "stubborn") if r["status"] == "failed"]

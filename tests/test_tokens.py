@@ -23,7 +23,7 @@ from batchrunner.models import metadata, token_cache
 from batchrunner.tokencache import LEASE_SECONDS, CacheKey, CachedTokenSource, cached_source
 from batchrunner.tokens import ClientCredentialsSource, Token
 
-from conftest import run_skewed, start_runner, stop, wait_for
+from conftest import SQLITE_ONLY, run_skewed, start_runner, stop, wait_for
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
 
@@ -124,6 +124,7 @@ def test_5xx_and_429_are_retried_honouring_retry_after(tenant, database_url):
     assert 7 <= waits[0] < 8
 
 
+@SQLITE_ONLY
 def test_a_wrong_secret_fails_at_once_with_one_line_and_no_secret(runner, tenant, tmp_path, database_url):
     wrong = "wrong-secret-Zq81x"
     result = runner("token", "print", extra_env={"AUTH0_CLIENT_SECRET": wrong})
@@ -139,6 +140,7 @@ def test_a_wrong_secret_fails_at_once_with_one_line_and_no_secret(runner, tenant
         assert wrong.encode() not in file.read_bytes()
 
 
+@SQLITE_ONLY
 def test_a_missing_client_grant_names_the_fix(runner, tenant):
     tenant.tenant.add_m2m("no-grant-app", "no-grant-secret-1234", ["read:clients"], authorised=False)
     result = runner("token", "print", extra_env={"AUTH0_CLIENT_ID": "no-grant-app", "AUTH0_CLIENT_SECRET": "no-grant-secret-1234"})
@@ -257,6 +259,7 @@ def test_the_secret_is_nowhere_in_the_database(runner, tenant, database_url):
     assert tenant.client_secret not in dump
 
 
+@SQLITE_ONLY
 def test_a_wait_the_server_asks_for_past_the_bound_is_not_waited(runner, tenant):
     tenant.tenant.fail_next("/oauth/token", [429], retry_after=120)
     started = time.monotonic()
@@ -268,6 +271,7 @@ def test_a_wait_the_server_asks_for_past_the_bound_is_not_waited(runner, tenant)
     assert runner("token", "issuances", "--json").stdout.strip() == "[]"
 
 
+@SQLITE_ONLY
 def test_a_redirect_is_not_followed_so_the_secret_stays_put(runner, tenant):
     class Redirect(BaseHTTPRequestHandler):
         def do_POST(self):
@@ -320,6 +324,7 @@ def test_waiters_take_no_write_lock_while_another_process_issues(tenant, databas
     assert writes.count("issuer") == 3  # the lease; then the ledger and the cache, each on its own
 
 
+@SQLITE_ONLY
 def test_plain_http_to_another_host_is_refused_before_any_request(runner, tenant):
     result = runner("token", "print", extra_env={"AUTH0_DOMAIN": "http://auth.example.com"})
     assert result.returncode == 2
@@ -327,6 +332,7 @@ def test_plain_http_to_another_host_is_refused_before_any_request(runner, tenant
     assert tenant.tenant.token_requests == 0
 
 
+@SQLITE_ONLY
 def test_a_failed_tls_handshake_is_final_not_retried(runner, tenant):
     # The stand-in speaks plain HTTP: an https:// client fails its handshake, as with an untrusted certificate.
     result = runner("token", "print", extra_env={"AUTH0_DOMAIN": tenant.base_url.replace("http://", "https://")})
@@ -337,12 +343,14 @@ def test_a_failed_tls_handshake_is_final_not_retried(runner, tenant):
     )
 
 
+@SQLITE_ONLY
 def test_sandbox_on_a_busy_port_is_one_line(local_runner, tenant):
     result = local_runner("sandbox", "--port", str(tenant.port))
     assert result.returncode == 2
     assert result.stderr == f"runner: cannot listen on 127.0.0.1:{tenant.port}: Address already in use; choose another --port, or 0 for any free one\n"
 
 
+@SQLITE_ONLY
 @pytest.mark.parametrize("variable", ["AUTH0_DOMAIN", "AUTH0_CLIENT_ID", "AUTH0_CLIENT_SECRET"])
 def test_each_missing_setting_is_one_line_and_exit_2(runner, variable):
     result = runner("token", "print", extra_env={variable: ""})

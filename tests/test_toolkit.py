@@ -12,10 +12,12 @@ import pytest
 from batchrunner.errors import ApiError
 from batchrunner.outputs import clean_staged, point_link, read_rows, staged_directory, write_csv, write_jsonl_gz
 from batchrunner.state import JobState
+from conftest import SQLITE_ONLY
 
 GOLDEN = Path(__file__).parent / "data" / "clients-seed7-120.csv"
 
 
+@SQLITE_ONLY
 def test_export_clients_writes_the_same_bytes_as_before_the_toolkit(runner, tenant, tmp_path):
     # The golden file was written by export-clients before it moved onto the toolkit (seed 7, 120 apps).
     tenant.tenant.set_clients(120)
