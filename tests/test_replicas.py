@@ -16,6 +16,7 @@ from sqlalchemy import create_engine, text
 from batchrunner import runs
 from batchrunner.db import open_database
 from conftest import QUIET, empty_database, start_runner, stop, wait_for
+from test_serve import read_until
 
 
 @pytest.fixture
@@ -55,11 +56,17 @@ def test_three_replicas_run_each_fire_time_once_with_one_token(pg_env, tenant, t
 
 def test_the_run_of_a_killed_replica_is_run_again_by_another(pg_env, tmp_path):
     # Once a minute, a few seconds from now: the next fire is far off when the replica dies.
-    second = (datetime.now(timezone.utc) + timedelta(seconds=6)).second
-    env = {**pg_env, "RUNNER_SCHEDULE_SLEEPY": f"{second} * * * * *", "SLEEPY_SECONDS": "3"}
-    replicas = {proc.pid: proc for proc in (start_runner(env, tmp_path, "serve") for _ in range(3))}
-    # A machine busy enough to start the replicas after that second has them fire a minute later.
-    wait_for(lambda: any(r["status"] == "running" for r in recorded(env, "sleepy")), timeout=75)
+    for attempt in range(3):  # replicas ready only after that second would wait a minute: start them again
+        fire = datetime.now(timezone.utc) + timedelta(seconds=5)
+        env = {**pg_env, "RUNNER_SCHEDULE_SLEEPY": f"{fire.second} * * * * *", "SLEEPY_SECONDS": "3"}
+        replicas = {proc.pid: proc for proc in (start_runner(env, tmp_path, "serve") for _ in range(3))}
+        for proc in replicas.values():
+            read_until(proc, "scheduling")
+        if datetime.now(timezone.utc) < fire - timedelta(seconds=0.5) or attempt == 2:
+            break
+        stop_all(replicas.values())
+        empty_database(env["RUNNER_DATABASE_URL"])  # a replica that was ready may have fired
+    wait_for(lambda: any(r["status"] == "running" for r in recorded(env, "sleepy")), timeout=75)  # 75: late thrice
     [victim] = [r for r in recorded(env, "sleepy") if r["status"] == "running"]
     replicas.pop(victim["pid"]).send_signal(signal.SIGKILL)
 
