@@ -23,6 +23,16 @@ POSTGRES_ENV = "RUNNER_TEST_POSTGRES_URL"
 SKIP_PG = f"PostgreSQL tests need {POSTGRES_ENV} (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test)"
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "waits: spends its time waiting for a schedule or a time limit; runs first")
+
+
+def pytest_collection_modifyitems(items):
+    """The tests that mostly wait go first: in parallel (scripts/test) they overlap the others
+    instead of being the last still running."""
+    items.sort(key=lambda item: item.get_closest_marker("waits") is None)  # a stable sort
+
+
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
 def pytest_terminal_summary(terminalreporter):
     """One line for the PostgreSQL tests skipped without RUNNER_TEST_POSTGRES_URL, not one per test."""

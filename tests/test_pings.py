@@ -87,6 +87,7 @@ def test_a_failure_body_keeps_the_last_10000_bytes(run, sink):
     assert body.startswith(b"timed out after 0.2 s\n\n") and len(body) <= 10_000 + 100
 
 
+@pytest.mark.waits  # the documented 10 s
 def test_a_dead_ping_url_costs_the_run_a_bounded_time(run):
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))

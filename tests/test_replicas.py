@@ -18,6 +18,8 @@ from batchrunner.db import open_database
 from conftest import QUIET, empty_database, start_runner, stop, wait_for
 from test_serve import read_until
 
+pytestmark = pytest.mark.waits  # for seconds-level schedules, 10 to 20 s each
+
 
 @pytest.fixture
 def pg_env(clean_env, postgres_url, tenant):
