@@ -27,7 +27,7 @@ from urllib.parse import parse_qsl
 
 import requests
 
-from . import retry
+from . import buckets, retry
 from .errors import ApiError
 from .http import TIMEOUT, new_session, redirect_error
 from .pacing import Pacer
@@ -58,10 +58,10 @@ _pacers: dict[str, Pacer] = {}
 _pacers_lock = threading.Lock()
 
 
-def tenant_pacer(base_url: str) -> Pacer:
-    """The one pacer of a tenant in this process: jobs running at once share its bucket (SPEC section 11)."""
+def tenant_pacer(base_url: str, bucket: str = buckets.GLOBAL) -> Pacer:
+    """The one pacer of a tenant's bucket in this process: jobs running at once share it (SPEC section 11)."""
     with _pacers_lock:
-        return _pacers.setdefault(base_url.rstrip("/"), Pacer())
+        return _pacers.setdefault(f"{base_url.rstrip('/')} {bucket}", Pacer())
 
 
 @dataclass
@@ -81,12 +81,13 @@ class ManagementApi:
         session: requests.Session | None = None,
         cancelled: threading.Event | None = None,
         run_id: int | None = None,
+        rate_limits: str = buckets.GLOBAL,
     ):
         self.base_url = base_url.rstrip("/")
+        self.rate_limits = rate_limits  # buckets.MODES: one bucket for the tenant, or one per endpoint family
         self.tokens = tokens  # a token source with invalidate()
         self.client_id = client_id
         self.session = session or new_session(pool_size=MAX_IN_FLIGHT)
-        self.pacer = tenant_pacer(self.base_url)
         self.run_id = run_id
         self.stats = ApiStats()
         self._stats_lock = threading.Lock()
@@ -201,19 +202,21 @@ class ManagementApi:
         headers = {"Authorization": f"Bearer {token.access_token}"}
         if method != "GET" and self.run_id is not None:
             headers["X-Correlation-ID"] = f"runner-{self.run_id}"
-        self._pace()
-        seq = self.pacer.sent()
+        pacer = tenant_pacer(self.base_url, buckets.of(method, url[len(self.base_url) + len("/api/v2/"):], self.rate_limits))
+        self._pace(pacer)
+        seq = pacer.sent()
         try:
             response = self.session.request(
                 method, url, params=params, json=json_body, timeout=TIMEOUT, allow_redirects=False, headers=headers,
             )
         except requests.RequestException as exc:
+            pacer.forget(seq, time.monotonic())  # no answer will come
             raise retry.connection_failure(url.split("?")[0], exc, ApiError) from None
         self._count("requests")
         redirected = redirect_error(response)
         if redirected:
             raise ApiError(redirected)
-        self.pacer.observe(seq, response.headers, time.monotonic(), time.time())
+        pacer.observe(seq, response.headers, time.monotonic(), time.time())
         if response.status_code == 401 and not refreshed:
             log.info("token rejected (%s); getting a new one", _message(response))
             self.tokens.invalidate(token)
@@ -222,7 +225,7 @@ class ManagementApi:
         if response.status_code == 429:
             self._count("responses_429")
             # Every page thread waits as the server said, not only the one that was refused.
-            self.pacer.hold_until(time.monotonic() + (retry.server_wait(response.headers, time.time()) or 1.0))
+            pacer.hold_until(time.monotonic() + (retry.server_wait(response.headers, time.time()) or 1.0))
         transient = retry.transient_for(response)
         if transient:
             raise transient
@@ -238,11 +241,11 @@ class ManagementApi:
             ) from None
         return Reply(body, response.links.get("next", {}).get("url"))
 
-    def _pace(self) -> None:
+    def _pace(self, pacer: Pacer) -> None:
         deadline = time.monotonic() + MAX_PACE_SECONDS
         while True:
             now = time.monotonic()
-            wait = self.pacer.wait_time(now)
+            wait = pacer.wait_time(now)
             if wait <= 0:
                 return
             if now + wait > deadline:

@@ -139,7 +139,8 @@ def _context(request: RunRequest, run_id: int, credentials, settings: Settings, 
     if credentials is not None:
         session = new_session(pool_size=MAX_IN_FLIGHT, settings=settings)  # one keep-alive session per run, tokens and API alike
         tokens = cached_source(db, credentials, f"run {run_id} ({request.job.name})", run_id, session)
-        api = ManagementApi(credentials.base_url, tokens, credentials.client_id, session, cancelled=lost, run_id=run_id)
+        api = ManagementApi(credentials.base_url, tokens, credentials.client_id, session, cancelled=lost, run_id=run_id,
+                            rate_limits=settings.rate_limits)
     return JobContext(
         api=api,
         settings=settings,

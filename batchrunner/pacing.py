@@ -80,6 +80,7 @@ class Pacer:
         self._round_trip: float | None = None  # the shortest seen
         self._round_trips: deque[float] = deque(maxlen=RECENT_ROUND_TRIPS)
         self._hold = 0.0
+        self._answered = False  # any answer yet, with or without x-ratelimit-* headers
 
     def wait_time(self, now: float) -> float:
         """Seconds to wait before the next request may go out; 0 means send it now (and call sent())."""
@@ -104,6 +105,7 @@ class Pacer:
         limit, remaining = _int(headers.get("x-ratelimit-limit")), _int(headers.get("x-ratelimit-remaining"))
         with self._lock:
             self._now = max(self._now, now)
+            self._answered = True
             sent_at = self._unanswered.pop(seq, None)
             if remaining is None or sent_at is None:
                 self._review()
@@ -120,6 +122,13 @@ class Pacer:
             self._review()
             if newest:  # a late answer to an older request is no later count
                 self._learn_rate(answer)
+
+    def forget(self, seq: int, now: float) -> None:
+        """Request `seq` got no answer (a connection error): it holds no place any more."""
+        with self._lock:
+            self._now = max(self._now, now)
+            self._unanswered.pop(seq, None)
+            self._review()
 
     def hold_until(self, moment: float) -> None:
         """Send nothing before `moment` (the server answered 429 and said when to come back)."""
@@ -140,8 +149,12 @@ class Pacer:
     def _wait(self, now: float) -> float:
         if now < self._hold:
             return self._hold - now
+        if not self._answered:
+            # The bucket's size is unknown until the first answer: one request finds it out, since
+            # several at once could empty a small one (Free's burst is 2, an Essentials bucket's 5).
+            return 0.0 if not self._unanswered and not self._reserved else POLL_SECONDS
         if self._newest is None:
-            return 0.0
+            return 0.0  # answers that report no limit: none to keep to
         available = self._available(now)
         idle = not self._unanswered and not self._reserved
         if not self._rate:

@@ -31,11 +31,28 @@ def sends_allowed(pacer, now, most=50):
     return count
 
 
-def test_sends_freely_until_the_server_reports_a_limit():
+def test_one_request_finds_out_the_bucket_before_others_follow():
     pacer = Pacer()
     assert pacer.wait_time(0.0) == 0
+    seq = pacer.sent()
+    assert pacer.wait_time(0.0) > 0  # the bucket may hold 2 (Free): wait for its size
+    pacer.forget(seq, now=0.1)  # no answer after all (a connection error): it holds no place
+    assert pacer.wait_time(0.1) == 0
+    seq = pacer.sent()
+    assert pacer.wait_time(0.1) > 0
+    pacer.observe(seq, headers(8), now=0.2)
+    assert pacer.wait_time(0.2) == 0
     pacer.sent()
-    assert pacer.wait_time(0.0) == 0
+    assert pacer.wait_time(0.2) == 0  # the bucket said 8: the burst goes at once
+
+
+def test_a_tenant_that_reports_no_limit_is_not_held_back():
+    pacer = Pacer()
+    pacer.wait_time(0.0)
+    pacer.observe(pacer.sent(), {}, now=0.1)
+    for _ in range(20):
+        assert pacer.wait_time(0.1) == 0
+        pacer.sent()
 
 
 def test_spends_the_burst_keeping_one_token_until_the_rate_is_known():
