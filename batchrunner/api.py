@@ -37,6 +37,9 @@ CALL_ATTEMPTS = 8
 CALL_RETRY_SECONDS = 180.0
 PER_PAGE = 100  # the Management API's maximum
 MAX_IN_FLIGHT = 16  # concurrent page requests; also bounds the pages held for in-order delivery
+# Connections kept open for reuse. A snapshot pages an offset list (MAX_IN_FLIGHT), other tables and
+# 8 parents' lists at once; a pool smaller than that closes connections and logs a warning each time.
+POOL_SIZE = 64
 MAX_PACE_SECONDS = 120.0  # the longest one request waits for room in the rate limit
 
 
@@ -79,7 +82,7 @@ class ManagementApi:
         self.base_url = base_url.rstrip("/")
         self.tokens = tokens  # a token source with invalidate()
         self.client_id = client_id
-        self.session = session or new_session(pool_size=MAX_IN_FLIGHT)
+        self.session = session or new_session(pool_size=POOL_SIZE)
         self.pacer = tenant_pacer(self.base_url)
         self.run_id = run_id
         self.stats = ApiStats()
@@ -176,19 +179,19 @@ class ManagementApi:
         headers = {"Authorization": f"Bearer {token.access_token}"}
         if method != "GET" and self.run_id is not None:
             headers["X-Correlation-ID"] = f"runner-{self.run_id}"
-        self._pace()
-        seq = self.pacer.sent()
+        seq = self._pace()
         try:
             response = self.session.request(
                 method, url, params=params, json=json_body, timeout=TIMEOUT, allow_redirects=False, headers=headers,
             )
         except requests.RequestException as exc:
+            self.pacer.observe(seq, {}, time.monotonic())  # no longer on its way
             raise retry.connection_failure(url.split("?")[0], exc, ApiError) from None
         self._count("requests")
+        self.pacer.observe(seq, response.headers, time.monotonic())
         redirected = redirect_error(response)
         if redirected:
             raise ApiError(redirected)
-        self.pacer.observe(seq, response.headers, time.monotonic())
         if response.status_code == 401 and not refreshed:
             log.info("token rejected (%s); getting a new one", _message(response))
             self.tokens.invalidate(token)
@@ -206,13 +209,14 @@ class ManagementApi:
         body = response.json() if response.content else None
         return Reply(body, response.links.get("next", {}).get("url"))
 
-    def _pace(self) -> None:
+    def _pace(self) -> int:
+        """Wait for room in the rate limit; the request's sequence number for the pacer."""
         deadline = time.monotonic() + MAX_PACE_SECONDS
         while True:
             now = time.monotonic()
-            wait = self.pacer.wait_time(now)
-            if wait <= 0:
-                return
+            wait, seq = self.pacer.try_send(now)
+            if seq is not None:
+                return seq
             if now + wait > deadline:
                 raise ApiError(f"the tenant's rate limit left no room for {MAX_PACE_SECONDS:g} s; another client may be using it up, run again later")
             self._sleep(wait)

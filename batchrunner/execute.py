@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Callable
 
 from . import clock, logs, runs
-from .api import MAX_IN_FLIGHT, ManagementApi
+from .api import POOL_SIZE, ManagementApi
 from .config import Settings, load_credentials
 from .db import Database
 from .errors import RunnerError
@@ -125,7 +125,7 @@ class Either:
 def _context(request: RunRequest, run_id: int, credentials, settings: Settings, db: Database, now, lost) -> JobContext:
     api = None
     if credentials is not None:
-        session = new_session(pool_size=MAX_IN_FLIGHT)  # one keep-alive session per run, tokens and API alike
+        session = new_session(pool_size=POOL_SIZE)  # one keep-alive session per run, tokens and API alike
         tokens = cached_source(db, credentials, f"run {run_id} ({request.job.name})", run_id, session)
         api = ManagementApi(credentials.base_url, tokens, credentials.client_id, session, cancelled=lost, run_id=run_id)
     return JobContext(

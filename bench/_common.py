@@ -40,3 +40,19 @@ def median(values):
 
 def run(args, env, **kw):
     return subprocess.run(RUNNER + list(args), env=env, capture_output=True, text=True, **kw)
+
+
+def measured(args, env, cwd=None):
+    """Run `runner ARGS` to its end: (exit code, stdout, stderr, wall seconds, peak RSS in MB)."""
+    import os
+    import time
+
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        started = time.monotonic()
+        proc = subprocess.Popen(RUNNER + list(args), env=env, stdout=out, stderr=err, cwd=cwd)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.monotonic() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        return proc.returncode, out.read(), err.read(), wall, usage.ru_maxrss / 1024  # KiB on Linux

@@ -28,6 +28,8 @@ def test_spends_what_remains_then_waits_at_the_measured_rate():
     pacer.observe(4, headers(2), now=0.1)
     for _ in range(5):
         pacer.sent()
+    for answered in (2, 3, 5, 6, 7, 8):
+        pacer.observe(answered, {}, now=0.4)
     pacer.observe(9, headers(5), now=0.5)
     assert 19 <= pacer.rate <= 20
     assert pacer.wait_time(0.5) == 0
@@ -39,6 +41,25 @@ def test_requests_in_flight_count_against_what_remains():
     pacer.sent()
     pacer.sent()
     assert pacer.wait_time(0.0) > 0
+
+
+def test_an_older_request_still_unanswered_counts_against_what_remains():
+    # Request 1 may reach the server after request 2 was counted (threads race to the socket).
+    pacer = Pacer()
+    first, second = pacer.sent(), pacer.sent()
+    pacer.observe(second, headers(1), now=0.0)
+    assert pacer.wait_time(0.0) > 0
+    pacer.observe(first, {}, now=0.01)
+    assert pacer.wait_time(0.01) == 0
+
+
+def test_threads_woken_together_take_the_last_request_once():
+    pacer = Pacer()
+    pacer.observe(pacer.sent(), headers(1), now=0.0)
+    wait, seq = pacer.try_send(0.0)
+    assert wait == 0 and seq is not None
+    wait, seq = pacer.try_send(0.0)
+    assert wait > 0 and seq is None
 
 
 def test_a_late_answer_to_an_older_request_does_not_overwrite_a_newer_count():
