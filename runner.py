@@ -144,6 +144,11 @@ def _summary(result) -> str:
         return ""
     if "rows" in result and "path" in result:
         return f": {result['rows']} rows written to {result['path']}"
+    if isinstance(result.get("resources"), dict) and "path" in result:  # a snapshot
+        files = result["resources"]
+        return f": {sum(files.values())} rows in {len(files)} files at {result['path']}; {result.get('drift') or ''}".rstrip("; ")
+    if "events" in result and "checkpoint" in result:  # the log archive
+        return f": {result['events']} events archived in {result['files']} files; checkpoint {result['checkpoint']}"
     return ": " + ", ".join(f"{k}={v}" for k, v in result.items())
 
 
@@ -273,7 +278,7 @@ def serve_command(stop_timeout, log_format):
     if any(entry.job.needs_api for entry in scheduler.entries):
         credentials = load_credentials(settings.env)  # a bad setting fails now, not at 2 a.m.
         redact_secret(credentials.client_secret)
-        check_token(scheduler.db, credentials, scheduler.stopping)
+        check_token(scheduler.db, credentials, scheduler.stopping, settings=settings)
     code = serve(scheduler, settings.stop_timeout if stop_timeout is None else stop_timeout)
     logging.shutdown()
     # A job thread that outlived the grace time must not keep the process alive: its run is recorded.
@@ -322,13 +327,15 @@ def token_print():
     """
     from batchrunner.config import load_credentials
     from batchrunner.db import open_database
+    from batchrunner.http import new_session
     from batchrunner.logs import redact_secret
     from batchrunner.tokencache import cached_source
 
     settings = _settings()
     credentials = load_credentials(settings.env)
     redact_secret(credentials.client_secret)
-    click.echo(cached_source(open_database(settings.database_url), credentials, "token print").token().access_token)
+    session = new_session(pool_size=1, settings=settings)
+    click.echo(cached_source(open_database(settings.database_url), credentials, "token print", session=session).token().access_token)
 
 
 @token.command("issuances")
@@ -445,6 +452,13 @@ def sandbox_command(port, clients, latency, rate, burst, endpoint_limits, scopes
     sys.stdout.flush()
     stop.wait()
     sandbox.stop()
+
+
+# --- operating it unattended: prune, metrics, check (batchrunner/ops_commands.py) -------------
+
+from batchrunner.ops_commands import register as _register_ops  # noqa: E402
+
+_register_ops(cli)
 
 
 def main():

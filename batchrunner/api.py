@@ -16,12 +16,13 @@ from __future__ import annotations
 import contextvars
 import functools
 import logging
+import queue
 import threading
 import time
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 from urllib.parse import parse_qsl
 
 import requests
@@ -30,6 +31,7 @@ from . import retry
 from .errors import ApiError
 from .http import TIMEOUT, new_session, redirect_error
 from .pacing import Pacer
+from .progress import Progress
 
 log = logging.getLogger("runner.api")
 
@@ -41,6 +43,10 @@ MAX_IN_FLIGHT = 16  # concurrent page requests; also bounds the pages held for i
 # 8 parents' lists at once; a pool smaller than that closes connections and logs a warning each time.
 POOL_SIZE = 64
 MAX_PACE_SECONDS = 120.0  # the longest one request waits for room in the rate limit
+# A list longer than this many pages is refused before paging it: ten times the 100,000
+# applications Auth0's entity limits allow an Enterprise tenant, so only a broken `total` gets here.
+MAX_PAGES = 10_000
+SHOW_WAIT_SECONDS = 0.5  # a wait for the rate limit this long is worth telling a person watching
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,8 @@ class ManagementApi:
         self._stats_lock = threading.Lock()
         # Set by close(), or from outside (the run was marked abandoned): calls stop, waits end.
         self._cancelled = cancelled or threading.Event()
+        # Told how long a request is about to wait for the rate limit (a progress line); any thread calls it.
+        self.on_wait: Callable[[float], None] | None = None
 
     def get(self, path: str, params: dict | None = None):
         """GET a Management API path (e.g. "clients") and return its JSON body."""
@@ -120,26 +128,43 @@ class ManagementApi:
         path, _, query = next_url[len(prefix):].partition("?")
         return self.request("GET", path, dict(parse_qsl(query, keep_blank_values=True)))
 
-    def paginate(self, path: str, key: str, params: dict | None = None, on_page=None, unique: str | None = None) -> Iterator[dict]:
+    def paginate(self, path: str, key: str, params: dict | None = None, on_page=None, unique: str | None = None,
+                 progress: Progress | None = None) -> Iterator[dict]:
         """Every item of a paged list endpoint, in order, fetching pages concurrently within the limit.
 
         Offset pages shift when the list changes meanwhile; ApiError when it shows: a page reports
-        another `total`, the count differs from it, or (given the field `unique` that identifies an
-        item) a page starts with the item that ended the one before.
+        another `total`, a page before the last is short (the list ended early), the count differs
+        from the total, or (given the field `unique` that identifies an item) a page starts with the
+        item that ended the one before. A `total` past MAX_PAGES pages is refused before paging.
+        `progress` (a status line on a terminal) is told of every page and every long wait.
         """
+        self.on_wait = progress.waiting if progress else None
+        try:
+            yield from self._paginate(path, key, params, on_page, unique, progress)
+        finally:
+            self.on_wait = None
+
+    def _paginate(self, path, key, params, on_page, unique, progress) -> Iterator[dict]:
         base = {**(params or {}), "per_page": PER_PAGE, "include_totals": "true"}
         first = self.get(path, {**base, "page": 0})
         total = _total(first, key)
         pages = max(1, -(-total // PER_PAGE))
+        if pages > MAX_PAGES:
+            raise ApiError(f"the Management API reported {total} {key}, more than the {MAX_PAGES * PER_PAGE} the runner pages through; is AUTH0_DOMAIN an Auth0 tenant?")
         count, previous_last = 0, None
-        for number, body in enumerate(self._pages(path, base, pages, first)):
-            items = body.get(key) or []
+        for number, body in enumerate(self._pages(path, base, pages, first), start=1):
+            items = _items(body, key)
             repeated = (unique and items and previous_last is not None
                         and items[0].get(unique) is not None and items[0].get(unique) == previous_last.get(unique))
             if body.get("total") != total or repeated:
                 raise _changed(key)
+            if number < pages and len(items) < PER_PAGE:
+                # Without this a `total` larger than the list would page on through empty pages.
+                raise _changed(key, f"the pages of {key} ended early (page {number} of {pages} held {len(items)}, not {PER_PAGE})")
             if on_page:
-                on_page(number + 1, pages)
+                on_page(number, pages)
+            if progress:
+                progress.update(number, pages, count + len(items), self.stats.requests)
             count += len(items)
             previous_last = items[-1] if items else previous_last
             yield from items
@@ -155,7 +180,7 @@ class ManagementApi:
         yield first
         if pages == 1:
             return
-        pool = ThreadPoolExecutor(max_workers=MAX_IN_FLIGHT, thread_name_prefix="page")
+        pool = _DaemonPool(min(MAX_IN_FLIGHT, pages - 1), "page")
         try:
             window: deque = deque()
             upcoming = iter(range(1, pages))
@@ -171,7 +196,7 @@ class ManagementApi:
                 yield body
         finally:
             # A consumer that stops early (an error, SIGTERM) must not wait for the pages in flight.
-            pool.shutdown(wait=False, cancel_futures=True)
+            pool.shutdown()
 
     def _call(self, method: str, url: str, params: dict | None, json_body: dict | None, refreshed: bool = False) -> Reply:
         self._check_cancelled()
@@ -206,7 +231,14 @@ class ManagementApi:
             raise transient
         if not 200 <= response.status_code < 300:
             raise self._failure(response, token)
-        body = response.json() if response.content else None
+        try:
+            body = response.json() if response.content else None
+        except ValueError:
+            kind = response.headers.get("Content-Type", "no Content-Type").split(";")[0].strip()
+            raise ApiError(
+                f"{response.request.method} {_path(response)} answered HTTP {response.status_code} with {kind}, "
+                "not JSON (a proxy's or firewall's page?); check AUTH0_DOMAIN and RUNNER_HTTPS_PROXY"
+            ) from None
         return Reply(body, response.links.get("next", {}).get("url"))
 
     def _pace(self) -> int:
@@ -219,11 +251,16 @@ class ManagementApi:
                 return seq
             if now + wait > deadline:
                 raise ApiError(f"the tenant's rate limit left no room for {MAX_PACE_SECONDS:g} s; another client may be using it up, run again later")
+            self._waiting(wait)
             self._sleep(wait)
 
     def _sleep(self, seconds: float) -> None:
         if self._cancelled.wait(seconds):
             self._check_cancelled()
+
+    def _waiting(self, seconds: float) -> None:
+        if self.on_wait is not None and seconds >= SHOW_WAIT_SECONDS:
+            self.on_wait(seconds)
 
     def _check_cancelled(self) -> None:
         if self._cancelled.is_set():
@@ -231,7 +268,7 @@ class ManagementApi:
 
     def _failure(self, response: requests.Response, token) -> ApiError:
         body = _json(response)
-        path = requests.utils.urlparse(response.url).path
+        path = _path(response)
         call = f"{response.request.method} {path}"
         if response.status_code == 403 and body.get("errorCode") == "insufficient_scope":
             # The cached token carries the old scopes; drop it so a newly granted scope takes effect.
@@ -252,10 +289,52 @@ class ManagementApi:
         self._count("retries")
         if not self._cancelled.is_set():  # a run that is ending retries nothing
             log.warning("retrying after: %s", state.outcome.exception())
+            if getattr(state.outcome.exception(), "retry_after", None) is not None:  # the server named the wait
+                self._waiting(state.next_action.sleep)
 
     def _count(self, name: str) -> None:
         with self._stats_lock:
             setattr(self.stats, name, getattr(self.stats, name) + 1)
+
+
+class _DaemonPool:
+    """Threads that fetch pages, as daemons: a process that is ending (SIGTERM, a failed run) must
+    not wait for answers nobody will read. ThreadPoolExecutor's workers are joined at exit, so with
+    pages answering in 25 s `run-job` ended seconds after SIGTERM instead of at once (issue 9).
+    """
+
+    def __init__(self, workers: int, name: str):
+        self._work: queue.SimpleQueue = queue.SimpleQueue()
+        self._workers = workers
+        for number in range(workers):
+            threading.Thread(target=self._worker, name=f"{name}-{number}", daemon=True).start()
+
+    def submit(self, call, *args) -> Future:
+        future: Future = Future()
+        self._work.put((future, call, args))
+        return future
+
+    def shutdown(self) -> None:
+        """Cancel what has not started; each worker ends after the call it is in."""
+        while True:
+            try:
+                item = self._work.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                item[0].cancel()
+        for _ in range(self._workers):
+            self._work.put(None)
+
+    def _worker(self) -> None:
+        while (item := self._work.get()) is not None:
+            future, call, args = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(call(*args))
+            except BaseException as exc:  # handed to the consumer, which raises it
+                future.set_exception(exc)
 
 
 def _tagged(call):
@@ -272,6 +351,17 @@ def _total(first, key: str) -> int:
     if not isinstance(first, dict) or not isinstance(first.get("total"), int) or key not in first:
         raise ApiError(f"the Management API did not report a total for {key} (include_totals); is AUTH0_DOMAIN an Auth0 tenant?")
     return first["total"]
+
+
+def _items(body, key: str) -> list:
+    items = body.get(key) if isinstance(body, dict) else None
+    if not isinstance(items, list):
+        raise ApiError(f"the Management API answered a page of {key} without the list {key!r}; is AUTH0_DOMAIN an Auth0 tenant?")
+    return items
+
+
+def _path(response: requests.Response) -> str:
+    return requests.utils.urlparse(response.url).path
 
 
 def _json(response: requests.Response) -> dict:

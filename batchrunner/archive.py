@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from . import lists
+from . import alerts, lists
 from .errors import ApiError, JobFailed
 from .files import EXPORT_MODE
 from .outputs import clean_staged
@@ -72,9 +72,11 @@ def run(ctx, archive: Archive, start: str, retention_days: float) -> dict:
     _warn_if_behind(ctx, result, retention_days)
     if gap:
         result["gap"] = {"after": checkpoint, "resumed_at": writer.first_id}
-        raise JobFailed(f"the tenant no longer holds event {checkpoint}: events after it and before "
-                        f"{writer.first_id or 'the newest'} were lost to the tenant's retention before they "
-                        "were archived; run the archive more often than the retention", result)
+        message = (f"the tenant no longer holds event {checkpoint}: events after it and before "
+                   f"{writer.first_id or 'the newest'} were lost to the tenant's retention before they "
+                   "were archived; run the archive more often than the retention")
+        alerts.notify(ctx, "logs_gap", f"Auth0 log archive gap: {message}", error=message)
+        raise JobFailed(message, result)
     return result
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import os
+import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
@@ -25,11 +26,15 @@ SECRET_CREDENTIAL_NAME = "auth0_client_secret"
 KNOWN_SETTINGS = (
     "RUNNER_DATABASE_URL", "RUNNER_EXPORT_DIR", "RUNNER_TIMEZONE", "RUNNER_JOBS",
     "RUNNER_STOP_TIMEOUT", "RUNNER_LOG_FORMAT",
+    # operating it unattended (SPEC section 16)
+    "RUNNER_RETENTION_DAYS", "RUNNER_LOGS_RETENTION_DAYS", "RUNNER_METRICS_ADDRESS", "RUNNER_PING_URL", "RUNNER_NOTIFY_URL",
+    # talking to Auth0 through a proxy or a corporate CA
+    "RUNNER_HTTPS_PROXY", "RUNNER_CA_BUNDLE",
     # the bundled jobs' own
     "RUNNER_SNAPSHOT_RESOURCES", "RUNNER_LOGS_START", "RUNNER_LOGS_TENANT_RETENTION_DAYS", "RUNNER_LOGS_FILE_EVENTS",
     "RUNNER_USERS_FIELDS",
 )
-KNOWN_PREFIXES = ("RUNNER_SCHEDULE_",)  # followed by a job's name
+KNOWN_PREFIXES = ("RUNNER_SCHEDULE_", "RUNNER_TIMEOUT_", "RUNNER_PING_URL_")  # followed by a job's name
 NOT_OURS_PREFIXES = ("RUNNER_TEST_",)  # the test suite's own (RUNNER_TEST_POSTGRES_URL)
 TYPO_DISTANCE = 2
 LOG_FORMATS = ("text", "json")
@@ -46,6 +51,8 @@ class Settings:
     stop_timeout: float = DEFAULT_STOP_TIMEOUT
     log_format: str = "text"
     unknown: tuple[str, ...] = ()  # RUNNER_* variables that are no setting (and no typo of one): ignored
+    https_proxy: str | None = field(default=None, repr=False)  # may carry a password
+    ca_bundle: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -78,6 +85,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         stop_timeout=_stop_timeout(env),
         log_format=_log_format(env),
         unknown=unknown_variables(env),
+        https_proxy=_https_proxy(env),
+        ca_bundle=_ca_bundle(env),
     )
 
 
@@ -228,6 +237,39 @@ def _timezone(env: Mapping[str, str]) -> ZoneInfo:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError("RUNNER_TIMEZONE", f"unknown time zone {name!r}; use an IANA name such as Europe/Berlin") from None
+
+
+def _https_proxy(env: Mapping[str, str]) -> str | None:
+    """RUNNER_HTTPS_PROXY: the one proxy the runner uses, named on purpose (the environment's are not)."""
+    value = _nonblank(env, "RUNNER_HTTPS_PROXY")
+    if not value:
+        return None
+    # The value is never echoed: it may hold the proxy's password.
+    problem = "expected the URL of an HTTP proxy, e.g. http://proxy.internal:3128 (optionally with user:password@)"
+    url = urlsplit(value)
+    try:
+        url.port
+    except ValueError:
+        raise ConfigError("RUNNER_HTTPS_PROXY", f"has an invalid port; {problem}") from None
+    if url.scheme not in ("http", "https") or not url.hostname or url.path not in ("", "/") or url.query or url.fragment:
+        raise ConfigError("RUNNER_HTTPS_PROXY", problem)
+    return value
+
+
+def _ca_bundle(env: Mapping[str, str]) -> Path | None:
+    """RUNNER_CA_BUNDLE: a PEM file of the CAs to trust, loaded once now so a bad one fails at start."""
+    value = _nonblank(env, "RUNNER_CA_BUNDLE")
+    if not value:
+        return None
+    path = Path(value)
+    if not path.is_file():
+        raise ConfigError("RUNNER_CA_BUNDLE", f"{path} is not a file; give the path of a PEM file of the CA certificates to trust")
+    try:
+        ssl.create_default_context(cafile=str(path))
+    except OSError as exc:  # ssl.SSLError is an OSError too
+        reason = exc.strerror if not isinstance(exc, ssl.SSLError) else "it holds no PEM certificate"
+        raise ConfigError("RUNNER_CA_BUNDLE", f"cannot use {path}: {reason}; give a PEM file of CA certificates (-----BEGIN CERTIFICATE-----)") from None
+    return path
 
 
 def _nonblank(env: Mapping[str, str], name: str) -> str:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable
 
-from . import clock, logs, runs
+from . import alerts, clock, logs, runs, timeouts
 from .api import POOL_SIZE, ManagementApi
 from .config import Settings, load_credentials
 from .db import Database
@@ -48,6 +48,8 @@ def execute(request: RunRequest, settings: Settings, db: Database, now: Callable
     credentials = load_credentials(settings.env) if job.needs_api else None
     if job.check is not None:
         job.check(settings.env, request.params)
+    timeout = timeouts.effective(job.name, job.timeout, settings.env)
+    alerts.check(job.name, settings.env)  # a bad ping or notification URL is a setting error, not a run
     if credentials:
         logs.redact_secret(credentials.client_secret)
     claim = runs.start(db, job.name, request.trigger, request.scheduled_for, request.params, now())
@@ -59,20 +61,26 @@ def execute(request: RunRequest, settings: Settings, db: Database, now: Callable
         log.warning("%s; recorded as skipped", error)
         logs.bind("-", None)
         return Outcome(RunStatus.SKIPPED, claim.run_id, error)
-    return _run(request, claim.run_id, credentials, settings, db, now)
+    return _run(request, claim.run_id, credentials, settings, db, now, timeout)
 
 
-def _run(request: RunRequest, run_id: int, credentials, settings: Settings, db: Database, now) -> Outcome:
+def _run(request: RunRequest, run_id: int, credentials, settings: Settings, db: Database, now, timeout=None) -> Outcome:
     job = request.job
     logs.bind(job.name, run_id)
+    hooks = alerts.for_run(job.name, run_id, settings.env, db)  # pings and notifications (SPEC section 16)
     log.info("started (%s)", request.trigger.value)
+    if hooks:
+        hooks.started()
     outcome = Outcome(RunStatus.FAILED, run_id)
     lost = threading.Event()
     try:
-        with runs.Heartbeat(db, run_id, now, lost=lost):
+        with runs.Heartbeat(db, run_id, lost=lost):
             ctx = _context(request, run_id, credentials, settings, db, now, lost)
-            outcome.result = checked_result(job, job.func(ctx))
+            with timeouts.limit(timeout, cancel=lost):
+                outcome.result = checked_result(job, job.func(ctx))
             outcome.status = RunStatus.SUCCEEDED
+    except timeouts.TimedOut:
+        outcome.error = timeouts.TimedOut(timeout).message()
     except RunnerError as exc:
         outcome.error = exc.message()
         outcome.result = getattr(exc, "result", None)  # JobFailed carries one
@@ -82,6 +90,8 @@ def _run(request: RunRequest, run_id: int, credentials, settings: Settings, db: 
     except BaseException as exc:  # SIGTERM / Ctrl-C while running: record it, then let it go on
         outcome.error = f"interrupted ({type(exc).__name__})"
         runs.finish(db, run_id, RunStatus.FAILED, now(), outcome.error)
+        if hooks:
+            hooks.finished(RunStatus.FAILED, outcome.error, wait=2.0)  # the process is being stopped
         raise
     finally:
         _close(locals().get("ctx"))
@@ -89,6 +99,8 @@ def _run(request: RunRequest, run_id: int, credentials, settings: Settings, db: 
     runs.finish(db, run_id, outcome.status, now(), outcome.error, outcome.result)
     level = logging.INFO if outcome.status is RunStatus.SUCCEEDED else logging.ERROR
     log.log(level, "%s%s", outcome.status.value, f": {outcome.error}" if outcome.error else "")
+    if hooks:
+        hooks.finished(outcome.status, outcome.error)
     logs.bind("-", None)
     return outcome
 
@@ -125,7 +137,7 @@ class Either:
 def _context(request: RunRequest, run_id: int, credentials, settings: Settings, db: Database, now, lost) -> JobContext:
     api = None
     if credentials is not None:
-        session = new_session(pool_size=POOL_SIZE)  # one keep-alive session per run, tokens and API alike
+        session = new_session(pool_size=POOL_SIZE, settings=settings)  # one keep-alive session per run, tokens and API alike
         tokens = cached_source(db, credentials, f"run {run_id} ({request.job.name})", run_id, session)
         api = ManagementApi(credentials.base_url, tokens, credentials.client_id, session, cancelled=lost, run_id=run_id)
     return JobContext(

@@ -4,21 +4,19 @@
 from __future__ import annotations
 
 import time
-from typing import Iterable, Sequence
+from contextlib import contextmanager
+from typing import Iterable, Iterator, Sequence
 
-from .errors import ConfigError
-from .files import clean_partials, copy_atomic
+from .files import clean_partials, copy_atomic, prepare_export_dir
 from .outputs import Column, write_csv
+from .progress import Progress
 
 
 def export_csv(ctx, stem: str, columns: Sequence[Column], items: Iterable[dict]) -> dict:
     """Write `items` to the dated file and the latest copy; the run's result."""
     started = time.monotonic()
     directory = ctx.export_dir
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError("RUNNER_EXPORT_DIR", f"cannot write exports to {directory}: {exc.strerror}") from None
+    prepare_export_dir(directory, ctx.log)
     for leftover in clean_partials(directory, f"{stem}-"):
         ctx.log.info("removed %s, left by an interrupted run", leftover.name)
     target = directory / f"{stem}-{ctx.now():%Y%m%dT%H%M%SZ}.csv"
@@ -27,3 +25,14 @@ def export_csv(ctx, stem: str, columns: Sequence[Column], items: Iterable[dict])
     copy_atomic(target, latest)
     ctx.log.info("exported %d rows to %s", rows, target)
     return {"rows": rows, "path": str(target), "latest": str(latest), "seconds": round(time.monotonic() - started, 3)}
+
+
+@contextmanager
+def terminal_progress(label: str) -> Iterator[Progress | None]:
+    """A status line on stderr while the block runs, when stderr is a terminal; else None."""
+    progress = Progress.on_terminal(label)
+    try:
+        yield progress
+    finally:
+        if progress:
+            progress.close()

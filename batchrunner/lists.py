@@ -42,23 +42,23 @@ class Listing:
         return self.path.format(**{name: quote(str(value), safe="") for name, value in ids.items()})
 
 
-def items(api, listing: Listing, params: Mapping[str, str] | None = None, on_page=None, **ids: str) -> Iterator[dict]:
+def items(api, listing: Listing, params: Mapping[str, str] | None = None, progress=None, **ids: str) -> Iterator[dict]:
     """Every item of `listing` (for the parent named by `ids`), in the API's order.
 
-    `on_page(number, pages)` follows an offset list's progress.
+    `progress` (a progress.Progress status line) follows an offset list's pages.
     """
     path = listing.resolve(**ids)
     query = {**listing.params, **(params or {})}
     if listing.paging == OFFSET:
-        return _offset(api, path, listing, query, on_page)
+        return _offset(api, path, listing, query, progress)
     if listing.paging == CHECKPOINT:
         return checkpoint(api, path, listing.key, query)
     raise ValueError(f"unknown paging {listing.paging!r} for {listing.path}")
 
 
-def _offset(api, path: str, listing: Listing, query: dict, on_page) -> Iterator[dict]:
+def _offset(api, path: str, listing: Listing, query: dict, progress) -> Iterator[dict]:
     try:
-        yield from api.paginate(path, listing.key, query, on_page=on_page, unique=listing.unique)
+        yield from api.paginate(path, listing.key, query, unique=listing.unique, progress=progress)
     except ApiError as exc:
         if exc.code == "invalid_paging":
             raise ApiError(

@@ -12,6 +12,8 @@ import logging
 import sys
 from datetime import datetime, timezone
 
+from . import progress
+
 _job = contextvars.ContextVar("job", default="-")
 _run = contextvars.ContextVar("run", default="-")
 _secrets: set[str] = set()
@@ -64,8 +66,17 @@ class _Formatter(logging.Formatter):
         return f"{when} {record.levelname:<7} job={job} run={run} {message}".replace("\n", "\\n")
 
 
-def setup(level: str = "INFO", fmt: str = "text") -> None:
-    handler = logging.StreamHandler(sys.stderr)
+class _Handler(logging.StreamHandler):
+    """Ends a progress line on the terminal first, so a log line never continues it."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with progress.LOCK:
+            progress.end_line()
+            super().emit(record)
+
+
+def setup(level: str = "INFO", fmt: str = "text", stream=None) -> None:
+    handler = _Handler(stream if stream is not None else sys.stderr)
     handler.setFormatter(_Formatter(fmt == "json"))
     root = logging.getLogger()
     root.handlers[:] = [handler]

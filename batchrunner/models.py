@@ -9,6 +9,7 @@ import enum
 from datetime import datetime, timezone
 
 from sqlalchemy import (
+    BigInteger,
     Column,
     DateTime,
     Index,
@@ -74,7 +75,8 @@ token_cache = Table(
     Column("lease_host", String(255)),
     Column("lease_node", String(64)),  # process.NODE: where lease_pid means something
     Column("lease_pid", Integer),
-    Column("lease_expires_at", UtcDateTime),
+    Column("lease_pid_started", BigInteger),  # process.started(): tells the holder from a later process given its pid
+    Column("lease_expires_at", UtcDateTime),  # the database's clock (db.database_time), never a host's
     UniqueConstraint("tenant", "client_id", "audience", name="uq_token_cache_key"),
 )
 
@@ -105,10 +107,11 @@ runs = Table(
     Column("status", String(16), nullable=False),
     Column("started_at", UtcDateTime, nullable=False),
     Column("finished_at", UtcDateTime),
-    Column("heartbeat_at", UtcDateTime),
+    Column("heartbeat_at", UtcDateTime),  # the database's clock (db.database_time), never a host's
     Column("host", String(255), nullable=False),
     Column("node", String(64)),  # process.NODE: where pid means something
     Column("pid", Integer, nullable=False),
+    Column("pid_started", BigInteger),  # process.started(): tells the run's process from a later one given its pid
     Column("params", Text),
     Column("error", Text),
     Column("result", Text),
@@ -132,6 +135,32 @@ runs = Table(
         sqlite_where=text("status = 'running'"),
         postgresql_where=text("status = 'running'"),
     ),
+)
+
+
+# Operating it unattended (SPEC section 16; batchrunner/prune.py and metrics.py).
+
+# Runs removed by retention, counted per job and status, so that `runner_job_runs_total` stays a
+# true counter: what is pruned from `runs` is added here in the same transaction.
+pruned_runs = Table(
+    "pruned_runs",
+    metadata,
+    Column("job", String(255), primary_key=True),
+    Column("status", String(16), primary_key=True),
+    Column("count", Integer, nullable=False),
+)
+
+# Once-a-day chores that one replica of several does: the first to insert (task, day) does it.
+maintenance = Table(
+    "maintenance",
+    metadata,
+    Column("task", String(64), primary_key=True),
+    Column("day", String(10), primary_key=True),  # YYYY-MM-DD, UTC
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("finished_at", UtcDateTime),
+    Column("result", Text),
 )
 
 # What a job keeps from one run to the next (its checkpoint, say), as JSON, written in the same

@@ -23,7 +23,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence, Union
 
-from .files import EXPORT_MODE, FORMULA_PREFIXES, atomic_file, atomic_text, neutralise
+from .files import EXPORT_MODE, FORMULA_PREFIXES, atomic_file, atomic_text, neutralise, sync_dir
 
 LIST_SEPARATOR = " "
 BATCH = 1000  # items made into rows, and rows handed to the CSV writer, at once
@@ -193,7 +193,7 @@ def staged_directory(final: Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(staged, ignore_errors=True)
         raise
-    _sync_dir(final.parent)
+    sync_dir(final.parent)
 
 
 def clean_staged(directory: Path) -> list[Path]:
@@ -214,19 +214,12 @@ def point_link(link: Path, target: str) -> None:
     temporary.unlink(missing_ok=True)
     os.symlink(target, temporary)
     os.replace(temporary, link)
-    _sync_dir(link.parent)
+    sync_dir(link.parent)
 
 
 def _sync_tree(directory: Path) -> None:
     for file in directory.rglob("*"):
         if file.is_file():
             os.chmod(file, EXPORT_MODE)
-    _sync_dir(directory)
+    sync_dir(directory)
 
-
-def _sync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy.exc import DBAPIError
 
 from . import clock, runs, schedules
 from .config import Settings
-from .db import Database
+from .db import Database, DatabaseError
 from .registry import discover
 
 
@@ -48,5 +47,5 @@ def recent_runs(db: Database, job: str | None, limit: int, now=None) -> list[dic
 def sweep(db: Database, now) -> None:
     try:
         runs.sweep_dead(db, now)
-    except DBAPIError as exc:  # a reader without write access (or a locked database) shows what is recorded
+    except DatabaseError as exc:  # a reader without write access (or a locked database) shows what is recorded
         logging.getLogger("runner.overview").debug("could not mark dead runs: %s", exc)

@@ -19,9 +19,12 @@ START_WAIT_SECONDS = 5.0  # how long start-up waits for the tenant before going 
 RETRY_SECONDS = 60.0
 
 
-def check_token(db: Database, credentials, stopping: threading.Event, wait: float = START_WAIT_SECONDS) -> None:
-    """Get a token now; RefusedAtStart when Auth0 rejects the credentials. Anything else is logged, not fatal."""
-    first = _Attempt(db, credentials)
+def check_token(db: Database, credentials, stopping: threading.Event, wait: float = START_WAIT_SECONDS, settings=None) -> None:
+    """Get a token now; RefusedAtStart when Auth0 rejects the credentials. Anything else is logged, not fatal.
+
+    `settings` carry the proxy and CA bundle to reach Auth0 with.
+    """
+    first = _Attempt(db, credentials, settings)
     first.thread.start()
     reported = first.done.wait(wait)
     if not reported:
@@ -37,14 +40,18 @@ def check_token(db: Database, credentials, stopping: threading.Event, wait: floa
 
 
 class _Attempt:
-    def __init__(self, db: Database, credentials):
+    def __init__(self, db: Database, credentials, settings=None):
         self.error: Exception | None = None
+        self.settings = settings
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._run, args=(db, credentials), name="token-check", daemon=True)
 
     def _run(self, db, credentials) -> None:
+        from .http import new_session
+
         try:
-            cached_source(db, credentials, "serve (start)").token()
+            session = new_session(pool_size=1, settings=self.settings)
+            cached_source(db, credentials, "serve (start)", session=session).token()
         except Exception as exc:  # reported by whoever waits for it
             self.error = exc
         finally:
@@ -65,7 +72,7 @@ def _keep_trying(first: _Attempt, reported: bool, db: Database, credentials, sto
             log.warning("still no token: %s; trying again in %.0f s", _line(attempt.error), RETRY_SECONDS)
         if stopping.wait(RETRY_SECONDS):
             return
-        attempt = _Attempt(db, credentials)
+        attempt = _Attempt(db, credentials, first.settings)
         attempt.thread.start()
 
 

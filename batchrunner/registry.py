@@ -40,6 +40,7 @@ class Job:
     # Checks the job's own settings and parameters before a run is recorded: check(env, params)
     # raises ConfigError or UsageError (exit 2), as a bad runner setting does.
     check: Callable[[dict, dict], None] | None = None
+    timeout: float | None = None  # seconds a run may take (SPEC section 16); RUNNER_TIMEOUT_<JOB> overrides
 
     def check_params(self, given: dict[str, str]) -> None:
         """UsageError for a --param the job does not take: a typo must not pass unnoticed."""
@@ -81,11 +82,12 @@ _jobs: dict[str, Job] = {}
 
 
 def job(name: str, schedule: str, description: str, needs_api: bool = True, params: tuple[str, ...] | None = None,
-        check: Callable[[dict, dict], None] | None = None):
+        check: Callable[[dict, dict], None] | None = None, timeout: float | None = None):
     """Register the decorated function as a job (see README, "Write your own job").
 
     `params` names the --param keys the job takes; leave it None to take any. `check(env, params)`
-    refuses bad settings of the job's own before anything is recorded.
+    refuses bad settings of the job's own before anything is recorded. `timeout`: seconds a run may
+    take before it is ended and recorded failed; None for no limit.
     """
     if not NAME_PATTERN.match(name):
         raise ValueError(f"job name {name!r}: use lower-case letters, digits and '-', starting with a letter")
@@ -95,7 +97,7 @@ def job(name: str, schedule: str, description: str, needs_api: bool = True, para
         if known is not None and _origin(known.func) != _origin(func):
             raise ConfigError("RUNNER_JOBS", f"two jobs are named {name!r}: {_origin(known.func)} and {_origin(func)}")
         _jobs[name] = Job(name, schedule, description.strip(), func, needs_api,
-                          tuple(params) if params is not None else None, check)
+                          tuple(params) if params is not None else None, check, timeout)
         return func
 
     return register

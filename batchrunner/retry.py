@@ -37,16 +37,25 @@ def server_wait(headers: Mapping[str, str], now_epoch: float) -> float | None:
     """Seconds the server asks us to wait: Retry-After (seconds or a date), else x-ratelimit-reset."""
     value = headers.get("Retry-After")
     if value:
-        if value.strip().isdigit():
-            return min(float(value), MAX_SERVER_WAIT)
+        if _seconds(value) is not None:
+            return min(_seconds(value), MAX_SERVER_WAIT)
         try:
             return _clamp(email.utils.parsedate_to_datetime(value).timestamp() - now_epoch)
-        except (TypeError, ValueError):
-            pass
-    reset = headers.get("x-ratelimit-reset")
-    if reset and reset.strip().isdigit():
-        return _clamp(float(reset) - now_epoch)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            pass  # neither seconds nor a date: as if the server had said nothing
+    reset = _seconds(headers.get("x-ratelimit-reset") or "")
+    if reset is not None:
+        return _clamp(reset - now_epoch)
     return None
+
+
+def _seconds(value: str) -> float | None:
+    """A header's whole number of seconds; None for anything else.
+
+    ASCII digits only: `str.isdigit()` also accepts `²` and other digits that float() refuses.
+    """
+    text = value.strip()
+    return float(text) if text.isascii() and text.isdigit() else None
 
 
 def retrying(
@@ -79,7 +88,9 @@ def retrying(
 def connection_failure(url: str, exc: requests.RequestException, final: type[Exception]) -> Exception:
     """A Transient to retry; but `final` for a TLS failure, which no retry mends."""
     if isinstance(exc, requests.exceptions.SSLError):
-        return final(f"TLS with {url} failed; check AUTH0_DOMAIN, and that this machine trusts the tenant's certificate")
+        return final(f"TLS with {url} failed; check AUTH0_DOMAIN, and that this machine trusts the tenant's certificate (RUNNER_CA_BUNDLE)")
+    if isinstance(exc, requests.exceptions.ProxyError):
+        return Transient(f"the proxy failed or refused the connection to {url} (RUNNER_HTTPS_PROXY)")
     kind = "timed out" if isinstance(exc, requests.Timeout) else "connection failed"
     return Transient(f"{kind}: {url}")
 

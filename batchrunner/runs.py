@@ -3,29 +3,51 @@
 The database enforces the two rules that matter across processes and hosts: one `running` row per
 job (a partial unique index) and one row per (job, scheduled time) (a unique key). `start()`
 first clears runs whose process is gone, then claims.
+
+Whether a run's process is gone is decided by one of two things, never by comparing clocks of
+different hosts: on its own node, by its pid and that process's start time alone (a live
+process's run is never abandoned, however late its heartbeat); from another node, by its
+heartbeat, written and judged with the database's clock (db.database_time).
 """
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Callable
 
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.exc import IntegrityError
 
-from . import clock, process
-from .db import Database, through_outages
+from . import process
+from .db import Conflict, Database, DatabaseError, database_time, through_outages
+from .errors import RunnerError
 from .logs import redact
 from .models import RunStatus, Trigger, runs
 
 HEARTBEAT_SECONDS = 15
-# A running run whose heartbeat is older than this is presumed dead (from another host; on the
-# same host a dead pid is seen at once). Several missed heartbeats, so a slow database is no death.
+# A running run of another node whose heartbeat is older than this, by the database's clock, is
+# presumed dead (on its own node its pid decides). Several missed heartbeats, so a slow database
+# is no death.
 STALE_SECONDS = 90
+
+# Runs this process has started and not yet ended. A `running` row of this very process that is not
+# here ended without its end being written (the database failed then): the next sweep marks it.
+_mine: set[int] = set()
+
+
+class EndNotRecorded(RunnerError):
+    """A run ended but the database refused to record it; a later sweep marks it abandoned."""
+
+    def __init__(self, run_id: int, status: RunStatus, error: DatabaseError):
+        super().__init__(run_id, status, error)
+        self.run_id, self.status, self.error = run_id, status, error
+
+    def message(self) -> str:
+        return (f"run {self.run_id} {self.status.value}, but its end could not be recorded: {self.error}; "
+                "it shows as abandoned once the database takes writes again")
 
 
 @dataclass(frozen=True)
@@ -46,10 +68,10 @@ class ClaimedElsewhere:
 
 def start(db: Database, job: str, trigger: Trigger, scheduled_for: datetime | None, params: dict, now: datetime):
     """Record a new run as running, or as skipped when another run of the job is in progress."""
-    for _ in range(3):  # a concurrent claim on PostgreSQL surfaces as an IntegrityError: look again
+    for _ in range(3):  # a concurrent claim on PostgreSQL surfaces as a unique-key conflict: look again
         try:
             return _start_once(db, job, trigger, scheduled_for, params, now)
-        except IntegrityError:
+        except Conflict:
             continue
     return _start_once(db, job, trigger, scheduled_for, params, now)
 
@@ -66,13 +88,17 @@ def _start_once(db, job, trigger, scheduled_for, params, now):
         blocker = conn.execute(
             db.for_update(select(runs).where(runs.c.job == job, runs.c.status == RunStatus.RUNNING.value))
         ).first()
-        row = _new_row(job, trigger, scheduled_for, params, now)
+        row = _new_row(job, trigger, scheduled_for, params, now, database_time(conn))
         if blocker is not None:
             row.update(status=RunStatus.SKIPPED.value, finished_at=now, error=_busy_text(job, blocker))
         run_id = conn.execute(insert(runs).values(**row)).inserted_primary_key[0]
-        if blocker is not None:
-            return Skipped(run_id, {k: blocker._mapping[k] for k in ("id", "host", "pid", "started_at")})
-        return Started(run_id)
+        if blocker is None:
+            # Before the commit: this process's own sweep (another thread) must never see it unclaimed.
+            # Should the commit fail, the id names no row of this process: harmless.
+            _mine.add(run_id)
+    if blocker is not None:
+        return Skipped(run_id, {k: blocker._mapping[k] for k in ("id", "host", "pid", "started_at")})
+    return Started(run_id)
 
 
 def _claimed(conn, job: str, scheduled_for: datetime) -> bool:
@@ -82,17 +108,18 @@ def _claimed(conn, job: str, scheduled_for: datetime) -> bool:
     return conn.execute(claim).first() is not None
 
 
-def _new_row(job, trigger, scheduled_for, params, now) -> dict:
+def _new_row(job, trigger, scheduled_for, params, now, db_now) -> dict:
     return {
         "job": job,
         "trigger": Trigger(trigger).value,
         "scheduled_for": scheduled_for,
         "status": RunStatus.RUNNING.value,
         "started_at": now,
-        "heartbeat_at": now,
+        "heartbeat_at": db_now,
         "host": process.HOST,
         "node": process.NODE,
         "pid": process.pid(),
+        "pid_started": process.started(),
         "params": json.dumps(params) if params else None,
     }
 
@@ -102,7 +129,8 @@ def _busy_text(job: str, blocker) -> str:
 
 
 def abandon_dead(conn, now: datetime, job: str | None = None) -> list[dict]:
-    """Mark running runs of dead processes abandoned: a gone pid on this host, or a stale heartbeat.
+    """Mark running runs of dead processes abandoned: a gone process on this node, or a stale heartbeat
+    from another. `now` is what `finished_at` records; staleness is judged by the database's clock.
 
     Returns the runs this call marked.
     """
@@ -132,11 +160,22 @@ def sweep_dead(db: Database, now: datetime) -> list[dict]:
 
 
 def _dead(conn, now: datetime, job: str | None = None) -> list:
-    stale = now - timedelta(seconds=STALE_SECONDS)
     query = select(runs).where(runs.c.status == RunStatus.RUNNING.value)
     if job is not None:
         query = query.where(runs.c.job == job)
-    return [row for row in conn.execute(query).all() if row.heartbeat_at < stale or not process.is_alive(row.node, row.pid)]
+    rows = conn.execute(query).all()
+    if not rows:
+        return []
+    stale = database_time(conn) - timedelta(seconds=STALE_SECONDS)
+    return [row for row in rows if _is_dead(row, stale)]
+
+
+def _is_dead(row, stale: datetime) -> bool:
+    if row.node != process.NODE:
+        return row.heartbeat_at < stale
+    if row.pid == process.pid():  # this very process: alive as long as the run is still going here
+        return row.id not in _mine
+    return not process.is_alive(row.node, row.pid, row.pid_started)
 
 
 @dataclass(frozen=True)
@@ -179,7 +218,12 @@ def orphans(db: Database) -> list[Orphan]:
 
 
 def finish(db: Database, run_id: int, status: RunStatus, now: datetime, error: str | None = None, result: dict | None = None) -> None:
-    """Record how a run ended; waits out a short database outage, since a lost end would leave it `running`."""
+    """Record how a run ended; waits out a short outage of the database (connection-class errors only).
+
+    EndNotRecorded when the database refuses it (read-only, full, locked, damaged): the row stays
+    `running` with a heartbeat that has stopped, and the next sweep marks it abandoned (at once on
+    this node, the process being done with it; after STALE_SECONDS from another).
+    """
     values = {
         "status": status.value,
         "finished_at": now,
@@ -195,7 +239,13 @@ def finish(db: Database, run_id: int, status: RunStatus, now: datetime, error: s
                 update(runs).where(runs.c.id == run_id, runs.c.status == RunStatus.RUNNING.value).values(**values)
             ).rowcount
 
-    if not through_outages(write):
+    try:
+        changed = through_outages(write)
+    except DatabaseError as exc:
+        raise EndNotRecorded(run_id, status, exc) from exc
+    finally:
+        _mine.discard(run_id)
+    if not changed:
         logging.getLogger("runner.runs").warning(
             "run %s was marked abandoned while it ran (no heartbeat for %s s?); its end (%s) is not recorded",
             run_id, STALE_SECONDS, status.value,
@@ -212,11 +262,13 @@ def interrupt_own(db: Database, now: datetime, reason: str) -> int:
         ).rowcount
 
 
-def beat(db: Database, run_id: int, now: datetime) -> bool:
-    """Refresh a run's heartbeat; False when it is no longer running (another process marked it abandoned)."""
+def beat(db: Database, run_id: int) -> bool:
+    """Refresh a run's heartbeat (the database's time); False when it is no longer running (marked abandoned)."""
     with db.write() as conn:
         return conn.execute(
-            update(runs).where(runs.c.id == run_id, runs.c.status == RunStatus.RUNNING.value).values(heartbeat_at=now)
+            update(runs)
+            .where(runs.c.id == run_id, runs.c.status == RunStatus.RUNNING.value)
+            .values(heartbeat_at=database_time(conn))
         ).rowcount == 1
 
 
@@ -227,12 +279,12 @@ class Heartbeat:
     `stopping` event can end rather than overlap the run that replaces it.
     """
 
-    def __init__(self, db: Database, run_id: int, now: Callable[[], datetime] = clock.utcnow,
-                 every: float = HEARTBEAT_SECONDS, lost: threading.Event | None = None):
-        self.db, self.run_id, self.now, self.every = db, run_id, now, every
+    def __init__(self, db: Database, run_id: int, every: float = HEARTBEAT_SECONDS, lost: threading.Event | None = None):
+        self.db, self.run_id, self.every = db, run_id, every
         self.lost = lost or threading.Event()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name=f"heartbeat-{run_id}", daemon=True)
+        # With the job's log tags (job and run id), as page threads have them: contextvars stay in their thread.
+        self._thread = threading.Thread(target=contextvars.copy_context().run, args=(self._loop,), name=f"heartbeat-{run_id}", daemon=True)
 
     def __enter__(self):
         self._thread.start()
@@ -246,7 +298,7 @@ class Heartbeat:
         log = logging.getLogger("runner.runs")
         while not self._stop.wait(self.every):
             try:
-                if not beat(self.db, self.run_id, self.now()):
+                if not beat(self.db, self.run_id):
                     log.warning("run %s was marked abandoned by another process; asking the job to stop", self.run_id)
                     self.lost.set()
                     return

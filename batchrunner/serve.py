@@ -16,11 +16,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable
 
-from sqlalchemy.exc import DBAPIError
-
-from . import clock, logs, runs, schedules
+from . import clock, files, health, logs, prune, runs, schedules, timeouts
 from .config import Settings
-from .db import Database
+from .db import Database, DatabaseError
+from .errors import RunnerError
 from .execute import RunRequest, execute
 from .models import Trigger
 from .notify import Notifier
@@ -53,6 +52,8 @@ class Scheduler:
     pool: ThreadPoolExecutor | None = None
     _last_sweep: datetime | None = None
     _orphans_seen: set = field(default_factory=set)  # (job, fire time) already re-run or given up on here
+    daily: prune.DailyPrune | None = None  # retention, once a day by one replica (SPEC section 16)
+    last_tick: float | None = None  # monotonic time of the last tick that worked, for /healthz
 
     def __post_init__(self):
         self.pool = self.pool or ThreadPoolExecutor(max_workers=min(32, len(self.entries) + 2), thread_name_prefix="job")
@@ -84,6 +85,9 @@ class Scheduler:
         if self._last_sweep is None or now - self._last_sweep >= timedelta(seconds=SWEEP_SECONDS):
             self._last_sweep = now
             self.sweep(now)
+        if self.daily is not None and self.daily.take(now):
+            self.pool.submit(self.daily.run, now)
+        self.last_tick = clock.monotonic()
         upcoming = [e.next_at for e in self.entries if e.next_at is not None]
         upcoming.append(self._last_sweep + timedelta(seconds=SWEEP_SECONDS))
         return max(0.0, min(MAX_WAIT, (min(upcoming) - now).total_seconds()))
@@ -101,8 +105,8 @@ class Scheduler:
             for run in runs.sweep_dead(self.db, now):
                 log.warning("run %s was abandoned by %s (pid %s)", run["id"], run["host"], run["pid"], extra=logs.about(run["job"]))
             orphans = runs.orphans(self.db)
-        except DBAPIError as exc:
-            log.error("cannot reach the database (%s); trying again in %s s", _short(exc), SWEEP_SECONDS)
+        except DatabaseError as exc:
+            log.error("%s; sweeping again in %s s", exc, SWEEP_SECONDS)
             return set()
         entries = {e.job.name: e for e in self.entries}
         submitted = set()
@@ -131,10 +135,16 @@ class Scheduler:
                 return None
             try:
                 return execute(request, self.settings, self.db, self.now)
-            except DBAPIError as exc:
+            except DatabaseError as exc:
+                if not exc.transient:  # read-only, locked, full, damaged: trying again does not mend it
+                    log.error("the run for %s was not started: %s", scheduled_for, exc, extra=logs.about(job.name))
+                    return None
                 wait = min(2 ** attempt, 20)
-                log.error("database unavailable (%s); trying again in %s s", _short(exc), wait, extra=logs.about(job.name))
+                log.error("%s; trying again in %s s", exc, wait, extra=logs.about(job.name))
                 self.stopping.wait(wait)
+            except RunnerError as exc:  # e.g. a run whose end the database refused: one line, no traceback
+                log.error("%s", exc, extra=logs.about(job.name))
+                return None
             except Exception:
                 log.exception("could not be started", extra=logs.about(job.name))
                 return None
@@ -142,13 +152,10 @@ class Scheduler:
         return None
 
 
-def _short(exc: Exception) -> str:
-    return str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-
-
 def build(settings: Settings, db: Database, jobs: dict[str, Job], now=clock.utcnow) -> Scheduler:
     """A Scheduler for every job whose schedule is not off; ConfigError names a bad override."""
     schedules.check_overrides(settings.env, jobs)
+    timeouts.check(settings.env, jobs)
     entries = []
     for job in jobs.values():
         expression, source = schedules.effective(job.name, job.schedule, settings.env)
@@ -156,7 +163,8 @@ def build(settings: Settings, db: Database, jobs: dict[str, Job], now=clock.utcn
         trig = schedules.trigger(expression, settings.timezone, label)
         if trig is not None:
             entries.append(Entry(job, trig, expression))
-    return Scheduler(settings, db, entries, now)
+    daily = prune.DailyPrune(db, settings.export_dir, prune.retention(settings.env))
+    return Scheduler(settings, db, entries, now, daily=daily)
 
 
 def serve(scheduler: Scheduler, stop_timeout: float, notifier: Notifier | None = None) -> int:
@@ -179,6 +187,7 @@ def serve(scheduler: Scheduler, stop_timeout: float, notifier: Notifier | None =
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    health.serve_for(scheduler)  # RUNNER_METRICS_ADDRESS; a bad one is exit 2 before anything runs
     scheduler.start(scheduler.now())
     names = ", ".join(f"{e.job.name} ({e.expression})" for e in scheduler.entries) or "none"
     log.info("scheduling %s in %s", names, scheduler.settings.timezone.key)
@@ -227,6 +236,9 @@ def _drain(scheduler: Scheduler, stop_timeout: float, hurry: threading.Event) ->
             log.warning("stopped; %d run(s) did not finish in time and are recorded as failed", count)
         else:
             log.info("stopped cleanly")
-    except DBAPIError as exc:
-        log.error("stopped; could not record the interrupted runs (%s): they will be marked abandoned", _short(exc))
+    except DatabaseError as exc:
+        log.error("stopped; could not record the interrupted runs (%s): they will be marked abandoned", exc)
+    # The process ends with the job still writing: what it wrote is no complete file (SPEC section 6).
+    for partial in files.remove_open_partials():
+        log.info("removed %s, left by the interrupted run", partial)
     return 0

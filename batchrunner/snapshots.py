@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from . import __version__, drift
+from . import __version__, alerts, drift
 from .errors import ApiError, ConfigError, UsageError
 from .outputs import clean_staged, point_link, staged_directory
 from .tables import Table, fetch_all, write
@@ -92,6 +92,8 @@ def take(ctx, tables: Sequence[Table]) -> dict:
     counts = {n: r["rows"] for n, r in resources.items()}
     ctx.log.info("snapshot %s: %s", name, ", ".join(f"{n} {c}" for n, c in counts.items()))
     ctx.log.info("%s", note)
+    if changes is not None and changes.any:
+        alerts.notify(ctx, "drift", f"Auth0 drift in {ctx.api.base_url}: {note}", changes=changes.summary)
     return {"path": str(root / name), "resources": counts, "requests": ctx.api.stats.requests,
             "seconds": round(time.monotonic() - clock_start, 3),
             "changes": changes.totals if changes else None,

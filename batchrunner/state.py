@@ -27,6 +27,7 @@ from sqlalchemy import delete, select, update
 
 from . import clock
 from .db import Database
+from .files import sync_dir
 from .models import job_state
 
 INTENT = "_publishing"
@@ -54,7 +55,7 @@ class JobState:
             raise FileExistsError(f"{final} exists; an output is published under a new name")
         self.put(**{INTENT: {"staged": str(staged), "final": str(final), "values": values}})
         os.replace(staged, final)
-        _sync_dir(final.parent)
+        sync_dir(final.parent)
         self.put(**values, **{INTENT: None})
 
     def recover(self) -> str | None:
@@ -88,10 +89,3 @@ def _remove(path: Path) -> None:
     else:
         path.unlink(missing_ok=True)
 
-
-def _sync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

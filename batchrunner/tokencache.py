@@ -4,13 +4,21 @@ Single-flight: the first caller to find no valid token takes a lease on the cach
 write transaction, commits, and only then asks Auth0; everyone else polls the row (plain reads,
 no lock) until the token is there. No database lock is held while waiting on the network.
 
-A lease lapses after LEASE_SECONDS (longer than the longest issuance the retry policy allows),
-or at once when its holder was on this node (process.py) and its pid is gone, so a crashed issuer
-blocks others for at most LEASE_SECONDS, and on its own node not at all.
+A lease held on this node lapses when its holder's process is gone (its pid, with that process's
+start time: process.py), and never while it lives. A lease held on another node lapses
+LEASE_SECONDS after it was taken (longer than the longest issuance the retry policy allows),
+counted by the database's clock alone (db.database_time): a host whose clock runs ahead does not
+take over a live issuer's lease. So a crashed issuer blocks others for at most LEASE_SECONDS, and
+on its own node not at all.
+
+The ledger and the cache are written apart, after the token is issued: the ledger first, in its
+own transaction, tried again through a database outage; then the cache. A token that could not
+be cached is still used by the process that got it.
 """
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 import uuid
@@ -20,8 +28,8 @@ from typing import Callable
 
 from sqlalchemy import and_, insert, select, update
 
-from . import clock, process
-from .db import Database
+from . import clock, logs, process
+from .db import Database, DatabaseError, database_time, through_outages
 from .errors import TokenError
 from .http import TOKEN_TIMEOUT
 from .models import token_cache, token_issuances
@@ -32,6 +40,12 @@ LEASE_SECONDS = 60
 # timeouts: so a live issuer is never overtaken by a waiter that thinks its lease lapsed.
 assert LEASE_SECONDS > TOKEN_RETRY_SECONDS + sum(TOKEN_TIMEOUT), "a live issuer's lease must outlast its retries"
 POLL_SECONDS = 0.05
+
+log = logging.getLogger("runner.tokens")
+
+# Leases this process holds while it asks Auth0: a lease of this very process that is not here was
+# left behind (its write failed) and is free to take.
+_asking: set[str] = set()
 
 
 @dataclass(frozen=True)
@@ -89,21 +103,23 @@ class CachedTokenSource:
                 )
 
     def cached(self) -> Token | None:
-        return _token(self._row())
+        return self._look()[0]
 
-    def _row(self):
+    def _look(self) -> tuple[Token | None, bool]:
+        """The cached token, and whether the lease is free to take; a plain read, no lock."""
         with self.db.read() as conn:
-            return conn.execute(select(token_cache).where(self.key.where())).one_or_none()
+            row = conn.execute(select(token_cache).where(self.key.where())).one_or_none()
+            free = row is None or not row.lease_owner or _lapsed(row, database_time(conn))
+        return _token(row), free
 
     def _from_database(self) -> Token:
         deadline = self.now() + timedelta(seconds=LEASE_SECONDS + 30)
         while True:
             now = self.now()
-            row = self._row()  # a plain read: waiters take no write lock while another issues
-            found = _token(row)
+            found, free = self._look()  # waiters take no write lock while another issues
             if found is not None and found.valid(now):
                 return found
-            if row is None or not row.lease_owner or _lapsed(row, now):
+            if free:
                 claim = self._claim(now)
                 if isinstance(claim, Token):
                     return claim
@@ -121,7 +137,8 @@ class CachedTokenSource:
             found = _token(row)
             if found is not None and found.valid(now):
                 return found
-            if row.lease_owner and not _lapsed(row, now):
+            db_now = database_time(conn)
+            if row.lease_owner and not _lapsed(row, db_now):
                 return False
             conn.execute(
                 update(token_cache)
@@ -131,40 +148,69 @@ class CachedTokenSource:
                     lease_host=process.HOST,
                     lease_node=process.NODE,
                     lease_pid=process.pid(),
-                    lease_expires_at=now + timedelta(seconds=LEASE_SECONDS),
+                    lease_pid_started=process.started(),
+                    lease_expires_at=db_now + timedelta(seconds=LEASE_SECONDS),
                 )
             )
+            _asking.add(self.owner)
             return True
 
     def _issue(self) -> Token:
         try:
-            token = self.source.token()
-        except BaseException:
-            self._release()
-            raise
-        self.issued += 1
-        with self.db.write() as conn:
-            # Cache it only while the lease is still ours; the ledger records it either way.
-            conn.execute(
-                update(token_cache)
-                .where(self.key.where(), token_cache.c.lease_owner == self.owner)
-                .values(
-                    access_token=token.access_token,
-                    token_type=token.token_type,
-                    scope=token.scope,
-                    issued_at=token.issued_at,
-                    expires_at=token.expires_at,
-                    **_NO_LEASE,
-                )
-            )
-            conn.execute(insert(token_issuances).values(**self._ledger_values(token)))
+            try:
+                token = self.source.token()
+            except BaseException:
+                self._release()
+                raise
+            logs.redact_secret(token.access_token)
+            self.issued += 1
+            self._record(token)
+            self._cache(token)
+        finally:
+            _asking.discard(self.owner)
         return token
 
+    def _record(self, token: Token) -> None:
+        """The ledger holds every issuance (tokens are billed): its own transaction, through outages."""
+
+        def write() -> None:
+            with self.db.write() as conn:
+                conn.execute(insert(token_issuances).values(**self._ledger_values(token)))
+
+        try:
+            through_outages(write)
+        except DatabaseError as exc:
+            log.error("a token issued at %s is not in the ledger: %s", token.issued_at.isoformat(), exc)
+
+    def _cache(self, token: Token) -> None:
+        """Cache the token while the lease is still ours; one that cannot be cached is used all the same."""
+        try:
+            with self.db.write() as conn:
+                conn.execute(
+                    update(token_cache)
+                    .where(self.key.where(), token_cache.c.lease_owner == self.owner)
+                    .values(
+                        access_token=token.access_token,
+                        token_type=token.token_type,
+                        scope=token.scope,
+                        issued_at=token.issued_at,
+                        expires_at=token.expires_at,
+                        **_NO_LEASE,
+                    )
+                )
+        except DatabaseError as exc:
+            log.warning("the new token could not be cached (%s); this process uses it, others ask for their own", exc)
+            self._release()
+
     def _release(self) -> None:
-        with self.db.write() as conn:
-            conn.execute(
-                update(token_cache).where(self.key.where(), token_cache.c.lease_owner == self.owner).values(**_NO_LEASE)
-            )
+        """Give the lease up; where the database refuses, it lapses on its own (this process is done with it)."""
+        try:
+            with self.db.write() as conn:
+                conn.execute(
+                    update(token_cache).where(self.key.where(), token_cache.c.lease_owner == self.owner).values(**_NO_LEASE)
+                )
+        except DatabaseError as exc:
+            log.warning("could not give up the token lease (%s); it lapses on its own", exc)
 
     def _key_values(self) -> dict:
         return {"tenant": self.key.tenant, "client_id": self.key.client_id, "audience": self.key.audience}
@@ -182,19 +228,24 @@ class CachedTokenSource:
         }
 
 
-_NO_LEASE = {"lease_owner": None, "lease_host": None, "lease_node": None, "lease_pid": None, "lease_expires_at": None}
+_NO_LEASE = {"lease_owner": None, "lease_host": None, "lease_node": None, "lease_pid": None,
+             "lease_pid_started": None, "lease_expires_at": None}
 
 
 def _token(row) -> Token | None:
     if row is None or not row.access_token or row.expires_at is None:
         return None
+    logs.redact_secret(row.access_token)  # a bearer token, like the client secret, never reaches a log
     return Token(row.access_token, row.scope or "", row.issued_at, row.expires_at, row.token_type or "Bearer")
 
 
-def _lapsed(row, now: datetime) -> bool:
-    if row.lease_expires_at is None or row.lease_expires_at <= now:
-        return True
-    return not process.is_alive(row.lease_node, row.lease_pid)
+def _lapsed(row, db_now: datetime) -> bool:
+    """Whether a lease is free: on this node its holder's process decides; elsewhere the database's clock."""
+    if row.lease_node == process.NODE:
+        if row.lease_pid == process.pid():  # this very process: held while one of its sources asks
+            return row.lease_owner not in _asking
+        return not process.is_alive(row.lease_node, row.lease_pid, row.lease_pid_started)
+    return row.lease_expires_at is None or row.lease_expires_at <= db_now
 
 
 def cached_source(db: Database, credentials, requested_by: str, run_id: int | None = None, session=None) -> CachedTokenSource:

@@ -2,7 +2,10 @@
 """Scheduler figures (SPEC section 10): fire lateness (start minus scheduled time) p50 and p99 over 30
 fires of a job every second; then the daemon's CPU time over 60 idle seconds and its RSS.
 
-Usage: python bench/scheduler.py [--idle-seconds N]
+With --metrics the idle daemon serves /metrics and /healthz (RUNNER_METRICS_ADDRESS on loopback);
+after the idle window it is scraped once and its RSS measured again.
+
+Usage: python bench/scheduler.py [--idle-seconds N] [--metrics]
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from batchrunner import runs
 from batchrunner.db import open_database
 
 JOBS = ROOT / "tests" / "fixture_jobs"
-OFF = {f"RUNNER_SCHEDULE_{name}": "off" for name in ("EXPORT_CLIENTS", "HELLO", "SLEEPY", "FAILING", "LEAKY", "PING")}
+OFF = {f"RUNNER_SCHEDULE_{name}": "off" for name in ("EXPORT_CLIENTS", "HELLO", "SLEEPY", "FAILING", "LEAKY", "PING", "STUBBORN", "DRIFTY")}
 
 
 def lateness() -> None:
@@ -39,18 +42,38 @@ def lateness() -> None:
     print(f"fire lateness over {len(late)} fires: p50 {percentile(late, 50):.1f} ms, p99 {percentile(late, 99):.1f} ms")
 
 
-def idle(seconds: float) -> None:
+def idle(seconds: float, with_metrics: bool = False) -> None:
     env = clean_env(None, state_dir(), RUNNER_JOBS=JOBS, **OFF)
     env["RUNNER_SCHEDULE_HELLO"] = "0 3 * * *"
+    port = free_port()
+    if with_metrics:
+        env["RUNNER_METRICS_ADDRESS"] = f"127.0.0.1:{port}"
     daemon = subprocess.Popen(RUNNER + ["serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(3)  # start-up is not idling
     before = cpu_seconds(daemon.pid)
     time.sleep(seconds)
     used = cpu_seconds(daemon.pid) - before
     rss = rss_mb(daemon.pid)
+    scraped = ""
+    if with_metrics:
+        import urllib.request
+
+        started = time.monotonic()
+        size = len(urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read())
+        took = time.monotonic() - started
+        scraped = f"; first scrape {size} bytes in {took * 1000:.0f} ms, RSS after it {rss_mb(daemon.pid):.1f} MB"
     daemon.send_signal(signal.SIGTERM)
     daemon.wait()
-    print(f"idle daemon: {used:.3f} s CPU over {seconds:.0f} s ({100 * used / seconds:.3f} %), RSS {rss:.1f} MB")
+    label = "idle daemon with metrics" if with_metrics else "idle daemon"
+    print(f"{label}: {used:.3f} s CPU over {seconds:.0f} s ({100 * used / seconds:.3f} %), RSS {rss:.1f} MB{scraped}")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def cpu_seconds(pid: int) -> float:
@@ -68,7 +91,7 @@ def rss_mb(pid: int) -> float:
 def main() -> None:
     seconds = float(sys.argv[sys.argv.index("--idle-seconds") + 1]) if "--idle-seconds" in sys.argv else 60.0
     lateness()
-    idle(seconds)
+    idle(seconds, "--metrics" in sys.argv)
 
 
 if __name__ == "__main__":

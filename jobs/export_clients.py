@@ -7,10 +7,8 @@ read:client_keys), no column reads it.
 
 from __future__ import annotations
 
-import sys
-
 from batchrunner import lists
-from batchrunner.exports import export_csv
+from batchrunner.exports import export_csv, terminal_progress
 from batchrunner.lists import OFFSET, Listing
 from batchrunner.registry import JobContext, job
 from batchrunner.tables import Table
@@ -52,14 +50,11 @@ CLIENTS = Table(
 )
 
 
-@job("export-clients", schedule="0 2 * * *", description="Export every application (client) of the tenant to CSV.", params=())
+@job("export-clients", schedule="0 2 * * *", description="Export every application (client) of the tenant to CSV.", params=(),
+     timeout=3600)  # 10,000 applications take seconds; an hour means something is stuck
 def export_clients(ctx: JobContext) -> dict:
-    applications = lists.items(ctx.api, CLIENTS.listing, on_page=_progress if sys.stderr.isatty() else None)
-    result = export_csv(ctx, "clients", COLUMNS, applications)
+    with terminal_progress("export-clients") as progress:
+        applications = lists.items(ctx.api, CLIENTS.listing, progress=progress)
+        result = export_csv(ctx, "clients", COLUMNS, applications)
     stats = ctx.api.stats
     return {**result, "pages": max(1, -(-result["rows"] // 100)), "requests": stats.requests, "retries": stats.retries}
-
-
-def _progress(page: int, pages: int) -> None:
-    end = "\n" if page == pages else ""
-    print(f"\rexport-clients: page {page} of {pages}", end=end, file=sys.stderr, flush=True)

@@ -32,7 +32,7 @@ def settings(env) -> tuple[str, float, int]:
     return start, retention, int(per_file)
 
 
-@job("export-logs", schedule="*/15 * * * *", params=(), check=lambda env, params: settings(env),
+@job("export-logs", schedule="*/15 * * * *", params=(), check=lambda env, params: settings(env), timeout=3600,
      description="Archive the tenant's log events, each exactly once, as gzip JSON Lines.")
 def export_logs(ctx) -> dict:
     start, retention, per_file = settings(ctx.settings.env)

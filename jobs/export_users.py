@@ -39,7 +39,7 @@ def fields(env) -> list[tuple[str, str]]:
     return FIELDS + [(name, name) for name in extra]
 
 
-@job("export-users", schedule="0 3 * * *", params=("connection",), check=lambda env, params: fields(env),
+@job("export-users", schedule="0 3 * * *", params=("connection",), check=lambda env, params: fields(env), timeout=8 * 3600,
      description="Export every user to CSV through Auth0's bulk user export.")
 def export_users(ctx) -> dict:
     started = clock.monotonic()

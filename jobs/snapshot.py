@@ -93,7 +93,7 @@ def check(env, params) -> None:
     snapshots.choose(TABLES, env, params)
 
 
-@job("snapshot", schedule="30 2 * * *", params=("resources",), check=check,
+@job("snapshot", schedule="30 2 * * *", params=("resources",), check=check, timeout=4 * 3600,
      description="Snapshot applications, grants, APIs, roles and members, organizations and connections to CSV.")
 def snapshot(ctx) -> dict:
     return snapshots.take(ctx, TABLES)

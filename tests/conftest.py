@@ -91,7 +91,7 @@ def empty_database(url: str) -> None:
 
     db = open_database(url)
     with db.write() as conn:
-        conn.execute(text("TRUNCATE runs, token_cache, token_issuances, job_state RESTART IDENTITY"))
+        conn.execute(text("TRUNCATE runs, token_cache, token_issuances, pruned_runs, maintenance, job_state RESTART IDENTITY"))
 
 
 @pytest.fixture
@@ -176,6 +176,8 @@ QUIET = {  # the tiny test jobs loaded, every job's schedule off unless a test t
     "RUNNER_SCHEDULE_FAILING": "off",
     "RUNNER_SCHEDULE_LEAKY": "off",
     "RUNNER_SCHEDULE_PING": "off",
+    "RUNNER_SCHEDULE_STUBBORN": "off",
+    "RUNNER_SCHEDULE_DRIFTY": "off",
 }
 
 
@@ -191,3 +193,62 @@ def stop(proc, timeout=30):
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=timeout)
     return proc.returncode, err
+
+
+def run_runner(env, cwd, *args, timeout=60):
+    """`python runner.py ARGS...` with `env`, in `cwd`, to its end; returns CompletedProcess."""
+    return _runner(env, cwd)(*args, timeout=timeout)
+
+
+SKEWED = str(Path(__file__).parent / "skewed.py")
+
+
+def run_skewed(env, cwd, seconds: float, *args, other_node: bool = False, timeout=60):
+    """The runner in a process whose clock runs `seconds` ahead, on this node or as on another host."""
+    return subprocess.run(
+        [sys.executable, SKEWED, str(seconds), *(["--other-node"] if other_node else []), *args],
+        env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+class Refusals:
+    """Makes the database refuse some updates, as a full or read-only one would, until the test ends.
+
+    A trigger, so the runner's own processes meet it: `refuse("runs", "NEW.status <> 'running'")`.
+    On PostgreSQL the error is SQLSTATE 53100 (disk full); SQLite's triggers can only abort.
+    """
+
+    def __init__(self, url: str):
+        from batchrunner.db import open_database
+
+        self.db = open_database(url)
+        self.made: list[tuple[str, str]] = []
+
+    def refuse(self, table: str, condition: str, message: str = "could not extend file: No space left on device") -> None:
+        name = f"refuse_{table}_{len(self.made)}"
+        with self.db.write() as conn:
+            if self.db.dialect == "postgresql":
+                conn.execute(text(
+                    f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS "
+                    f"$$ BEGIN RAISE EXCEPTION '{message}' USING ERRCODE = 'disk_full'; END $$"))
+                conn.execute(text(f"CREATE TRIGGER {name} BEFORE UPDATE ON {table} FOR EACH ROW WHEN ({condition}) EXECUTE FUNCTION {name}()"))
+            else:
+                conn.execute(text(f"CREATE TRIGGER {name} BEFORE UPDATE ON {table} FOR EACH ROW WHEN {condition} BEGIN SELECT RAISE(ABORT, '{message}'); END"))
+        self.made.append((name, table))
+
+    def allow(self) -> None:
+        with self.db.write() as conn:
+            for name, table in self.made:
+                if self.db.dialect == "postgresql":
+                    conn.execute(text(f"DROP TRIGGER IF EXISTS {name} ON {table}"))
+                    conn.execute(text(f"DROP FUNCTION IF EXISTS {name}()"))
+                else:
+                    conn.execute(text(f"DROP TRIGGER IF EXISTS {name}"))
+        self.made.clear()
+
+
+@pytest.fixture
+def refusals(database_url):
+    made = Refusals(database_url)
+    yield made
+    made.allow()

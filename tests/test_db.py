@@ -1,14 +1,18 @@
 """The schema is Alembic's alone, the models say the same as the migrations, and a database the
-runner cannot use is one line, not a traceback."""
+runner cannot use (locked, read-only, damaged, a broken URL) is one line, not a traceback."""
 
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import text
+from sqlalchemy import create_engine, insert, text
+from sqlalchemy.engine import make_url
 
-from batchrunner.db import SCHEMA_HEAD, SCHEMA_REVISIONS, alembic_config, open_database
-from batchrunner.models import metadata
+from batchrunner import clock, runs
+from batchrunner.db import SCHEMA_HEAD, SCHEMA_REVISIONS, alembic_config, open_database, safe_url
+from batchrunner.models import RunStatus, Trigger, metadata, token_issuances
+from conftest import QUIET, empty_database, run_runner, start_runner, wait_for
 
 
 def test_the_code_knows_every_migration():
@@ -70,3 +74,147 @@ def test_a_database_newer_than_the_runner_is_refused_in_one_line(local_runner, t
             f"runner: the database {url} is at revision 0099, newer than this runner knows ({SCHEMA_HEAD}); "
             "upgrade the runner, or point RUNNER_DATABASE_URL elsewhere\n"
         )
+
+
+# --- database errors: one line naming the database, its exit code, and no run left `running` ---------
+
+
+def _sqlite_env(clean_env, tmp_path, **query):
+    path = tmp_path / "state" / "runner.db"
+    url = f"sqlite:///{path}" + "".join(f"?{k}={v}" for k, v in query.items())
+    return {**clean_env, **QUIET, "RUNNER_DATABASE_URL": url, "SLEEPY_SECONDS": "2"}, url, path
+
+
+def test_sqlite_locked_past_the_busy_timeout_at_the_start_is_one_line(clean_env, tmp_path):
+    env, url, path = _sqlite_env(clean_env, tmp_path, timeout="0.5")
+    db = open_database(url)
+    with db.write():  # another process holds the write lock all along
+        result = run_runner(env, tmp_path, "run-job", "hello")
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"runner: the database {url} is locked: another process held it for more than 0.5 s; "
+        f"run again, or find that process (fuser {path})\n"
+    )
+
+
+def _abandoned_by_the_next_sweep(db, job):
+    [run] = runs.history(db, job)
+    assert run["status"] == "running"  # its end was not written, and its process is gone
+    assert [m["id"] for m in runs.sweep_dead(db, clock.utcnow())] == [run["id"]]
+    assert [r["status"] for r in runs.history(db, job)] == ["abandoned"]
+
+
+def test_sqlite_locked_at_a_runs_end_is_one_line_and_the_run_is_abandoned_by_the_next_sweep(clean_env, tmp_path):
+    env, url, _ = _sqlite_env(clean_env, tmp_path, timeout="0.5")
+    db = open_database(url)
+    proc = start_runner(env, tmp_path, "run-job", "sleepy")
+    wait_for(lambda: [r["status"] for r in runs.history(db, "sleepy")] == ["running"])
+    with db.write():  # held from before the run ends until its process has given up
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1
+    assert "Traceback" not in err
+    assert err.splitlines()[-1] == (
+        f"runner: run 1 succeeded, but its end could not be recorded: the database {url} is locked: another "
+        f"process held it for more than 0.5 s; run again, or find that process (fuser {db.engine.url.database}); "
+        "it shows as abandoned once the database takes writes again"
+    )
+    _abandoned_by_the_next_sweep(db, "sleepy")
+
+
+READ_ONLY = "?options=-c%20default_transaction_read_only%3Don"
+
+
+def test_postgresql_read_only_at_the_start_is_one_line(clean_env, tmp_path, postgres_url):
+    empty_database(postgres_url)
+    url = postgres_url + READ_ONLY
+    result = run_runner({**clean_env, **QUIET, "RUNNER_DATABASE_URL": url}, tmp_path, "run-job", "hello")
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"runner: the database {safe_url(url)} is read-only (cannot execute ")
+    assert result.stderr.endswith(" in a read-only transaction); after a fail-over, point RUNNER_DATABASE_URL at the primary\n")
+    assert result.stderr.count("\n") == 1
+
+
+def test_postgresql_read_only_after_a_fail_over_at_a_runs_end_is_one_line_and_the_run_is_abandoned(clean_env, tmp_path, postgres_url):
+    empty_database(postgres_url)
+    env = {**clean_env, **QUIET, "RUNNER_DATABASE_URL": postgres_url, "SLEEPY_SECONDS": "3"}
+    db = open_database(postgres_url)
+    proc = start_runner(env, tmp_path, "run-job", "sleepy")
+    wait_for(lambda: [r["status"] for r in runs.history(db, "sleepy")] == ["running"])
+    name = make_url(postgres_url).database
+    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:  # as a fail-over to a standby: connections cut, the new ones read-only
+            conn.execute(text(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on'))
+            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                              "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+        out, err = proc.communicate(timeout=30)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{name}" RESET default_transaction_read_only'))
+        admin.dispose()
+    assert proc.returncode == 1
+    assert "Traceback" not in err
+    assert err.splitlines()[-1] == (
+        f"runner: run 1 succeeded, but its end could not be recorded: the database {safe_url(postgres_url)} is read-only "
+        "(cannot execute UPDATE in a read-only transaction); after a fail-over, point RUNNER_DATABASE_URL at the primary; "
+        "it shows as abandoned once the database takes writes again"
+    )
+    db.dispose()  # its connections were cut too
+    _abandoned_by_the_next_sweep(db, "sleepy")
+
+
+# --- RUNNER_DATABASE_URL that cannot be parsed ---------------------------------------------------
+
+
+@pytest.mark.parametrize("url, shown, problem", [
+    ("postgresql+psycopg://runner:Sup3r-s3cret@db.internal:abc/runner", "postgresql+psycopg://runner:***@db.internal:abc/runner",
+     "has a port that is not a number"),
+    ("postgresql+psycopg://runner:p@ss:Sup3r-s3cret@db.internal/runner", "postgresql+psycopg://runner:***@db.internal/runner",
+     "has a port that is not a number"),
+    ("postgresql+psycopg//runner:Sup3r-s3cret@db.internal/runner", "postgresql+psycopg//runner:***@db.internal/runner",
+     "is not a database URL"),
+])
+def test_a_database_url_that_cannot_be_parsed_is_one_line_with_the_password_masked(clean_env, tmp_path, url, shown, problem):
+    result = run_runner({**clean_env, "RUNNER_DATABASE_URL": url}, tmp_path, "history")
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"runner: RUNNER_DATABASE_URL: '{shown}' {problem}")
+    assert result.stderr.count("\n") == 1
+    assert "s3cret" not in result.stdout + result.stderr
+
+
+# --- a damaged SQLite file ---------------------------------------------------------------------------
+
+
+def _damaged(tmp_path, *objects):
+    """A database with a run and an issuance whose pages holding `objects` (tables, indexes, or 'schema') are overwritten."""
+    path = tmp_path / "state" / "runner.db"
+    db = open_database(f"sqlite:///{path}")
+    started = runs.start(db, "hello", Trigger.MANUAL, None, {}, clock.utcnow())
+    runs.finish(db, started.run_id, RunStatus.SUCCEEDED, clock.utcnow(), result={"greeting": "hi"})
+    with db.write() as conn:
+        conn.execute(insert(token_issuances).values(
+            issued_at=clock.utcnow(), expires_at=clock.utcnow(), tenant="t", client_id="c", audience="a",
+            requested_by="test", host="h", pid=1))
+        pages = dict(conn.execute(text("SELECT name, rootpage FROM sqlite_master")).all())
+    db.dispose()  # the last connection to close writes the WAL into the file
+    with open(path, "r+b") as f:
+        for name in objects:
+            f.seek(100 if name == "schema" else (pages[name] - 1) * 4096)  # page 1 starts with the file header
+            f.write(b"\xff" * 64)
+    return path
+
+
+DAMAGED = ("runner: the database file {path} is damaged (database disk image is malformed); restore it from a backup, "
+           "or move it aside and the runner makes a new one (without the run history and the token ledger)\n")
+
+
+@pytest.mark.parametrize("objects, commands", [
+    (("schema",), [["history"], ["jobs"], ["token", "status"], ["token", "issuances"], ["run-job", "hello"], ["db", "upgrade"]]),
+    (("runs", "ix_token_issuances_issued_at"), [["history"], ["jobs"], ["token", "issuances"], ["run-job", "hello"]]),
+], ids=["schema", "tables"])
+def test_a_damaged_sqlite_file_is_one_line_on_every_command(clean_env, tmp_path, objects, commands):
+    path = _damaged(tmp_path, *objects)
+    env = {**clean_env, **QUIET, "RUNNER_DATABASE_URL": f"sqlite:///{path}"}
+    for command_line in commands:
+        result = run_runner(env, tmp_path, *command_line)
+        assert (result.returncode, result.stdout, result.stderr) == (1, "", DAMAGED.format(path=path)), command_line

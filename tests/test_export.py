@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 import requests
 
+from batchrunner.db import open_database
 from batchrunner.files import neutralise
+from batchrunner.runs import history
 from conftest import start_runner, wait_for
 
 KEYS_APP = ("keys-app", "keys-app-secret-9f8e7d")
@@ -134,7 +136,8 @@ def test_an_export_directory_that_is_a_file_is_one_line(runner, tenant, tmp_path
     result = runner("run-job", "export-clients", extra_env={"RUNNER_EXPORT_DIR": str(blocker)})
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
-        f"runner: export-clients failed (run 1): RUNNER_EXPORT_DIR: cannot write exports to {blocker}: File exists"
+        f"runner: export-clients failed (run 1): RUNNER_EXPORT_DIR: cannot write exports to {blocker}: File exists; "
+        "make it a folder the runner's user can write, or set RUNNER_EXPORT_DIR to one"
     )
     assert "Traceback" not in result.stderr
 
@@ -192,21 +195,22 @@ def test_a_killed_export_leaves_the_previous_files_and_the_next_run_succeeds(env
     assert statuses == ["succeeded", "abandoned", "succeeded"]
 
 
-def test_a_second_run_during_a_run_exits_75_and_is_recorded_skipped(env, runner, tenant, tmp_path):
+def test_a_second_run_during_a_run_exits_75_and_is_recorded_skipped(env, runner, tenant, tmp_path, database_url):
     app = tenant.tenant
     app.set_clients(500)
-    app.latency = 0.4
+    app.latency = 2.0  # from its run's row on, the first export takes 6 s at least: token, page 0, pages 1-4
     first = start_runner(env, tmp_path, "run-job", "export-clients")
-    wait_for(lambda: app.api_requests >= 1)
+    db = open_database(database_url)
+    wait_for(lambda: [r["status"] for r in history(db)] == ["running"])
     second = runner("run-job", "export-clients")
-    assert second.returncode == 75
+    app.latency = 0  # the first may end now
+    assert second.returncode == 75, second.stderr
     last = second.stderr.strip().splitlines()[-1]  # log lines first, then the one-line verdict
     assert last.startswith("runner: another run of export-clients is in progress (run 1 on ")
     assert last.endswith("this run is recorded as skipped (run 2)")
     assert first.wait(timeout=60) == 0
     runs = json.loads(runner("history", "--json").stdout)
-    assert [(r["id"], r["status"]) for r in runs] == [(2, "skipped"), (1, "succeeded")] or \
-        [(r["id"], r["status"]) for r in runs] == [(1, "succeeded"), (2, "skipped")]
+    assert sorted((r["id"], r["status"]) for r in runs) == [(1, "succeeded"), (2, "skipped")]
 
 
 @pytest.mark.parametrize("args, message", [
@@ -238,22 +242,26 @@ def test_a_job_of_ones_own_with_params(runner, tmp_path):
     assert (typo.returncode, typo.stderr) == (2, "runner: count-to takes no --param m; its parameters: n\n")
 
 
-@pytest.mark.parametrize("waiting_out_429s", [False, True])
-def test_sigterm_ends_a_run_job_at_once_and_records_it(env, runner, tenant, tmp_path, waiting_out_429s):
+@pytest.mark.parametrize("pages", ["in flight", "waiting out 429s", "answering in 25 s"])
+def test_sigterm_ends_a_run_job_at_once_and_records_it(env, runner, tenant, tmp_path, pages):
     app = tenant.tenant
     app.set_clients(5000)
-    app.latency = 0.5
+    app.latency = 0.2 if pages == "answering in 25 s" else 0.5
     victim = start_runner(env, tmp_path, "run-job", "export-clients")
     wait_for(lambda: app.api_requests >= 1)
-    if waiting_out_429s:
+    if pages == "waiting out 429s":
         app.fail_next("/api/v2/clients", [429] * 20, retry_after=30)  # the page threads are told to wait 30 s
         wait_for(lambda: app.responses_429 >= 2)
+    elif pages == "answering in 25 s":
+        wait_for(lambda: app.api_requests >= 3)  # the page threads are at work
+        app.latency = 25  # every page asked from now on takes 25 s (the stand-in sleeps half before counting it)
+        time.sleep(0.6)  # the pages in flight before the change are answered, slow ones take their place
     else:
         wait_for(lambda: app.api_requests >= 3)
     started = time.monotonic()
     victim.send_signal(signal.SIGTERM)
     out, err = victim.communicate(timeout=40)
-    assert time.monotonic() - started < 5  # not after the pages in flight and their retries
+    assert time.monotonic() - started < 3  # not after the pages in flight and their retries
     assert victim.returncode == 1
     # The verdict; a page thread answered in that instant may still log a line after it.
     assert [line for line in err.splitlines() if line.startswith("runner: ")] == [

@@ -10,7 +10,7 @@ from batchrunner.files import EXPORT_MODE, atomic_text, clean_partials, copy_ato
 
 @pytest.mark.parametrize("cell, expected", [
     ("=SUM(A1)", "'=SUM(A1)"), ("+1", "'+1"), ("-1", "'-1"), ("@cmd", "'@cmd"),
-    ("\tx", "'\tx"), ("\rx", "'\rx"), ("plain", "plain"), ("", ""), ("a=b", "a=b"),
+    ("\tx", "'\tx"), ("\rx", "'\rx"), ("\0x", "'\0x"), ("plain", "plain"), ("", ""), ("a=b", "a=b"),
 ])
 def test_neutralise(cell, expected):
     assert neutralise(cell) == expected

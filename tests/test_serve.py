@@ -262,3 +262,21 @@ def test_an_unreachable_tenant_is_logged_and_serve_goes_on(serve_env, tmp_path):
     assert "serve goes on" in warning and f"127.0.0.1:{port}" in warning, lines
     code, err = stop(proc)
     assert code == 0, err
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # files, not the database
+def test_an_export_that_outlives_the_stop_timeout_leaves_no_partial_file(runner, serve_env, tmp_path, tenant):
+    app = tenant.tenant
+    app.set_clients(3000)
+    app.latency = 1.0  # 30 pages at one second each (16 at a time): well past the stop timeout
+    env = {**serve_env, **tenant.settings(), "RUNNER_SCHEDULE_EXPORT_CLIENTS": "* * * * * *"}
+    proc = start_runner(env, tmp_path, "serve", "--stop-timeout", "0.5")
+    exports = tmp_path / "exports"
+    wait_for(lambda: exports.exists() and any(p.name.endswith(".partial") for p in exports.iterdir()))
+    wait_for(lambda: app.api_requests >= 2)  # pages are being written
+    code, err = stop(proc)
+    assert code == 0, err
+    [run] = [r for r in history(runner, env, "export-clients") if r["status"] != "skipped"]  # later fire times found it running
+    assert (run["status"], run["error"]) == ("failed", "interrupted: the scheduler was stopped and the run did not finish within 0.5 s")
+    assert os.listdir(exports) == []
+    assert "removed " in err and ".partial, left by the interrupted run" in err

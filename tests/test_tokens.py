@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import stat
@@ -16,13 +17,13 @@ from sqlalchemy import event, select, update
 
 from batchrunner import clock
 from batchrunner.config import load_credentials
-from batchrunner.db import open_database
+from batchrunner.db import database_time, open_database
 from batchrunner.errors import TokenError
 from batchrunner.models import metadata, token_cache
 from batchrunner.tokencache import LEASE_SECONDS, CacheKey, CachedTokenSource, cached_source
 from batchrunner.tokens import ClientCredentialsSource, Token
 
-from conftest import start_runner, stop
+from conftest import run_skewed, start_runner, stop, wait_for
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
 
@@ -166,16 +167,61 @@ def test_a_killed_issuer_does_not_block_the_next_process(env, tenant, tmp_path, 
     assert tenant.tenant.token_requests == 2
 
 
-def test_a_lease_held_on_another_host_lapses_after_the_bound(tenant, database_url):
-    clock = Clock()
-    source = _source(tenant, database_url, clock)
+def test_a_lease_held_on_another_host_lapses_after_the_bound_by_the_database_clock(tenant, database_url):
+    ahead = Clock(datetime.now(timezone.utc) + timedelta(days=1))  # this process's clock does not judge leases
+    source = _source(tenant, database_url, ahead)
     db = source.db
-    with db.write() as conn:
-        db.insert_ignore(conn, token_cache, source._key_values())
-        conn.execute(update(token_cache).where(source.key.where()).values(
-            lease_owner="elsewhere", lease_host="other-host", lease_pid=1, lease_expires_at=T0 + timedelta(seconds=LEASE_SECONDS)))
-    assert source._claim(T0 + timedelta(seconds=LEASE_SECONDS - 1)) is False
-    assert source._claim(T0 + timedelta(seconds=LEASE_SECONDS)) is True
+
+    def lease_taken(seconds_ago):
+        with db.write() as conn:
+            db.insert_ignore(conn, token_cache, source._key_values())
+            taken = database_time(conn) - timedelta(seconds=seconds_ago)
+            conn.execute(update(token_cache).where(source.key.where()).values(
+                lease_owner="elsewhere", lease_host="other-host", lease_node="another-node", lease_pid=1,
+                lease_expires_at=taken + timedelta(seconds=LEASE_SECONDS)))
+
+    lease_taken(LEASE_SECONDS - 5)
+    assert source._claim(ahead()) is False
+    lease_taken(LEASE_SECONDS + 1)
+    assert source._claim(ahead()) is True
+
+
+@pytest.mark.parametrize("other_node", [False, True], ids=["same-node", "other-node"])
+def test_a_host_61_s_ahead_does_not_take_over_a_live_lease(env, tenant, tmp_path, other_node):
+    tenant.tenant.token_latency = 2.5  # the issuer holds its lease while the other arrives
+    issuer = start_runner(env, tmp_path, "token", "print")
+    wait_for(lambda: tenant.tenant.token_requests == 1)
+    ahead = run_skewed(env, tmp_path, 61, "token", "print", other_node=other_node)
+    out, err = issuer.communicate(timeout=30)
+    assert (issuer.returncode, ahead.returncode) == (0, 0), err + ahead.stderr
+    assert ahead.stdout == out  # the issuer's token, waited for
+    assert tenant.tenant.token_requests == 1
+
+
+def _dump(database_url) -> str:
+    with open_database(database_url).read() as conn:
+        return repr([conn.execute(select(table)).all() for table in metadata.sorted_tables])
+
+
+def test_a_token_that_cannot_be_cached_is_used_recorded_and_shown_nowhere(runner, tenant, database_url, refusals):
+    refusals.refuse("token_cache", "NEW.access_token IS NOT NULL")  # the cache write fails after issuance
+    result = runner("run-job", "export-clients")
+    assert result.returncode == 0, result.stderr
+    assert tenant.tenant.token_requests == 1
+    calls = [e for e in tenant.tenant.received if e["path"] == "/api/v2/clients"]
+    token = calls[0]["headers"]["Authorization"].removeprefix("Bearer ")
+    assert len(token) > 100
+    [warning] = [line for line in result.stderr.splitlines() if "could not be cached" in line]
+    assert "this process uses it, others ask for their own" in warning
+    ledger = json.loads(runner("token", "issuances", "--json").stdout)
+    assert [row["requested_by"] for row in ledger] == ["run 1 (export-clients)"]
+    pieces = {token[i:i + 40] for i in range(len(token) - 39)}
+    for name, text in {"stdout": result.stdout, "stderr": result.stderr, "database": _dump(database_url)}.items():
+        assert not any(piece in text for piece in pieces), f"a piece of the token is in {name}"
+
+
+def test_every_engine_hides_statement_parameters(database_url):
+    assert open_database(database_url).engine.hide_parameters
 
 
 def test_the_database_files_are_private(runner, tmp_path, database_url):
@@ -269,7 +315,7 @@ def test_waiters_take_no_write_lock_while_another_process_issues(tenant, databas
         event.remove(issuer.db.engine, "begin", count_writes)
     assert tenant.tenant.token_requests == 1
     assert writes.count("waiter") == 0, "the waiter polled with write transactions"
-    assert writes.count("issuer") == 2  # the lease, then the token
+    assert writes.count("issuer") == 3  # the lease; then the ledger and the cache, each on its own
 
 
 def test_plain_http_to_another_host_is_refused_before_any_request(runner, tenant):
@@ -285,7 +331,7 @@ def test_a_failed_tls_handshake_is_final_not_retried(runner, tenant):
     assert result.returncode == 1
     assert result.stderr == (
         f"runner: TLS with {tenant.base_url.replace('http://', 'https://')}/oauth/token failed; "
-        "check AUTH0_DOMAIN, and that this machine trusts the tenant's certificate\n"
+        "check AUTH0_DOMAIN, and that this machine trusts the tenant's certificate (RUNNER_CA_BUNDLE)\n"
     )
 
 

@@ -191,7 +191,8 @@ class _Handler(BaseHTTPRequestHandler):
         if isinstance(body, FileBody):
             size = body.size
         else:
-            body = body if isinstance(body, bytes) else json.dumps(body).encode()
+            # A text body is a page as a proxy would send it (its Content-Type among the headers).
+            body = body.encode() if isinstance(body, str) else body if isinstance(body, bytes) else json.dumps(body).encode()
             size = len(body)
         entry["status"] = reply.status
         self.server.app.record(entry)

@@ -32,6 +32,7 @@ GRANTS = {
 }
 FORMULAS = ['=HYPERLINK("http://evil.example/","click")', "+1+1", "-2+3", "@SUM(A1:A2)", "\tTabbed"]
 RECEIVED_LIMIT = 10_000
+HTML_PAGE = "<html><head><title>Request blocked</title></head><body><h1>Access denied</h1></body></html>"
 
 
 @dataclass
@@ -71,6 +72,7 @@ class SandboxApp:
             self.rate: float | None = None
             self.burst = 10
             self.retry_after_on_429 = False
+            self.unlisted_clients = 0  # counted in the clients' `total` but never listed (a broken server)
             self.token_lifetime = 86400
             self._failures: deque = deque()
             self._tokens_issued = 0
@@ -96,9 +98,14 @@ class SandboxApp:
         with self._lock:
             self.prepended += 1
 
-    def fail_next(self, path_prefix: str, statuses: list[int], retry_after: int | None = None) -> None:
+    def fail_next(self, path_prefix: str, statuses: list[int], retry_after: int | str | None = None) -> None:
+        """The next answers on the path: these statuses, with Auth0's error body and `Retry-After` as given."""
         with self._lock:
             self._failures.extend((path_prefix, status, retry_after) for status in statuses)
+
+    def answer_html_next(self, path_prefix: str, count: int = 1) -> None:
+        """The next answers on the path: 200 with an HTML page, as a proxy or a web firewall sends."""
+        self.fail_next(path_prefix, [200] * count)
 
     def expire_all_tokens(self) -> None:
         with self._lock:
@@ -141,6 +148,8 @@ class SandboxApp:
             if status == 429:
                 self.responses_429 += 1
         headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+        if status == 200:
+            return Reply(200, HTML_PAGE, {"Content-Type": "text/html; charset=utf-8"})
         return Reply(status, _api_error(status, _REASONS.get(status, "Error"), _REASONS.get(status, "Error")), headers)
 
     def token(self, params: dict) -> Reply:
@@ -263,6 +272,7 @@ class SandboxApp:
         with_global = query.get("is_global", "").lower() != "false"
         prepended = self.prepended
         total = prepended + self.clients + (1 if with_global else 0)
+        reported = total + self.unlisted_clients
         start = page * per_page
         items = []
         for position in range(start, min(start + per_page, total)):
@@ -275,7 +285,7 @@ class SandboxApp:
                 app = self.application(index - prepended, keys)
             items.append(_select_fields(app, query))
         if query.get("include_totals", "").lower() == "true":
-            return Reply(200, {"start": start, "limit": per_page, "length": len(items), "total": total, "clients": items})
+            return Reply(200, {"start": start, "limit": per_page, "length": len(items), "total": reported, "clients": items})
         return Reply(200, items)
 
 

@@ -23,7 +23,7 @@ def _reached(step: str) -> None:
 
 
 _put = state.JobState.put
-_sync_dir = state._sync_dir
+_sync_dir = state.sync_dir
 
 
 def put(self, **values):
@@ -38,4 +38,4 @@ def sync_dir(directory):
 
 
 state.JobState.put = put
-state._sync_dir = sync_dir
+state.sync_dir = sync_dir

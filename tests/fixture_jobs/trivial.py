@@ -31,3 +31,21 @@ def leaky(ctx):
 def ping(ctx):
     page = ctx.api.get("clients", {"per_page": 1, "fields": "client_id", "is_global": "false"})
     return {"clients": len(page)}
+
+
+@job("stubborn", schedule="0 8 * * *", description="Writes a file slowly, ignoring ctx.stopping.", needs_api=False, timeout=60)
+def stubborn(ctx):
+    from batchrunner.files import atomic_text
+
+    with atomic_text(ctx.export_dir / "stubborn.txt") as handle:
+        while True:  # a pure Python loop that never looks at ctx.stopping
+            handle.write("x")
+            time.sleep(0.01)
+
+
+@job("drifty", schedule="0 9 * * *", description="Reports drift through the notification hook.", needs_api=False)
+def drifty(ctx):
+    from batchrunner.alerts import notify
+
+    notify(ctx, "drift", "drifty: 1 role added", changes={"roles": {"added": 1, "removed": 0, "changed": 0}})
+    return {"changes": {"added": 1, "removed": 0, "changed": 0}}

@@ -1,15 +1,15 @@
 """Durable job state: a job's checkpoint and the like, beside its runs (SPEC section 11).
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0005
+Revises: 0004
 """
 import sqlalchemy as sa
 from alembic import op
 
 from batchrunner.models import UtcDateTime
 
-revision = "0003"
-down_revision = "0002"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,85 @@
+"""What the export does with answers a real tenant should not give: a `total` larger than the list,
+a 200 that is a proxy's HTML page, a `Retry-After` that is no number. Each is one line, never a
+traceback, and never an endless run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from test_export import exports
+
+# Nothing here concerns the database: SQLite alone keeps the suite short.
+SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+
+def verdict(result) -> str:
+    return result.stderr.strip().splitlines()[-1]
+
+
+@SQLITE_ONLY
+def test_a_total_larger_than_the_list_fails_at_the_first_short_page(runner, tenant, tmp_path):
+    app = tenant.tenant
+    app.set_clients(250)
+    app.unlisted_clients = 5000  # 53 pages reported, 3 listed
+    result = runner("run-job", "export-clients")
+    assert result.returncode == 1
+    assert verdict(result) == (
+        "runner: export-clients failed (run 1): the pages of clients ended early (page 3 of 53 held 50, not 100): "
+        "they changed during the export; run again"
+    )
+    assert "Traceback" not in result.stderr
+    assert app.api_requests <= 3 + 16  # the pages up to the short one, and at most those in flight
+    [run] = json.loads(runner("history", "--json").stdout)
+    assert run["status"] == "failed"
+    assert exports(tmp_path) == {}
+
+
+@SQLITE_ONLY
+def test_a_short_first_page_asks_for_no_other(runner, tenant):
+    app = tenant.tenant
+    app.set_clients(30)
+    app.unlisted_clients = 200
+    result = runner("run-job", "export-clients")
+    assert result.returncode == 1
+    assert "the pages of clients ended early (page 1 of 3 held 30, not 100)" in verdict(result)
+    assert app.api_requests == 1
+
+
+@SQLITE_ONLY
+def test_an_absurd_total_is_refused_before_paging(runner, tenant):
+    app = tenant.tenant
+    app.unlisted_clients = 10**12  # a server that would have the runner page for ever
+    result = runner("run-job", "export-clients", timeout=30)
+    assert result.returncode == 1
+    assert verdict(result) == (
+        f"runner: export-clients failed (run 1): the Management API reported {10**12 + 25} clients, more than the "
+        "1000000 the runner pages through; is AUTH0_DOMAIN an Auth0 tenant?"
+    )
+    assert app.api_requests == 1
+
+
+@SQLITE_ONLY
+def test_a_200_with_an_html_page_is_one_line(runner, tenant, tmp_path):
+    tenant.tenant.answer_html_next("/api/v2/clients")
+    result = runner("run-job", "export-clients")
+    assert result.returncode == 1
+    assert verdict(result) == (
+        "runner: export-clients failed (run 1): GET /api/v2/clients answered HTTP 200 with text/html, not JSON "
+        "(a proxy's or firewall's page?); check AUTH0_DOMAIN and RUNNER_HTTPS_PROXY"
+    )
+    assert "Traceback" not in result.stderr
+    assert exports(tmp_path) == {}
+
+
+@pytest.mark.parametrize("path", ["/api/v2/clients", "/oauth/token"])
+@SQLITE_ONLY
+def test_a_retry_after_that_is_no_number_is_a_429_like_any_other(runner, tenant, tmp_path, path):
+    # "²" passes str.isdigit() but not float(): it crashed the run with a traceback.
+    tenant.tenant.fail_next(path, [429], retry_after="²")
+    result = runner("run-job", "export-clients")
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert len([line for line in result.stderr.splitlines() if "429" in line]) == (1 if path.startswith("/api") else 0)
+    assert "clients-latest.csv" in exports(tmp_path)
