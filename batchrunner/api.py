@@ -39,6 +39,9 @@ CALL_ATTEMPTS = 8
 CALL_RETRY_SECONDS = 180.0
 PER_PAGE = 100  # the Management API's maximum
 MAX_IN_FLIGHT = 16  # concurrent page requests; also bounds the pages held for in-order delivery
+# Connections kept open for reuse. A snapshot pages an offset list (MAX_IN_FLIGHT), other tables and
+# 8 parents' lists at once; a pool smaller than that closes connections and logs a warning each time.
+POOL_SIZE = 64
 MAX_PACE_SECONDS = 120.0  # the longest one request waits for room in the rate limit
 # A list longer than this many pages is refused before paging it: ten times the 100,000
 # applications Auth0's entity limits allow an Enterprise tenant, so only a broken `total` gets here.
@@ -87,7 +90,7 @@ class ManagementApi:
         self.rate_limits = rate_limits  # buckets.MODES: one bucket for the tenant, or one per endpoint family
         self.tokens = tokens  # a token source with invalidate()
         self.client_id = client_id
-        self.session = session or new_session(pool_size=MAX_IN_FLIGHT)
+        self.session = session or new_session(pool_size=POOL_SIZE)
         self.run_id = run_id
         self.stats = ApiStats()
         self._stats_lock = threading.Lock()
@@ -213,10 +216,10 @@ class ManagementApi:
             pacer.forget(seq, time.monotonic())  # no answer will come
             raise retry.connection_failure(url.split("?")[0], exc, ApiError) from None
         self._count("requests")
+        pacer.observe(seq, response.headers, time.monotonic(), time.time())  # a redirect is an answer too
         redirected = redirect_error(response)
         if redirected:
             raise ApiError(redirected)
-        pacer.observe(seq, response.headers, time.monotonic(), time.time())
         if response.status_code == 401 and not refreshed:
             log.info("token rejected (%s); getting a new one", _message(response))
             self.tokens.invalidate(token)
