@@ -166,6 +166,25 @@ def test_drift_between_two_snapshots_is_exactly_the_changes_made(runner, directo
     assert run["result"]["changes_by_resource"] == changes["summary"]
 
 
+def test_drift_is_announced_to_the_notification_webhook(runner, directory_tenant, tmp_path):
+    from test_pings import Sink
+
+    sink = Sink()
+    try:
+        hook = {"RUNNER_NOTIFY_URL": sink.url + "/hook"}
+        assert runner("run-job", "snapshot", extra_env=hook).returncode == 0
+        assert sink.received == []  # the first snapshot: nothing to compare
+        yesterday(tmp_path)
+        directory_tenant.directory.apply_changes()
+        assert runner("run-job", "snapshot", extra_env=hook).returncode == 0
+        [(path, body)] = sink.received
+        event = json.loads(body)
+        assert path == "/hook" and event["event"] == "drift" and event["job"] == "snapshot"
+        assert event["changes"]["role_members"]["added"] >= 1 and "changed (changes.json)" in event["text"]
+    finally:
+        sink.close()
+
+
 def test_no_change_is_an_empty_drift_and_a_damaged_previous_is_no_failure(runner, directory_tenant, tmp_path):
     assert runner("run-job", "snapshot").returncode == 0
     yesterday(tmp_path, "20261123T023000Z")
