@@ -411,6 +411,15 @@ def sqlite_file(url: str) -> Path | None:
     return Path(parsed.database).absolute()
 
 
+def close_all() -> None:
+    """Close every database this process opened (a process that ends: SQLite folds its WAL into the file)."""
+    for db in _databases.values():
+        try:
+            db.dispose()
+        except Exception:  # the process ends either way; what was committed is in the database
+            pass
+
+
 def open_database(url: str, *, migrate: bool = True, create: bool = True) -> Database:
     """One Database per URL per process, its schema brought up to date on first use.
 
