@@ -46,6 +46,12 @@ MAX_RECENT = 64
 # Drained, nothing in flight, no rate known and no `x-ratelimit-reset`: probe this long after the
 # last answer (a tenant that refills slower answers with a 429 that says when to come back).
 IDLE_PROBE_SECONDS = 0.25
+# Before any answer nothing is known of the bucket: no more than the smallest one Auth0 publishes
+# holds (Free: 2) go out together, so a list's page 0 and its speculative page 1 (api.py), or two
+# jobs starting at once, find room. A request unanswered this long no longer holds the next back
+# (it may have failed without an answer; the server would have counted it by now).
+FIRST_WAVE = 2
+FIRST_WAVE_SECONDS = 1.0
 POLL_SECONDS = 0.005  # requests in flight, no rate known yet: the next answer will say more
 ANSWER_POLL_SECONDS = 0.05  # requests in flight, a rate known: look again this often
 # The server's clock and ours differ a little; never count on its reset before ours says so.
@@ -137,11 +143,17 @@ class Pacer:
     def rate(self) -> float | None:
         return self._rate
 
+    def fresh(self) -> bool:
+        """No request has gone out through this pacer yet: the bucket is as full as it gets."""
+        with self._lock:
+            return self._sends.count == 0 and not self._reserved
+
     def _wait(self, now: float) -> float:
         if now < self._hold:
             return self._hold - now
         if self._newest is None:
-            return 0.0
+            pending = sum(1 for at in self._unanswered.values() if at > now - FIRST_WAVE_SECONDS) + len(self._reserved)
+            return 0.0 if pending < FIRST_WAVE else POLL_SECONDS
         available = self._available(now)
         idle = not self._unanswered and not self._reserved
         if not self._rate:
