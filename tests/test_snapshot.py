@@ -205,7 +205,7 @@ def test_on_essentials_each_endpoint_bucket_is_paced_on_its_own(runner, director
     # Per-endpoint buckets as Essentials has them, one far tighter than the rest: a pacer for the
     # tenant as a whole would spend the roomy buckets' headroom on the tight one and meet 429s.
     directory_tenant.buckets.enabled = True
-    directory_tenant.buckets.limits.update({"Read Organization Members": (1, 240), "Read Organizations": (20, 2400),
+    directory_tenant.buckets.limits.update({"Read Organization Members": (2, 120), "Read Organizations": (20, 2400),
                                             "Read Connections": (20, 2400), "Read Clients": (20, 2400),
                                             "All other Endpoints Combined": (20, 2400)})
     result = runner("run-job", "snapshot", "--json", extra_env={"RUNNER_RATE_LIMITS": "endpoint"}, timeout=120)
