@@ -462,7 +462,12 @@ _register_ops(cli)
 
 
 def main():
-    cli(prog_name="runner")
+    try:
+        cli(prog_name="runner")
+    except SystemExit as done:  # click ends every command so, its output written
+        from batchrunner.ending import end_process
+
+        end_process(done.code)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from urllib.parse import parse_qsl
 
 import requests
 
-from . import retry
+from . import buckets, retry
 from .errors import ApiError
 from .http import TIMEOUT, new_session, redirect_error
 from .pacing import Pacer
@@ -39,10 +39,18 @@ CALL_ATTEMPTS = 8
 CALL_RETRY_SECONDS = 180.0
 PER_PAGE = 100  # the Management API's maximum
 MAX_IN_FLIGHT = 16  # concurrent page requests; also bounds the pages held for in-order delivery
+# Connections kept open for reuse. A snapshot pages an offset list (MAX_IN_FLIGHT), other tables and
+# 8 parents' lists at once; a pool smaller than that closes connections and logs a warning each time.
+POOL_SIZE = 64
 MAX_PACE_SECONDS = 120.0  # the longest one request waits for room in the rate limit
 # A list longer than this many pages is refused before paging it: ten times the 100,000
 # applications Auth0's entity limits allow an Enterprise tenant, so only a broken `total` gets here.
 MAX_PAGES = 10_000
+# Page 0 says how many pages there are; sent alone, it leaves the bucket full for its round trip, so
+# what the bucket refills meanwhile is lost. The first list a process pages through (its pacer is
+# fresh: the bucket is full) asks for this many pages more beside it. A list of one page then costs
+# one request more, once per process; later lists, whose bucket may be in use, speculate nothing.
+SPECULATIVE_PAGES = 1
 SHOW_WAIT_SECONDS = 0.5  # a wait for the rate limit this long is worth telling a person watching
 
 
@@ -58,10 +66,10 @@ _pacers: dict[str, Pacer] = {}
 _pacers_lock = threading.Lock()
 
 
-def tenant_pacer(base_url: str) -> Pacer:
-    """The one pacer of a tenant in this process: jobs running at once share its bucket (SPEC section 11)."""
+def tenant_pacer(base_url: str, bucket: str = buckets.GLOBAL) -> Pacer:
+    """The one pacer of a tenant's bucket in this process: jobs running at once share it (SPEC section 11)."""
     with _pacers_lock:
-        return _pacers.setdefault(base_url.rstrip("/"), Pacer())
+        return _pacers.setdefault(f"{base_url.rstrip('/')} {bucket}", Pacer())
 
 
 @dataclass
@@ -81,12 +89,13 @@ class ManagementApi:
         session: requests.Session | None = None,
         cancelled: threading.Event | None = None,
         run_id: int | None = None,
+        rate_limits: str = buckets.GLOBAL,
     ):
         self.base_url = base_url.rstrip("/")
+        self.rate_limits = rate_limits  # buckets.MODES: one bucket for the tenant, or one per endpoint family
         self.tokens = tokens  # a token source with invalidate()
         self.client_id = client_id
-        self.session = session or new_session(pool_size=MAX_IN_FLIGHT)
-        self.pacer = tenant_pacer(self.base_url)
+        self.session = session or new_session(pool_size=POOL_SIZE)
         self.run_id = run_id
         self.stats = ApiStats()
         self._stats_lock = threading.Lock()
@@ -143,57 +152,60 @@ class ManagementApi:
 
     def _paginate(self, path, key, params, on_page, unique, progress) -> Iterator[dict]:
         base = {**(params or {}), "per_page": PER_PAGE, "include_totals": "true"}
-        first = self.get(path, {**base, "page": 0})
-        total = _total(first, key)
-        pages = max(1, -(-total // PER_PAGE))
-        if pages > MAX_PAGES:
-            raise ApiError(f"the Management API reported {total} {key}, more than the {MAX_PAGES * PER_PAGE} the runner pages through; is AUTH0_DOMAIN an Auth0 tenant?")
-        count, previous_last = 0, None
-        for number, body in enumerate(self._pages(path, base, pages, first), start=1):
-            items = _items(body, key)
-            repeated = (unique and items and previous_last is not None
-                        and items[0].get(unique) is not None and items[0].get(unique) == previous_last.get(unique))
-            if body.get("total") != total or repeated:
-                raise _changed(key)
-            if number < pages and len(items) < PER_PAGE:
-                # Without this a `total` larger than the list would page on through empty pages.
-                raise _changed(key, f"the pages of {key} ended early (page {number} of {pages} held {len(items)}, not {PER_PAGE})")
-            if on_page:
-                on_page(number, pages)
-            if progress:
-                progress.update(number, pages, count + len(items), self.stats.requests)
-            count += len(items)
-            previous_last = items[-1] if items else previous_last
-            yield from items
-        if count != total:
-            raise _changed(key, f"the tenant reported {total} {key} but listed {count}")
+        speculate = SPECULATIVE_PAGES if self._pacer('GET', path).fresh() else 0
+        pool = _DaemonPool("page")
+        try:
+            window = deque(self._fetch(pool, path, base, number) for number in range(1 + speculate))
+            total = _total(window[0].result(), key)
+            pages = max(1, -(-total // PER_PAGE))
+            if pages > MAX_PAGES:
+                raise ApiError(f"the Management API reported {total} {key}, more than the {MAX_PAGES * PER_PAGE} the runner pages through; is AUTH0_DOMAIN an Auth0 tenant?")
+            while len(window) > pages:  # speculated past the last page: its answer is not waited for
+                window.pop().cancel()
+            count, previous_last = 0, None
+            for number, body in enumerate(self._in_order(pool, window, path, base, pages), start=1):
+                items = _items(body, key)
+                repeated = (unique and items and previous_last is not None
+                            and items[0].get(unique) is not None and items[0].get(unique) == previous_last.get(unique))
+                if body.get("total") != total or repeated:
+                    raise _changed(key)
+                if number < pages and len(items) < PER_PAGE:
+                    # Without this a `total` larger than the list would page on through empty pages.
+                    raise _changed(key, f"the pages of {key} ended early (page {number} of {pages} held {len(items)}, not {PER_PAGE})")
+                if on_page:
+                    on_page(number, pages)
+                if progress:
+                    progress.update(number, pages, count + len(items), self.stats.requests)
+                count += len(items)
+                previous_last = items[-1] if items else previous_last
+                yield from items
+            if count != total:
+                raise _changed(key, f"the tenant reported {total} {key} but listed {count}")
+        finally:
+            # A consumer that stops early (an error, SIGTERM) must not wait for the pages in flight.
+            pool.shutdown()
 
     def close(self) -> None:
         """End the session; page fetches still waiting (on the pacer, on a retry) give up."""
         self._cancelled.set()
         self.session.close()
 
-    def _pages(self, path, base, pages, first) -> Iterator[dict]:
-        yield first
-        if pages == 1:
-            return
-        pool = _DaemonPool(min(MAX_IN_FLIGHT, pages - 1), "page")
-        try:
-            window: deque = deque()
-            upcoming = iter(range(1, pages))
-            for number in upcoming:
-                window.append(pool.submit(_tagged(self.get), path, {**base, "page": number}))
-                if len(window) >= MAX_IN_FLIGHT:
-                    break
-            while window:
-                body = window.popleft().result()
-                nxt = next(upcoming, None)
-                if nxt is not None:
-                    window.append(pool.submit(_tagged(self.get), path, {**base, "page": nxt}))
-                yield body
-        finally:
-            # A consumer that stops early (an error, SIGTERM) must not wait for the pages in flight.
-            pool.shutdown()
+    def _fetch(self, pool: "_DaemonPool", path: str, base: dict, number: int) -> Future:
+        return pool.submit(_tagged(self.get), path, {**base, "page": number})
+
+    def _in_order(self, pool: "_DaemonPool", window: deque, path: str, base: dict, pages: int) -> Iterator[dict]:
+        """The pages' bodies in order, at most MAX_IN_FLIGHT fetched at once; `window` holds the first ones asked for."""
+        following = iter(range(len(window), pages))
+        for number in following:
+            window.append(self._fetch(pool, path, base, number))
+            if len(window) >= MAX_IN_FLIGHT:
+                break
+        while window:
+            body = window.popleft().result()
+            number = next(following, None)
+            if number is not None:
+                window.append(self._fetch(pool, path, base, number))
+            yield body
 
     def _call(self, method: str, url: str, params: dict | None, json_body: dict | None, refreshed: bool = False) -> Reply:
         self._check_cancelled()
@@ -201,19 +213,21 @@ class ManagementApi:
         headers = {"Authorization": f"Bearer {token.access_token}"}
         if method != "GET" and self.run_id is not None:
             headers["X-Correlation-ID"] = f"runner-{self.run_id}"
-        self._pace()
-        seq = self.pacer.sent()
+        pacer = self._pacer(method, url[len(self.base_url) + len("/api/v2/"):])
+        self._pace(pacer)
+        seq = pacer.sent()
         try:
             response = self.session.request(
                 method, url, params=params, json=json_body, timeout=TIMEOUT, allow_redirects=False, headers=headers,
             )
         except requests.RequestException as exc:
+            pacer.forget(seq, time.monotonic())  # no answer will come
             raise retry.connection_failure(url.split("?")[0], exc, ApiError) from None
         self._count("requests")
+        pacer.observe(seq, response.headers, time.monotonic(), time.time())  # a redirect is an answer too
         redirected = redirect_error(response)
         if redirected:
             raise ApiError(redirected)
-        self.pacer.observe(seq, response.headers, time.monotonic(), time.time())
         if response.status_code == 401 and not refreshed:
             log.info("token rejected (%s); getting a new one", _message(response))
             self.tokens.invalidate(token)
@@ -222,7 +236,7 @@ class ManagementApi:
         if response.status_code == 429:
             self._count("responses_429")
             # Every page thread waits as the server said, not only the one that was refused.
-            self.pacer.hold_until(time.monotonic() + (retry.server_wait(response.headers, time.time()) or 1.0))
+            pacer.hold_until(time.monotonic() + (retry.server_wait(response.headers, time.time()) or 1.0))
         transient = retry.transient_for(response)
         if transient:
             raise transient
@@ -238,11 +252,15 @@ class ManagementApi:
             ) from None
         return Reply(body, response.links.get("next", {}).get("url"))
 
-    def _pace(self) -> None:
+    def _pacer(self, method: str, path: str) -> Pacer:
+        """The pacer of the bucket a request to /api/v2/`path` draws from (buckets.py)."""
+        return tenant_pacer(self.base_url, buckets.of(method, path, self.rate_limits))
+
+    def _pace(self, pacer: Pacer) -> None:
         deadline = time.monotonic() + MAX_PACE_SECONDS
         while True:
             now = time.monotonic()
-            wait = self.pacer.wait_time(now)
+            wait = pacer.wait_time(now)
             if wait <= 0:
                 return
             if now + wait > deadline:
@@ -299,13 +317,16 @@ class _DaemonPool:
     pages answering in 25 s `run-job` ended seconds after SIGTERM instead of at once (issue 9).
     """
 
-    def __init__(self, workers: int, name: str):
+    def __init__(self, name: str):
         self._work: queue.SimpleQueue = queue.SimpleQueue()
-        self._workers = workers
-        for number in range(workers):
-            threading.Thread(target=self._worker, name=f"{name}-{number}", daemon=True).start()
+        self._name = name
+        self._workers = 0
 
     def submit(self, call, *args) -> Future:
+        """Run `call(*args)` in a worker; a worker is started for each call up to MAX_IN_FLIGHT (the window)."""
+        if self._workers < MAX_IN_FLIGHT:
+            threading.Thread(target=self._worker, name=f"{self._name}-{self._workers}", daemon=True).start()
+            self._workers += 1
         future: Future = Future()
         self._work.put((future, call, args))
         return future

@@ -29,7 +29,7 @@ KNOWN_SETTINGS = (
     # operating it unattended (SPEC section 16)
     "RUNNER_RETENTION_DAYS", "RUNNER_LOGS_RETENTION_DAYS", "RUNNER_METRICS_ADDRESS", "RUNNER_PING_URL", "RUNNER_NOTIFY_URL",
     # talking to Auth0 through a proxy or a corporate CA
-    "RUNNER_HTTPS_PROXY", "RUNNER_CA_BUNDLE",
+    "RUNNER_HTTPS_PROXY", "RUNNER_CA_BUNDLE", "RUNNER_RATE_LIMITS",
     # the bundled jobs' own
     "RUNNER_SNAPSHOT_RESOURCES", "RUNNER_LOGS_START", "RUNNER_LOGS_TENANT_RETENTION_DAYS", "RUNNER_LOGS_FILE_EVENTS",
     "RUNNER_USERS_FIELDS",
@@ -53,6 +53,7 @@ class Settings:
     unknown: tuple[str, ...] = ()  # RUNNER_* variables that are no setting (and no typo of one): ignored
     https_proxy: str | None = field(default=None, repr=False)  # may carry a password
     ca_bundle: Path | None = None
+    rate_limits: str = "global"  # Auth0's buckets: one for the tenant, or one per endpoint family (buckets.py)
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,15 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         unknown=unknown_variables(env),
         https_proxy=_https_proxy(env),
         ca_bundle=_ca_bundle(env),
+        rate_limits=_rate_limits(env),
     )
+
+
+def _rate_limits(env: Mapping[str, str]) -> str:
+    value = _nonblank(env, "RUNNER_RATE_LIMITS") or "global"
+    if value not in ("global", "endpoint"):
+        raise ConfigError("RUNNER_RATE_LIMITS", f"{value!r} is neither global (Free, Enterprise) nor endpoint (Essentials, Professional, B2B)")
+    return value
 
 
 def unknown_variables(env: Mapping[str, str]) -> tuple[str, ...]:

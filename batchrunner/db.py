@@ -309,6 +309,10 @@ def _create_engine(url: str, db: Database) -> Engine:
     try:
         if parsed.get_backend_name() == "sqlite":
             return _sqlite_engine(parsed, db)
+        if parsed.get_backend_name() == "postgresql":
+            from .models import add_postgresql_options
+
+            add_postgresql_options()
         # hide_parameters: a failed statement's error must not carry its values (a bearer token) into a log.
         return create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=5, hide_parameters=True)
     except (NoSuchModuleError, ModuleNotFoundError) as exc:
@@ -405,6 +409,15 @@ def sqlite_file(url: str) -> Path | None:
     if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
         return None
     return Path(parsed.database).absolute()
+
+
+def close_all() -> None:
+    """Close every database this process opened (a process that ends: SQLite folds its WAL into the file)."""
+    for db in _databases.values():
+        try:
+            db.dispose()
+        except Exception:  # the process ends either way; what was committed is in the database
+            pass
 
 
 def open_database(url: str, *, migrate: bool = True, create: bool = True) -> Database:

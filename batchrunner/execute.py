@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Callable
 
 from . import alerts, clock, logs, runs, timeouts
-from .api import MAX_IN_FLIGHT, ManagementApi
+from .api import POOL_SIZE, ManagementApi
 from .config import Settings, load_credentials
 from .db import Database
 from .errors import RunnerError
@@ -137,9 +137,10 @@ class Either:
 def _context(request: RunRequest, run_id: int, credentials, settings: Settings, db: Database, now, lost) -> JobContext:
     api = None
     if credentials is not None:
-        session = new_session(pool_size=MAX_IN_FLIGHT, settings=settings)  # one keep-alive session per run, tokens and API alike
+        session = new_session(pool_size=POOL_SIZE, settings=settings)  # one keep-alive session per run, tokens and API alike
         tokens = cached_source(db, credentials, f"run {run_id} ({request.job.name})", run_id, session)
-        api = ManagementApi(credentials.base_url, tokens, credentials.client_id, session, cancelled=lost, run_id=run_id)
+        api = ManagementApi(credentials.base_url, tokens, credentials.client_id, session, cancelled=lost, run_id=run_id,
+                            rate_limits=settings.rate_limits)
     return JobContext(
         api=api,
         settings=settings,

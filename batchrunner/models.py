@@ -97,6 +97,27 @@ token_issuances = Table(
     Index("ix_token_issuances_issued_at", "issued_at"),
 )
 
+# Partial unique indexes carry their condition for each backend. SQLite's is given here; naming
+# PostgreSQL's here too would make SQLAlchemy import its whole PostgreSQL dialect (the asyncpg,
+# pg8000 and psycopg modules, some 35 ms) before the first request of every run on SQLite as well
+# (SPEC section 17), so `add_postgresql_options` adds it when a PostgreSQL database is opened
+# (db.py), which loads that dialect anyway. The migrations name both (0001_initial.py).
+_PARTIAL_WHERE: dict[str, str] = {}
+
+
+def _partial_unique(name: str, *columns: str, where: str) -> Index:
+    _PARTIAL_WHERE[name] = where
+    return Index(name, *columns, unique=True, sqlite_where=text(where))
+
+
+def add_postgresql_options() -> None:
+    """Give the partial indexes their PostgreSQL condition (idempotent)."""
+    for table in metadata.tables.values():
+        for index in table.indexes:
+            if index.name in _PARTIAL_WHERE:
+                index.dialect_kwargs["postgresql_where"] = text(_PARTIAL_WHERE[index.name])
+
+
 runs = Table(
     "runs",
     metadata,
@@ -117,24 +138,12 @@ runs = Table(
     Column("result", Text),
     # Each fire time of a job is claimed by one live run, whichever replica or process gets there
     # first; an abandoned run gives up its claim so that its fire time can be run once more.
-    Index(
-        "uq_runs_job_scheduled_for",
-        "job",
-        "scheduled_for",
-        unique=True,
-        sqlite_where=text("status != 'abandoned' AND scheduled_for IS NOT NULL"),
-        postgresql_where=text("status != 'abandoned' AND scheduled_for IS NOT NULL"),
-    ),
+    _partial_unique("uq_runs_job_scheduled_for", "job", "scheduled_for",
+                    where="status != 'abandoned' AND scheduled_for IS NOT NULL"),
     Index("ix_runs_job_started_at", "job", "started_at"),
     Index("ix_runs_status", "status"),
     # At most one running run per job: the database itself refuses an overlap.
-    Index(
-        "uq_runs_one_running_per_job",
-        "job",
-        unique=True,
-        sqlite_where=text("status = 'running'"),
-        postgresql_where=text("status = 'running'"),
-    ),
+    _partial_unique("uq_runs_one_running_per_job", "job", where="status = 'running'"),
 )
 
 

@@ -14,15 +14,19 @@ import gzip
 import io
 import json
 import os
+import re
 import shutil
 import tempfile
 from contextlib import contextmanager
+from itertools import islice
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence, Union
 
-from .files import EXPORT_MODE, atomic_file, atomic_text, neutralise, sync_dir
+from .files import EXPORT_MODE, FORMULA_PREFIXES, atomic_file, atomic_text, neutralise, sync_dir
 
 LIST_SEPARATOR = " "
+BATCH = 1000  # items made into rows, and rows handed to the CSV writer, at once
 Source = Union[str, Callable[[dict], Any]]
 Column = tuple[str, Source]
 
@@ -30,6 +34,8 @@ Column = tuple[str, Source]
 def read(item: dict, source: Source) -> Any:
     if callable(source):
         return source(item)
+    if isinstance(source, Key):
+        return item.get(source) if isinstance(item, dict) else None
     value: Any = item
     for part in source.split("."):
         value = value.get(part) if isinstance(value, dict) else None
@@ -53,20 +59,99 @@ def row(item: dict, columns: Sequence[Column]) -> list[str]:
     return [neutralise(cell(read(item, source))) for _, source in columns]
 
 
+def rows(items: Iterable[dict], columns: Sequence[Column]) -> Iterator[tuple[str, ...]]:
+    """`row` of each item, exactly, made faster (see `row_batches`)."""
+    for batch in row_batches(items, columns):
+        yield from batch
+
+
+def row_batches(items: Iterable[dict], columns: Sequence[Column]) -> Iterator[list[tuple[str, ...]]]:
+    """`row` of each item, in lists of up to BATCH, made a column of a batch at a time: a million
+    users are nine million cells, and a column of plain strings (most are) is read, checked and kept
+    in a few C loops where a cell at a time would be a Python loop each."""
+    sources = [source for _, source in columns]
+    keys = [source for source in sources if _is_key(source)]
+    take_keys = itemgetter(*keys) if len(keys) > 1 else None
+    absent = dict.fromkeys(keys)
+    readers = [_reader(source) for source in sources]
+    items = iter(items)
+    for batch in iter(lambda: list(islice(items, BATCH)), []):
+        if not sources:
+            yield [()] * len(batch)
+            continue
+        values = {}
+        if take_keys is not None and set(map(type, batch)) == {dict}:
+            # Every key of every item in two C calls: each item over the absent ones, then taken.
+            values = dict(zip(keys, zip(*map(take_keys, [{**absent, **item} for item in batch]))))
+        yield list(zip(*[_cells(list(values[source]) if source in values else list(map(reader, batch)))
+                         for source, reader in zip(sources, readers)]))
+
+
+def _cells(values: list) -> list[str]:
+    """neutralise(cell(value)) of each value of a column."""
+    kinds = set(map(type, values))
+    if not kinds <= _PLAIN:  # lists, objects, fractions: a cell at a time
+        return [neutralise(cell(value)) for value in values]
+    if kinds <= {bool, type(None)}:
+        return list(map(_TEXTS.__getitem__, values))
+    if kinds != {str}:
+        values = [value if type(value) is str else "" if value is None else ("true" if value else "false")
+                  if type(value) is bool else str(value) for value in values]
+    # Each value follows a newline in the joined text, so a formula shows as a newline and its first
+    # character (a newline inside a value can only make the check look closer, never miss one).
+    if not _FORMULA_AFTER_NEWLINE.search("\n" + "\n".join(values)):
+        return values
+    return ["'" + value if value[:1] in _FORMULA_FIRST else value for value in values]  # as neutralise()
+
+
+class Key(str):
+    """A column's source that is one field, named as it is, dots and all (`"user_metadata.locale"`
+    as a key of a flat item), where a plain string would be a path."""
+
+
+def _is_key(source: Source) -> bool:
+    return isinstance(source, Key) or (type(source) is str and "." not in source)
+
+
+def _reader(source: Source) -> Callable[[dict], Any]:
+    if callable(source):
+        return source
+    if _is_key(source):
+        return lambda item: item.get(source) if isinstance(item, dict) else None
+    return lambda item: read(item, source)
+
+
+# What neutralise() acts on, by first character: each of files.FORMULA_PREFIXES is one.
+assert all(len(prefix) == 1 for prefix in FORMULA_PREFIXES)
+_FORMULA_FIRST = frozenset(FORMULA_PREFIXES)
+# Led by a literal newline, which the regular expression engine scans for fast.
+_FORMULA_AFTER_NEWLINE = re.compile("\n[" + re.escape("".join(FORMULA_PREFIXES)) + "]")
+_PLAIN = {str, type(None), bool, int}  # whose cells are their text: cell() of them is "", true/false, str()
+_TEXTS = {value: cell(value) for value in (None, True, False)}  # for columns of only these (1 == True)
+
+
 def write_csv(path: Path, columns: Sequence[Column], items: Iterable[dict]) -> int:
     """Write `items` as CSV rows under a temporary name and rename it into place; the row count."""
-    return write_rows(path, [name for name, _ in columns], (row(item, columns) for item in items))
+    return _write(path, [name for name, _ in columns], row_batches(items, columns))
 
 
 def write_rows(path: Path, header: Sequence[str], rows: Iterable[Sequence[str]]) -> int:
+    values = iter(rows)
+    return _write(path, header, iter(lambda: list(islice(values, BATCH)), []))
+
+
+def _write(path: Path, header: Sequence[str], batches: Iterable[list[Sequence[str]]]) -> int:
     count = 0
-    # utf-8-sig: the byte-order mark makes Excel read the file as UTF-8 (SPEC section 6 allows it).
-    with atomic_text(path, encoding="utf-8-sig") as handle:
+    # The byte-order mark makes Excel read the file as UTF-8 (SPEC section 6 allows it). Written by
+    # hand: with "utf-8-sig" every row would pass through a codec written in Python.
+    with atomic_text(path, encoding="utf-8") as handle:
+        handle.write("\ufeff")
         writer = csv.writer(handle, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
         writer.writerow(header)
-        for values in rows:
-            writer.writerow(values)
-            count += 1
+        # In batches: writerows loops in C, where a Python loop would cost a fifth of the writing.
+        for batch in batches:
+            writer.writerows(batch)
+            count += len(batch)
     return count
 
 

@@ -46,6 +46,12 @@ MAX_RECENT = 64
 # Drained, nothing in flight, no rate known and no `x-ratelimit-reset`: probe this long after the
 # last answer (a tenant that refills slower answers with a 429 that says when to come back).
 IDLE_PROBE_SECONDS = 0.25
+# Before any answer nothing is known of the bucket: no more than the smallest one Auth0 publishes
+# holds (Free: 2) go out together, so a list's page 0 and its speculative page 1 (api.py), or two
+# jobs starting at once, find room. A request unanswered this long no longer holds the next back
+# (it may have failed without an answer; the server would have counted it by now).
+FIRST_WAVE = 2
+FIRST_WAVE_SECONDS = 1.0
 POLL_SECONDS = 0.005  # requests in flight, no rate known yet: the next answer will say more
 ANSWER_POLL_SECONDS = 0.05  # requests in flight, a rate known: look again this often
 # The server's clock and ours differ a little; never count on its reset before ours says so.
@@ -80,6 +86,7 @@ class Pacer:
         self._round_trip: float | None = None  # the shortest seen
         self._round_trips: deque[float] = deque(maxlen=RECENT_ROUND_TRIPS)
         self._hold = 0.0
+        self._answered = False  # any answer yet, with or without x-ratelimit-* headers
 
     def wait_time(self, now: float) -> float:
         """Seconds to wait before the next request may go out; 0 means send it now (and call sent())."""
@@ -104,6 +111,7 @@ class Pacer:
         limit, remaining = _int(headers.get("x-ratelimit-limit")), _int(headers.get("x-ratelimit-remaining"))
         with self._lock:
             self._now = max(self._now, now)
+            self._answered = True
             sent_at = self._unanswered.pop(seq, None)
             if remaining is None or sent_at is None:
                 self._review()
@@ -121,6 +129,13 @@ class Pacer:
             if newest:  # a late answer to an older request is no later count
                 self._learn_rate(answer)
 
+    def forget(self, seq: int, now: float) -> None:
+        """Request `seq` got no answer (a connection error): it holds no place any more."""
+        with self._lock:
+            self._now = max(self._now, now)
+            self._unanswered.pop(seq, None)
+            self._review()
+
     def hold_until(self, moment: float) -> None:
         """Send nothing before `moment` (the server answered 429 and said when to come back)."""
         with self._lock:
@@ -137,11 +152,22 @@ class Pacer:
     def rate(self) -> float | None:
         return self._rate
 
+    def fresh(self) -> bool:
+        """No request has gone out through this pacer yet: the bucket is as full as it gets."""
+        with self._lock:
+            return self._sends.count == 0 and not self._reserved
+
     def _wait(self, now: float) -> float:
         if now < self._hold:
             return self._hold - now
+        if not self._answered:
+            # The bucket's size is unknown until the first answer: send what the smallest bucket
+            # Auth0 publishes holds (Free's 2), since more at once could empty it; requests a second
+            # unanswered (failed, say) hold nothing back.
+            pending = sum(1 for at in self._unanswered.values() if at > now - FIRST_WAVE_SECONDS) + len(self._reserved)
+            return 0.0 if pending < FIRST_WAVE else POLL_SECONDS
         if self._newest is None:
-            return 0.0
+            return 0.0  # answers that report no limit: none to keep to
         available = self._available(now)
         idle = not self._unanswered and not self._reserved
         if not self._rate:

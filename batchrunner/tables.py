@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from . import lists
+from . import lists, outputs
 from .lists import Listing
-from .outputs import Column, row, write_rows
+from .outputs import Column, write_rows
 
 FAN_OUT = 8  # lists of different parents fetched at once (role members of 8 roles, say)
 
@@ -50,7 +50,7 @@ class Table:
 @dataclass
 class Fetched:
     table: Table
-    rows: list[list[str]]
+    rows: list[Sequence[str]]
 
     def as_dicts(self) -> list[dict]:
         return [dict(zip(self.table.header, values)) for values in self.rows]
@@ -76,9 +76,9 @@ def fetch_all(api, tables: Sequence[Table], stopping=None) -> dict[str, Fetched]
                 future.cancel()
 
 
-def sorted_rows(table: Table, items) -> list[list[str]]:
+def sorted_rows(table: Table, items) -> list[Sequence[str]]:
     positions = [table.header.index(name) for name in table.key]
-    rows = [row(item, table.columns) for item in items]
+    rows = list(outputs.rows(items, table.columns))
     rows.sort(key=lambda values: [values[i] for i in positions])
     return rows
 

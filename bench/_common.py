@@ -40,3 +40,22 @@ def median(values):
 
 def run(args, env, **kw):
     return subprocess.run(RUNNER + list(args), env=env, capture_output=True, text=True, **kw)
+
+
+def measured(args, env, cwd=None):
+    """Run `runner ARGS` to its end: (exit code, stdout, stderr, wall seconds, peak RSS in MB).
+
+    The peak is the child's own (bench/_peak.py says why not wait4's)."""
+    import os
+    import time
+
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err, \
+            tempfile.NamedTemporaryFile("r", prefix="runner-bench-peak-") as peak:
+        started = time.monotonic()
+        proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "_peak.py"), *args],
+                                env={**env, "BENCH_PEAK_FILE": peak.name}, stdout=out, stderr=err, cwd=cwd)
+        proc.wait()
+        wall = time.monotonic() - started
+        out.seek(0)
+        err.seek(0)
+        return proc.returncode, out.read(), err.read(), wall, int(peak.read() or 0) / 1024  # KiB

@@ -11,6 +11,7 @@ from __future__ import annotations
 from batchrunner import asyncjobs, clock
 from batchrunner.errors import ApiError, ConfigError
 from batchrunner.exports import export_csv
+from batchrunner.outputs import Key
 from batchrunner.registry import job
 
 # (CSV column, the field Auth0 exports it from)
@@ -51,9 +52,13 @@ def export_users(ctx) -> dict:
     ctx.log.info("Auth0 export job %s created; waiting for it", job_id)
     done = asyncjobs.wait(ctx.api, job_id, clock.monotonic() + WAIT_SECONDS, ctx.stopping)
     users = asyncjobs.lines(done, refresh=lambda: ctx.api.get(f"jobs/{job_id}"))
-    # Each line's keys are the columns (export_as): read flat, dots and all.
-    result = export_csv(ctx, "users", [(column, lambda user, c=column: user.get(c)) for column, _ in columns], users)
+    result = export_csv(ctx, "users", csv_columns(columns), users)
     return {**result, "job_id": job_id, "seconds": round(clock.monotonic() - started, 3)}
+
+
+def csv_columns(columns: list[tuple[str, str]]) -> list[tuple[str, object]]:
+    """The CSV's columns: each line's keys are the columns (export_as), read flat, dots and all."""
+    return [(column, Key(column)) for column, _ in columns]
 
 
 def _connection_id(api, name: str) -> str:

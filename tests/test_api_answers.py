@@ -10,6 +10,8 @@ import pytest
 
 from test_export import exports
 
+from batchrunner.api import SPECULATIVE_PAGES
+
 # Nothing here concerns the database: SQLite alone keeps the suite short.
 SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
@@ -37,14 +39,14 @@ def test_a_total_larger_than_the_list_fails_at_the_first_short_page(runner, tena
 
 
 @SQLITE_ONLY
-def test_a_short_first_page_asks_for_no_other(runner, tenant):
+def test_a_short_first_page_asks_for_no_other_than_the_one_sent_beside_it(runner, tenant):
     app = tenant.tenant
     app.set_clients(30)
     app.unlisted_clients = 200
     result = runner("run-job", "export-clients")
     assert result.returncode == 1
     assert "the pages of clients ended early (page 1 of 3 held 30, not 100)" in verdict(result)
-    assert app.api_requests == 1
+    assert app.api_requests <= 1 + SPECULATIVE_PAGES  # page 0, and page 1 sent with it before `total` was known
 
 
 @SQLITE_ONLY
@@ -57,11 +59,12 @@ def test_an_absurd_total_is_refused_before_paging(runner, tenant):
         f"runner: export-clients failed (run 1): the Management API reported {10**12 + 25} clients, more than the "
         "1000000 the runner pages through; is AUTH0_DOMAIN an Auth0 tenant?"
     )
-    assert app.api_requests == 1
+    assert app.api_requests <= 1 + SPECULATIVE_PAGES
 
 
 @SQLITE_ONLY
 def test_a_200_with_an_html_page_is_one_line(runner, tenant, tmp_path):
+    tenant.tenant.set_clients(150)  # two pages: whichever of the first two asked gets the page, it is needed
     tenant.tenant.answer_html_next("/api/v2/clients")
     result = runner("run-job", "export-clients")
     assert result.returncode == 1

@@ -100,3 +100,32 @@ def test_a_job_that_returns_no_dict_fails_naming_the_type(cli, tmp_path):
     assert result.stderr.splitlines()[-1] == f"runner: listy failed (run 1): {reason}"
     [run] = json.loads(cli("history", "--json", extra_env=extra).stdout)
     assert (run["status"], run["error"], run["result"]) == ("failed", reason, None)
+
+
+def test_run_job_ends_with_its_database_closed_and_its_output_whole(cli, tmp_path):
+    # The process ends without the interpreter's teardown (batchrunner/ending.py), yet SQLite's
+    # WAL is folded into the file as at a normal exit, and stdout and the log are complete.
+    result = cli("run-job", "hello", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["result"]["greeting"] == "hello world"
+    assert result.stderr.splitlines()[-1].endswith("succeeded")
+    assert sorted(p.name for p in (tmp_path / "var").iterdir()) == ["runner.db"]
+
+
+def test_a_thread_a_job_leaves_running_is_still_waited_for(cli, tmp_path):
+    marker = tmp_path / "late.txt"
+    (tmp_path / "late.py").write_text(
+        "import threading, time\n"
+        "from batchrunner.registry import job\n\n"
+        "def finish(path):\n    time.sleep(0.3)\n    open(path, 'w').write('done')\n\n"
+        "@job('late', schedule='0 1 * * *', description='Leaves a thread writing a file.', needs_api=False)\n"
+        f"def late(ctx):\n    threading.Thread(target=finish, args=({str(marker)!r},)).start()\n")
+    result = cli("run-job", "late", extra_env={"RUNNER_JOBS": str(tmp_path / "late.py")})
+    assert result.returncode == 0, result.stderr
+    assert marker.read_text() == "done"
+
+
+def test_an_exit_code_survives_the_quick_ending(cli):
+    result = cli("run-job", "failing")
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1] == "runner: failing failed (run 1): RuntimeError: this job always fails"

@@ -10,8 +10,9 @@ from sqlalchemy import create_engine, insert, text
 from sqlalchemy.engine import make_url
 
 from batchrunner import clock, runs
-from batchrunner.db import SCHEMA_HEAD, SCHEMA_REVISIONS, alembic_config, open_database, safe_url
+from batchrunner.db import SCHEMA_HEAD, SCHEMA_REVISIONS, Database, alembic_config, open_database, safe_url
 from batchrunner.models import RunStatus, Trigger, metadata, token_issuances
+from batchrunner.models import runs as runs_table
 from conftest import QUIET, empty_database, run_runner, start_runner, wait_for
 
 
@@ -26,6 +27,18 @@ def test_migrations_create_exactly_the_models(database_url):
     with db.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
     assert diff == []
+
+
+def test_the_partial_indexes_carry_their_condition_on_postgresql():
+    # models.py names PostgreSQL's condition only once a PostgreSQL database is opened (not at
+    # import, which would load SQLAlchemy's whole PostgreSQL dialect on SQLite too).
+    from sqlalchemy.dialects import postgresql
+    from sqlalchemy.schema import CreateIndex
+
+    Database("postgresql+psycopg://runner@127.0.0.1:1/none")  # an engine only: nothing connects
+    ddl = {index.name: str(CreateIndex(index).compile(dialect=postgresql.dialect())) for index in runs_table.indexes}
+    assert ddl["uq_runs_one_running_per_job"].endswith("WHERE status = 'running'")
+    assert ddl["uq_runs_job_scheduled_for"].endswith("WHERE status != 'abandoned' AND scheduled_for IS NOT NULL")
 
 
 def test_db_upgrade_on_a_current_database_says_so(runner):

@@ -52,6 +52,7 @@ def test_every_user_once_with_the_documented_columns(runner, users_tenant, tmp_p
     assert set(run["result"]) >= {"rows", "path", "latest", "job_id", "seconds"}
     created = next(r for r in users_tenant.tenant.received if r["path"] == "/api/v2/jobs/users-exports")
     assert created["json"]["format"] == "json"
+    assert created["headers"]["X-Correlation-ID"] == f"runner-{run['id']}"  # Auth0's tenant logs link the job to the run
     assert users_tenant.exports.downloads and not any(d["authorization"] for d in users_tenant.exports.downloads)
 
 

@@ -100,7 +100,15 @@ def test_a_gap_is_archived_from_the_oldest_held_reported_and_the_next_run_succee
     logs.add(50)
     lost = logs.held()[200:210]
     logs.drop_oldest(210)  # retention passed over the checkpoint and ten events after it
-    gap = runner("run-job", "export-logs", "--json")
+    from test_pings import Sink
+
+    sink = Sink()
+    try:
+        gap = runner("run-job", "export-logs", "--json", extra_env={"RUNNER_NOTIFY_URL": sink.url})
+    finally:
+        sink.close()
+    events = [json.loads(body)["event"] for _, body in sink.received]
+    assert events == ["logs_gap", "failed"]
     assert gap.returncode == 1
     run = json.loads(gap.stdout)
     assert run["status"] == "failed" and run["result"]["gap"] == {"after": checkpoint, "resumed_at": logs.held()[0]}

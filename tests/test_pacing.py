@@ -31,11 +31,41 @@ def sends_allowed(pacer, now, most=50):
     return count
 
 
-def test_sends_freely_until_the_server_reports_a_limit():
+def test_before_any_answer_sends_what_the_smallest_bucket_holds():
+    # Auth0's Free plan has a bucket of 2: page 0 and the page sent beside it, or two jobs that
+    # start together, never find it empty; a third waits for an answer to say more.
     pacer = Pacer()
-    assert pacer.wait_time(0.0) == 0
+    assert pacer.fresh()
+    assert sends_allowed(pacer, 0.0) == 2
+    assert not pacer.fresh()
+    assert pacer.wait_time(0.5) > 0
+    assert pacer.wait_time(1.01) == 0  # unanswered for a second (failed, say): they hold nothing back
+
+
+def test_the_first_answer_opens_the_bucket():
+    pacer = Pacer()
+    first, second = (pacer.wait_time(0.0), pacer.sent()), (pacer.wait_time(0.0), pacer.sent())
+    pacer.observe(first[1], headers(48, limit=50), now=0.1)
+    assert sends_allowed(pacer, 0.1) == 46  # 48 left, one on its way, one kept until the rate is known
+
+
+def test_a_request_that_got_no_answer_holds_no_place():
+    pacer = Pacer()
+    first = (pacer.wait_time(0.0), pacer.sent())[1]
+    pacer.wait_time(0.0)
     pacer.sent()
-    assert pacer.wait_time(0.0) == 0
+    assert pacer.wait_time(0.1) > 0
+    pacer.forget(first, now=0.1)  # a connection error: no answer will come
+    assert pacer.wait_time(0.1) == 0
+
+
+def test_a_tenant_that_reports_no_limit_is_not_held_back():
+    pacer = Pacer()
+    pacer.wait_time(0.0)
+    pacer.observe(pacer.sent(), {}, now=0.1)
+    for _ in range(20):
+        assert pacer.wait_time(0.1) == 0
+        pacer.sent()
 
 
 def test_spends_the_burst_keeping_one_token_until_the_rate_is_known():

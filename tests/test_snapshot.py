@@ -173,6 +173,26 @@ def test_drift_between_two_snapshots_is_exactly_the_changes_made(runner, directo
 
 
 @SQLITE_ONLY
+def test_drift_is_announced_to_the_notification_webhook(runner, directory_tenant, tmp_path):
+    from test_pings import Sink
+
+    sink = Sink()
+    try:
+        hook = {"RUNNER_NOTIFY_URL": sink.url + "/hook"}
+        assert runner("run-job", "snapshot", extra_env=hook).returncode == 0
+        assert sink.received == []  # the first snapshot: nothing to compare
+        yesterday(tmp_path)
+        directory_tenant.directory.apply_changes()
+        assert runner("run-job", "snapshot", extra_env=hook).returncode == 0
+        [(path, body)] = sink.received
+        event = json.loads(body)
+        assert path == "/hook" and event["event"] == "drift" and event["job"] == "snapshot"
+        assert event["changes"]["role_members"]["added"] >= 1 and "changed (changes.json)" in event["text"]
+    finally:
+        sink.close()
+
+
+@SQLITE_ONLY
 def test_no_change_is_an_empty_drift_and_a_damaged_previous_is_no_failure(runner, directory_tenant, tmp_path):
     assert runner("run-job", "snapshot").returncode == 0
     yesterday(tmp_path, "20261123T023000Z")
@@ -187,3 +207,21 @@ def test_no_change_is_an_empty_drift_and_a_damaged_previous_is_no_failure(runner
     result = json.loads(third.stdout)["result"]
     assert result["changes"] is None and result["drift"].startswith("compared with nothing: the snapshot ")
     assert "damaged" in result["drift"]
+
+
+@SQLITE_ONLY
+def test_on_essentials_each_endpoint_bucket_is_paced_on_its_own(runner, directory_tenant, tmp_path):
+    # Per-endpoint buckets as Essentials has them, one far tighter than the rest: a pacer for the
+    # tenant as a whole would spend the roomy buckets' headroom on the tight one and meet 429s.
+    directory_tenant.buckets.enabled = True
+    directory_tenant.buckets.limits.update({"Read Organization Members": (2, 120), "Read Organizations": (20, 2400),
+                                            "Read Connections": (20, 2400), "Read Clients": (20, 2400),
+                                            "All other Endpoints Combined": (20, 2400)})
+    result = runner("run-job", "snapshot", "--json", extra_env={"RUNNER_RATE_LIMITS": "endpoint"}, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert directory_tenant.tenant.responses_429 == 0
+    refused = [r for r in directory_tenant.tenant.received if r["status"] == 429]
+    assert refused == []
+    assert json.loads(result.stdout)["result"]["resources"]["organization_members"] > 0
+    bad = runner("run-job", "snapshot", extra_env={"RUNNER_RATE_LIMITS": "essentials"})
+    assert bad.returncode == 2 and bad.stderr.startswith("runner: RUNNER_RATE_LIMITS: 'essentials' is neither global")

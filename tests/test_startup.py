@@ -30,7 +30,9 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 # Heavy packages the first request of an export does not need: migrations and the scheduler
 # (`serve`, `migrate`), metrics, and the stand-in tenant.
 NOT_BEFORE_FIRST_REQUEST = ["alembic", "mako", "apscheduler", "prometheus_client", "batchrunner.sandbox",
-                            "batchrunner.serve", "batchrunner.schedules", "psycopg"]
+                            "batchrunner.serve", "batchrunner.schedules", "psycopg",
+                            # SQLAlchemy's PostgreSQL dialect (asyncpg, pg8000...): SQLite needs none of it
+                            "sqlalchemy.dialects.postgresql"]
 
 
 def imports_before_first_request(runner, env, tenant) -> list[str]:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import os
 from pathlib import Path
 
 import pytest
 
+from batchrunner import asyncjobs
 from batchrunner.errors import ApiError
-from batchrunner.outputs import clean_staged, point_link, read_rows, staged_directory, write_csv, write_jsonl_gz
+from batchrunner.outputs import Key, clean_staged, point_link, read_rows, row, rows, staged_directory, write_csv, write_jsonl_gz
 from batchrunner.state import JobState
 from conftest import SQLITE_ONLY
 
@@ -35,6 +37,20 @@ def test_csv_cells_follow_one_rule_set(tmp_path):
         {"id": "'=1", "nested": "x y", "flag": "true", "list": "p%20q r", "computed": "'=1=1"},
         {"id": "z", "nested": "", "flag": "false", "list": "", "computed": "zz"},
     ]
+
+
+def test_rows_made_a_column_at_a_time_are_exactly_the_cells_of_row():
+    # The fast path must not change a byte: every kind of value, formulas at the start of a value
+    # and after a newline inside one, keys with dots, and more items than one batch.
+    awkward = ["plain", "", "=1+1", "+x", "-y", "@z", "\tt", "\rr", "a\n=b", "a\n", " =no", None, True, False,
+               0, 7, -3, 1.5, -0.5, ["a b", "c"], {"k": "=v"}, "Zoë"]
+    items = [{"s": awkward[i % len(awkward)], "d.k": awkward[(i * 7) % len(awkward)], "n": {"x": "=" if i % 5 else "ok"},
+              "clean": f"v{i}", "flag": i % 3 == 0, "maybe": None if i % 4 else i}
+             for i in range(2_345)] + ["not an object", {"s": "-1"}]
+    columns = [("s", "s"), ("dk", Key("d.k")), ("nx", "n.x"), ("clean", "clean"), ("flag", "flag"),
+               ("maybe", "maybe"), ("fn", lambda i: i.get("s") if isinstance(i, dict) else "=f")]
+    assert list(rows(items, columns)) == [tuple(row(item, columns)) for item in items]
+    assert list(rows(items[:3], [])) == [(), (), ()]
 
 
 def test_jsonl_gz_holds_each_item_exactly_as_given(tmp_path):
@@ -140,3 +156,15 @@ def _api(tenant, database_url):
 
     credentials = load_credentials(tenant.settings())
     return ManagementApi(credentials.base_url, cached_source(open_database(database_url), credentials, "test"), credentials.client_id)
+
+
+def test_gzip_json_lines_come_whole_across_chunks_and_a_bad_line_is_named():
+    objects = [{"user_id": f"auth0|{i}", "name": "x" * (i % 300)} for i in range(3_000)]
+    text = "".join(json.dumps(o) + "\n" + ("\n" if i == 1_500 else "") for i, o in enumerate(objects))
+    assert list(asyncjobs.gzip_lines(io.BytesIO(gzip.compress(text.encode())), "job_1")) == objects
+    assert list(asyncjobs.gzip_lines(io.BytesIO(gzip.compress(b'{"a": 1}')), "job_1")) == [{"a": 1}]  # no last newline
+    damaged = text.replace(json.dumps(objects[2_000]), '{"user_id": ', 1)
+    with pytest.raises(ApiError, match=r"^line 2002 of Auth0's job result is not JSON; run again$"):
+        list(asyncjobs.gzip_lines(io.BytesIO(gzip.compress(damaged.encode())), "job_1"))
+    with pytest.raises(ApiError, match="is not a whole gzip file"):
+        list(asyncjobs.gzip_lines(io.BytesIO(gzip.compress(text.encode())[:-20]), "job_1"))
