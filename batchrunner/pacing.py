@@ -51,7 +51,7 @@ IDLE_PROBE_SECONDS = 0.25
 # jobs starting at once, find room. A request unanswered this long no longer holds the next back
 # (it may have failed without an answer; the server would have counted it by now).
 FIRST_WAVE = 2
-FIRST_WAVE_SECONDS = 1.0
+FIRST_WAVE_SECONDS = 5.0  # a busy machine or tenant may take seconds to answer; failures are forgotten at once
 POLL_SECONDS = 0.005  # requests in flight, no rate known yet: the next answer will say more
 ANSWER_POLL_SECONDS = 0.05  # requests in flight, a rate known: look again this often
 # The server's clock and ours differ a little; never count on its reset before ours says so.
