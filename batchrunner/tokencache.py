@@ -107,9 +107,13 @@ class CachedTokenSource:
 
     def _look(self) -> tuple[Token | None, bool]:
         """The cached token, and whether the lease is free to take; a plain read, no lock."""
+        # Which of this process's sources are asking, taken before the read: one that finishes in
+        # between has cached its token by then, which the read sees (taken after, its lease would
+        # look lapsed beside a row read before its token was there).
+        asking = frozenset(_asking)
         with self.db.read() as conn:
             row = conn.execute(select(token_cache).where(self.key.where())).one_or_none()
-            free = row is None or not row.lease_owner or _lapsed(row, database_time(conn))
+            free = row is None or not row.lease_owner or _lapsed(row, database_time(conn), asking)
         return _token(row), free
 
     def _from_database(self) -> Token:
@@ -239,11 +243,11 @@ def _token(row) -> Token | None:
     return Token(row.access_token, row.scope or "", row.issued_at, row.expires_at, row.token_type or "Bearer")
 
 
-def _lapsed(row, db_now: datetime) -> bool:
+def _lapsed(row, db_now: datetime, asking: frozenset | set | None = None) -> bool:
     """Whether a lease is free: on this node its holder's process decides; elsewhere the database's clock."""
     if row.lease_node == process.NODE:
         if row.lease_pid == process.pid():  # this very process: held while one of its sources asks
-            return row.lease_owner not in _asking
+            return row.lease_owner not in (_asking if asking is None else asking)
         return not process.is_alive(row.lease_node, row.lease_pid, row.lease_pid_started)
     return row.lease_expires_at is None or row.lease_expires_at <= db_now
 
