@@ -13,8 +13,6 @@ records in its tenant logs, so each change links to the run that made it (SPEC s
 
 from __future__ import annotations
 
-import contextvars
-import functools
 import logging
 import queue
 import threading
@@ -27,7 +25,7 @@ from urllib.parse import parse_qsl
 
 import requests
 
-from . import buckets, retry
+from . import buckets, logs, retry
 from .errors import ApiError
 from .http import TIMEOUT, new_session, redirect_error
 from .pacing import Pacer
@@ -191,7 +189,7 @@ class ManagementApi:
         self.session.close()
 
     def _fetch(self, pool: "_DaemonPool", path: str, base: dict, number: int) -> Future:
-        return pool.submit(_tagged(self.get), path, {**base, "page": number})
+        return pool.submit(logs.tagged(self.get), path, {**base, "page": number})
 
     def _in_order(self, pool: "_DaemonPool", window: deque, path: str, base: dict, pages: int) -> Iterator[dict]:
         """The pages' bodies in order, at most MAX_IN_FLIGHT fetched at once; `window` holds the first ones asked for."""
@@ -352,11 +350,6 @@ class _DaemonPool:
                 future.set_result(call(*args))
             except BaseException as exc:  # handed to the consumer, which raises it
                 future.set_exception(exc)
-
-
-def _tagged(call):
-    """`call` run in a page thread with this thread's log tags (job and run id)."""
-    return functools.partial(contextvars.copy_context().run, call)
 
 
 def _changed(key: str, what: str | None = None) -> ApiError:

@@ -7,6 +7,7 @@ or a recorded error (SPEC section 2: secrets never appear in output, logs or the
 from __future__ import annotations
 
 import contextvars
+import functools
 import json
 import logging
 import sys
@@ -35,6 +36,11 @@ def redact(text: str) -> str:
 def about(job: str) -> dict:
     """`extra=` for a log line about a job written outside its run (the scheduler's own lines)."""
     return {"job": job, "run": "-"}
+
+
+def tagged(call):
+    """`call`, to run in another thread with this thread's log tags (job and run id)."""
+    return functools.partial(contextvars.copy_context().run, call)
 
 
 def bind(job: str, run_id: int | None) -> None:

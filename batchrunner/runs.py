@@ -12,7 +12,6 @@ heartbeat, written and judged with the database's clock (db.database_time).
 
 from __future__ import annotations
 
-import contextvars
 import json
 import logging
 import threading
@@ -21,7 +20,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func, insert, select, update
 
-from . import process
+from . import logs, process
 from .db import Conflict, Database, DatabaseError, database_time, through_outages
 from .errors import RunnerError
 from .logs import redact
@@ -284,7 +283,7 @@ class Heartbeat:
         self.lost = lost or threading.Event()
         self._stop = threading.Event()
         # With the job's log tags (job and run id), as page threads have them: contextvars stay in their thread.
-        self._thread = threading.Thread(target=contextvars.copy_context().run, args=(self._loop,), name=f"heartbeat-{run_id}", daemon=True)
+        self._thread = threading.Thread(target=logs.tagged(self._loop), name=f"heartbeat-{run_id}", daemon=True)
 
     def __enter__(self):
         self._thread.start()

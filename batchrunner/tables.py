@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from . import lists, outputs
+from . import lists, logs, outputs
 from .lists import Listing
 from .outputs import Column, write_rows
 
@@ -68,7 +68,7 @@ def fetch_all(api, tables: Sequence[Table], stopping=None) -> dict[str, Fetched]
             return Fetched(table, sorted_rows(table, _items(api, table, inputs, lists_pool)))
 
         for table in _in_dependency_order(chosen):
-            futures[table.name] = tables_pool.submit(_tagged(fetch), table)
+            futures[table.name] = tables_pool.submit(logs.tagged(fetch), table)
         try:
             return {name: future.result() for name, future in futures.items()}
         finally:
@@ -98,7 +98,7 @@ def _items(api, table: Table, inputs: dict[str, Fetched], pool: ThreadPoolExecut
     source, as_name = table.parent
     parents = inputs[source].as_dicts()
     # Each parent's list is fetched whole by a worker; items are taken in the parents' order.
-    pending = [pool.submit(_tagged(lambda p=p: list(lists.items(api, table.listing, id=p["id"])))) for p in parents]
+    pending = [pool.submit(logs.tagged(lambda p=p: list(lists.items(api, table.listing, id=p["id"])))) for p in parents]
     try:
         for parent, future in zip(parents, pending):
             for item in future.result():
@@ -132,11 +132,3 @@ def _in_dependency_order(chosen: dict[str, Table]) -> list[Table]:
             raise ValueError(f"tables need tables not chosen: {', '.join(missing)}")
         done.extend(ready)
     return done
-
-
-def _tagged(call):
-    """`call` in a worker thread with this thread's log tags (job and run id)."""
-    import contextvars
-    import functools
-
-    return functools.partial(contextvars.copy_context().run, call)
