@@ -196,6 +196,14 @@ def _remove(path: Path) -> None:
         pass
 
 
+def remove_output(path: Path) -> None:
+    """Remove a file or a whole directory (a staged set of files) that may be gone already."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        _remove(path)
+
+
 def sync_dir(directory: Path) -> None:
     # The rename is durable only once the directory entry is on disk.
     fd = os.open(directory, os.O_RDONLY)

@@ -23,7 +23,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence, Union
 
-from .files import EXPORT_MODE, FORMULA_PREFIXES, atomic_file, atomic_text, neutralise, sync_dir
+from .files import EXPORT_MODE, FORMULA_PREFIXES, atomic_file, atomic_text, neutralise, remove_output, sync_dir
 
 LIST_SEPARATOR = " "
 BATCH = 1000  # items made into rows, and rows handed to the CSV writer, at once
@@ -200,10 +200,7 @@ def clean_staged(directory: Path) -> list[Path]:
     """Remove hidden `.partial` files and directories a killed run left in `directory`."""
     removed = []
     for leftover in directory.glob(".*.partial") if directory.is_dir() else ():
-        if leftover.is_dir() and not leftover.is_symlink():
-            shutil.rmtree(leftover, ignore_errors=True)
-        else:
-            leftover.unlink(missing_ok=True)
+        remove_output(leftover)
         removed.append(leftover)
     return removed
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 from typing import Any, Callable
 
@@ -27,7 +26,7 @@ from sqlalchemy import delete, select, update
 
 from . import clock
 from .db import Database
-from .files import sync_dir
+from .files import remove_output, sync_dir
 from .models import job_state
 
 INTENT = "_publishing"
@@ -67,7 +66,7 @@ class JobState:
         if final.exists() and not staged.exists():
             self.put(**intent["values"], **{INTENT: None})
             return f"recorded {final.name}, which an interrupted run had put in place"
-        _remove(staged)
+        remove_output(staged)
         self.put(**{INTENT: None})
         return f"removed {staged.name}, which an interrupted run had not put in place"
 
@@ -81,11 +80,4 @@ class JobState:
             row = {"value": json.dumps(value), "updated_at": now, "run_id": self.run_id}
             if not conn.execute(update(job_state).where(*where).values(**row)).rowcount:
                 conn.execute(job_state.insert().values(job=self.job, name=name, **row))
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        path.unlink(missing_ok=True)
 
