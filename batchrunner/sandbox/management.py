@@ -60,11 +60,8 @@ def role_permissions(sb, req: Request) -> Reply:
 
 
 def role_users(sb, req: Request) -> Reply:
-    role = sb.directory.role(req.params["id"])
-    if role is None:
-        return _not_found("The role does not exist.", "inexistent_role")
     d = sb.directory
-    return list_reply(Listing("users", checkpoint=True, wall=True), req.query, d.role_members[role["id"]], d.member_key, d.member)
+    return _members(req, "users", d.role(req.params["id"]), d.role_members, d, ("The role does not exist.", "inexistent_role"))
 
 
 def organizations(sb, req: Request) -> Reply:
@@ -72,11 +69,16 @@ def organizations(sb, req: Request) -> Reply:
 
 
 def organization_members(sb, req: Request) -> Reply:
-    org = sb.directory.organization(req.params["id"])
-    if org is None:
-        return _not_found("No organization found by that id or name", "inexistent_organization")
     d = sb.directory
-    return list_reply(Listing("members", checkpoint=True, wall=True), req.query, d.organization_members[org["id"]], d.member_key, d.member)
+    return _members(req, "members", d.organization(req.params["id"]), d.organization_members, d,
+                    ("No organization found by that id or name", "inexistent_organization"))
+
+
+def _members(req: Request, key: str, parent: dict | None, members: dict, d, missing: tuple[str, str]) -> Reply:
+    """A role's or an organization's members: offset up to Auth0's 1,000-record wall, checkpoint past it."""
+    if parent is None:
+        return _not_found(*missing)
+    return list_reply(Listing(key, checkpoint=True, wall=True), req.query, members[parent["id"]], d.member_key, d.member)
 
 
 def connections(sb, req: Request) -> Reply:
