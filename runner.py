@@ -30,7 +30,9 @@ class RunnerGroup(click.Group):
 def _settings():
     """The settings, checked (a bad one is exit 2); a RUNNER_* variable that is no setting is named on stderr."""
     from batchrunner.config import load_settings
+    from batchrunner.startup import imports_done
 
+    imports_done()  # every command reads its settings after its own imports
     settings = load_settings()
     for name in settings.unknown:
         click.echo(f"runner: warning: {name} is not a setting of the runner; ignored (see README, Configuration)", err=True)
@@ -228,9 +230,8 @@ def diff_command(old, new, as_json):
     diff(1): 0 no change, 1 changes, 2 trouble (a snapshot missing or damaged).
     """
     from batchrunner import drift, output
-    from batchrunner.config import load_settings
 
-    root = load_settings().export_dir / "snapshots"
+    root = _settings().export_dir / "snapshots"
     if new is None:
         found = drift.newest(root, 2) if old is None else [drift.resolve(root, old)]
         if len(found) < 2 and old is None:
@@ -428,7 +429,9 @@ def sandbox_command(port, clients, latency, rate, burst, endpoint_limits, scopes
 
     from batchrunner.errors import UsageError
     from batchrunner.sandbox import Sandbox, Sizes
+    from batchrunner.startup import imports_done
 
+    imports_done()
     sandbox = Sandbox(clients=clients, port=port, sizes=Sizes(**sizes))
     sandbox.tenant.latency = latency
     if rate:
@@ -462,6 +465,9 @@ _register_ops(cli)
 
 
 def main():
+    from batchrunner.startup import hold_collector
+
+    hold_collector()
     try:
         cli(prog_name="runner")
     except SystemExit as done:  # click ends every command so, its output written

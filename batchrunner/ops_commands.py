@@ -17,7 +17,9 @@ def _settings_and_db(required: bool = True):
     from batchrunner.config import load_settings
     from batchrunner.db import NoDatabase, open_database
     from batchrunner.errors import RunnerError
+    from batchrunner.startup import imports_done
 
+    imports_done()
     settings = load_settings()
     try:
         return settings, open_database(settings.database_url, create=False)
