@@ -36,7 +36,10 @@ log = logging.getLogger("runner.api")
 CALL_ATTEMPTS = 8
 CALL_RETRY_SECONDS = 180.0
 PER_PAGE = 100  # the Management API's maximum
-MAX_IN_FLIGHT = 16  # concurrent page requests; also bounds the pages held for in-order delivery
+# Concurrent page requests of one list, which also bounds the pages held for in-order delivery (and
+# so its memory): as many as the bucket holds, so that its burst goes out at once, within these.
+MIN_IN_FLIGHT = 16
+MAX_IN_FLIGHT = 50  # the largest bucket Auth0 publishes (Enterprise production)
 # Connections kept open for reuse. A snapshot pages an offset list (MAX_IN_FLIGHT), other tables and
 # 8 parents' lists at once; a pool smaller than that closes connections and logs a warning each time.
 POOL_SIZE = 64
@@ -46,9 +49,10 @@ MAX_PACE_SECONDS = 120.0  # the longest one request waits for room in the rate l
 MAX_PAGES = 10_000
 # Page 0 says how many pages there are; sent alone, it leaves the bucket full for its round trip, so
 # what the bucket refills meanwhile is lost. The first list a process pages through (its pacer is
-# fresh: the bucket is full) asks for this many pages more beside it. A list of one page then costs
-# one request more, once per process; later lists, whose bucket may be in use, speculate nothing.
-SPECULATIVE_PAGES = 1
+# fresh: the bucket is as full as it gets) asks for more pages beside it: as many as the pacer lets
+# go before its first answer (pacing.FIRST_WAVE, or what the bucket refills in a round trip when an
+# earlier process's memory of it was recalled). A short list then costs those requests more, once
+# per process; later lists, whose bucket may be in use, speculate nothing.
 SHOW_WAIT_SECONDS = 0.5  # a wait for the rate limit this long is worth telling a person watching
 
 
@@ -60,14 +64,20 @@ class Reply:
     next_url: str | None = None
 
 
-_pacers: dict[str, Pacer] = {}
+_pacers: dict[tuple[str, str], Pacer] = {}
 _pacers_lock = threading.Lock()
 
 
 def tenant_pacer(base_url: str, bucket: str = buckets.GLOBAL) -> Pacer:
     """The one pacer of a tenant's bucket in this process: jobs running at once share it (SPEC section 11)."""
     with _pacers_lock:
-        return _pacers.setdefault(f"{base_url.rstrip('/')} {bucket}", Pacer())
+        return _pacers.setdefault((base_url.rstrip("/"), bucket), Pacer())
+
+
+def tenant_pacers(base_url: str) -> dict[str, Pacer]:
+    """The pacers of a tenant's buckets this process has made so far, by bucket."""
+    with _pacers_lock:
+        return {bucket: pacer for (url, bucket), pacer in _pacers.items() if url == base_url.rstrip("/")}
 
 
 @dataclass
@@ -150,7 +160,8 @@ class ManagementApi:
 
     def _paginate(self, path, key, params, on_page, unique, progress) -> Iterator[dict]:
         base = {**(params or {}), "per_page": PER_PAGE, "include_totals": "true"}
-        speculate = SPECULATIVE_PAGES if self._pacer('GET', path).fresh() else 0
+        pacer = self._pacer("GET", path)
+        speculate = pacer.first_wave - 1 if pacer.fresh() else 0
         pool = _DaemonPool("page")
         try:
             window = deque(self._fetch(pool, path, base, number) for number in range(1 + speculate))
@@ -161,7 +172,8 @@ class ManagementApi:
             while len(window) > pages:  # speculated past the last page: its answer is not waited for
                 window.pop().cancel()
             count, previous_last = 0, None
-            for number, body in enumerate(self._in_order(pool, window, path, base, pages), start=1):
+            in_flight = max(MIN_IN_FLIGHT, min(MAX_IN_FLIGHT, pacer.limit or 0))
+            for number, body in enumerate(self._in_order(pool, window, path, base, pages, in_flight), start=1):
                 items = _items(body, key)
                 repeated = (unique and items and previous_last is not None
                             and items[0].get(unique) is not None and items[0].get(unique) == previous_last.get(unique))
@@ -191,12 +203,12 @@ class ManagementApi:
     def _fetch(self, pool: "_DaemonPool", path: str, base: dict, number: int) -> Future:
         return pool.submit(logs.tagged(self.get), path, {**base, "page": number})
 
-    def _in_order(self, pool: "_DaemonPool", window: deque, path: str, base: dict, pages: int) -> Iterator[dict]:
-        """The pages' bodies in order, at most MAX_IN_FLIGHT fetched at once; `window` holds the first ones asked for."""
+    def _in_order(self, pool: "_DaemonPool", window: deque, path: str, base: dict, pages: int, in_flight: int) -> Iterator[dict]:
+        """The pages' bodies in order, at most `in_flight` fetched at once; `window` holds the first ones asked for."""
         following = iter(range(len(window), pages))
         for number in following:
             window.append(self._fetch(pool, path, base, number))
-            if len(window) >= MAX_IN_FLIGHT:
+            if len(window) >= in_flight:
                 break
         while window:
             body = window.popleft().result()

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable
 
-from . import alerts, clock, logs, runs, timeouts
+from . import alerts, clock, logs, ratelimits, runs, timeouts
 from .api import POOL_SIZE, ManagementApi
 from .config import Settings, load_credentials
 from .db import Database
@@ -141,6 +141,7 @@ def _context(request: RunRequest, run_id: int, credentials, settings: Settings, 
         tokens = cached_source(db, credentials, f"run {run_id} ({request.job.name})", run_id, session)
         api = ManagementApi(credentials.base_url, tokens, credentials.client_id, session, cancelled=lost, run_id=run_id,
                             rate_limits=settings.rate_limits)
+        ratelimits.recall(db, api)
     return JobContext(
         api=api,
         settings=settings,
@@ -160,3 +161,4 @@ def _context(request: RunRequest, run_id: int, credentials, settings: Settings, 
 def _close(ctx: JobContext | None) -> None:
     if ctx is not None and ctx.api is not None:
         ctx.api.close()
+        ratelimits.remember(ctx.db, ctx.api)

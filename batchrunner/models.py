@@ -12,6 +12,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
+    Float,
     Index,
     Integer,
     MetaData,
@@ -182,4 +183,18 @@ job_state = Table(
     Column("value", Text),
     Column("updated_at", UtcDateTime, nullable=False),
     Column("run_id", Integer),
+)
+
+# What the pacers of the last process to end saw of each tenant's rate-limit buckets, so that a new
+# process starts knowing them (ratelimits.py; pacing.Seen says what each column is).
+rate_limit_buckets = Table(
+    "rate_limit_buckets",
+    metadata,
+    Column("tenant", String(255), primary_key=True),
+    Column("bucket", String(64), primary_key=True),
+    Column("size", Integer, nullable=False),
+    Column("rate", Float, nullable=False),
+    Column("round_trip", Float, nullable=False),
+    Column("remaining", Float, nullable=False),
+    Column("seen_at", Float, nullable=False),  # Unix seconds, the host's clock: a moment's skew costs nothing here
 )

@@ -19,6 +19,12 @@ the later answer, less the shortest round trip. A full bucket or another client 
 only lowers the bound; it grows towards the true rate as the span grows. A rate that is a little
 low costs little: every answer corrects the model.
 
+A new process starts knowing nothing of the bucket unless an earlier one left what it saw
+(`seen()`, kept by ratelimits.py): `recall()` then starts from that size and rate, and sends as
+many requests before the first answer as the bucket refills during one round trip (so that the
+first answer finds it as full as it gets, not full and idle). The rate recalled stands until a
+429 says it no longer holds.
+
 The pacer decides and the caller sleeps: `wait_time(now)` says how long to wait; 0 means send now
 and holds a place for that request, which the caller reports at once with `sent()`. One pacer may
 serve several jobs at once against one tenant (it is thread-safe).
@@ -27,6 +33,7 @@ serve several jobs at once against one tenant (it is thread-safe).
 from __future__ import annotations
 
 import bisect
+import math
 import threading
 from collections import deque
 from dataclasses import dataclass
@@ -40,6 +47,7 @@ RATE_WINDOW_SECONDS = 5.0
 RATE_WINDOW_REQUESTS = 30
 ANCHOR_SPACING_SECONDS = 0.05  # answers closer together than this add little to the bound
 BOUND_MEMORY_SECONDS = 1.0  # the rate is the best bound of this long
+REORDER_SECONDS = 0.02  # see _bound
 RECENT_ROUND_TRIPS = 32  # the spread of round trips is taken over this many answers
 UNANSWERED_SECONDS = 40.0  # a request unanswered this long failed (http.TIMEOUT): count it no more
 MAX_RECENT = 64
@@ -68,6 +76,17 @@ class _Answer:
     reset_at: float | None = None  # none left: when the server said a request is added again
 
 
+@dataclass(frozen=True)
+class Seen:
+    """What a pacer knew of its bucket at one moment: what the next process starts from."""
+
+    limit: int  # the bucket's size
+    rate: float  # a lower bound on its refill rate, requests a second
+    round_trip: float  # the shortest round trip seen, seconds
+    remaining: float  # what the bucket held then, as the pacer reckoned it
+    at: float  # that moment, Unix seconds
+
+
 class Pacer:
     def __init__(self):
         self._lock = threading.Lock()
@@ -83,6 +102,9 @@ class Pacer:
         self._limit: int | None = None
         self._rate: float | None = None
         self._rate_since_hold = False
+        self._recalled_rate: float | None = None  # an earlier process's, until a 429 says it no longer holds
+        self._best_rate: float | None = None  # the best learned (or recalled) since the last 429: what seen() passes on
+        self._first_wave = FIRST_WAVE
         self._round_trip: float | None = None  # the shortest seen
         self._round_trips: deque[float] = deque(maxlen=RECENT_ROUND_TRIPS)
         self._hold = 0.0
@@ -147,6 +169,42 @@ class Pacer:
             if self._rate and self._rate_since_hold:
                 self._rate /= 2
             self._rate_since_hold = False
+            self._recalled_rate = self._best_rate = None  # until answers teach one again (seen() has the halved meanwhile)
+
+    def recall(self, seen: Seen, epoch: float) -> None:
+        """Start from what an earlier process saw of this bucket; `epoch` is now in Unix seconds.
+
+        Only a pacer that has sent nothing takes it. The first wave is what the bucket refills during
+        one round trip, and no more than the level it should be back at by now (another process of
+        the runner may have left it drained a moment ago).
+        """
+        with self._lock:
+            if self._sends.count or self._reserved or self._answered:
+                return
+            self._limit = seen.limit
+            self._rate = self._recalled_rate = self._best_rate = seen.rate
+            self._rate_since_hold = True
+            level = min(seen.limit, seen.remaining + seen.rate * max(0.0, epoch - seen.at))
+            self._first_wave = max(1, min(1 + math.ceil(seen.rate * seen.round_trip), math.floor(level)))
+
+    def seen(self, now: float, epoch: float) -> Seen | None:
+        """What this pacer knows of its bucket at `now` (`epoch` in Unix seconds); None before it knows size and rate."""
+        with self._lock:
+            rate = self._best_rate or self._rate
+            if not (rate and self._limit and self._newest and self._round_trip):
+                return None
+            level = min(max(self._available(now), 0.0), self._limit)
+            return Seen(self._limit, rate, self._round_trip, level, epoch)
+
+    @property
+    def first_wave(self) -> int:
+        """How many requests go out before the first answer (FIRST_WAVE, unless recalled)."""
+        return self._first_wave
+
+    @property
+    def limit(self) -> int | None:
+        """The bucket's size, once an answer (or an earlier process) said it."""
+        return self._limit
 
     @property
     def rate(self) -> float | None:
@@ -165,7 +223,7 @@ class Pacer:
             # Auth0 publishes holds (Free's 2), since more at once could empty it; requests a second
             # unanswered (failed, say) hold nothing back.
             pending = sum(1 for at in self._unanswered.values() if at > now - FIRST_WAVE_SECONDS) + len(self._reserved)
-            return 0.0 if pending < FIRST_WAVE else POLL_SECONDS
+            return 0.0 if pending < self._first_wave else POLL_SECONDS
         if self._newest is None:
             return 0.0  # answers that report no limit: none to keep to
         available = self._available(now)
@@ -243,13 +301,18 @@ class Pacer:
             # Answers to requests sent together show less each than the first of them; the best
             # bound of the last moments stands.
             bounds.append((answer.at, best))
-            self._rate, self._rate_since_hold = max(b for _, b in bounds), True
+            self._rate, self._rate_since_hold = max(max(b for _, b in bounds), self._recalled_rate or 0.0), True
+            self._best_rate = max(self._best_rate or 0.0, self._rate)
         if not anchors or answer.at - anchors[-1].at >= ANCHOR_SPACING_SECONDS:
             anchors.append(answer)
 
     def _bound(self, earlier: _Answer, later: _Answer) -> float:
         """A lower bound on the refill rate from two answers (0 where they show none)."""
-        spread = self._spread()
+        # Requests sent this close together may reach the server in either order, whatever their round
+        # trips say: each goes out on its own connection and thread (new ones at first), and a
+        # server takes them on its own threads too. Seen: a first wave of 7 sent within 8 ms counted
+        # in the order 2, 3, 1, 7, 4, 5, 6, which taken in order made a rate of 300/s out of 50.
+        spread = max(self._spread(), REORDER_SECONDS)
         # Requests that certainly reached the server after `earlier` and no later than `later`:
         # not those sent with either within the spread of round trips, nor those still unanswered.
         counted_before = max(earlier.seq, self._sends.count_by(earlier.sent_at + spread))

@@ -2,14 +2,16 @@
 """The pacer against a simulated token bucket, in simulated time: no sockets, no noise from a busy
 machine, the same figures every time.
 
-An export as api.py makes it: page 0 alone, then up to 16 pages in flight, new ones submitted as the
-oldest completes; a 429 holds every page until the server's reset, then retries. The bucket is the
+An export as api.py makes it: the pacer's first wave (page 0 and the pages asked beside it), then as
+many pages in flight as the bucket holds (16 to 50), new ones submitted as the oldest completes; a 429
+holds every page until the server's reset, then retries. The bucket is the
 stand-in tenant's (continuous refill, `remaining` rounded down, `reset` in epoch seconds). For each
 rate and burst: the time from the first request to the last answer beside the floor,
 (pages - burst) / rate + latency, and the 429s. Variants: latency split unevenly between the ways
 there and back, latency that varies (answers overtake one another), sends held up after the pacer
 let them go (a busy machine), and another client that used up the bucket just before the export
-started (beside pages / rate + latency: no burst left to spend).
+started (beside pages / rate + latency: no burst left to spend), and "warm": a second export whose
+pacer recalled what the first one saw (as ratelimits.py passes it from one process to the next).
 
 Usage: python bench/pacing.py [--pages N] [--latency S]
 """
@@ -26,10 +28,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from batchrunner.api import MAX_IN_FLIGHT, MIN_IN_FLIGHT  # noqa: E402
 from batchrunner.pacing import Pacer  # noqa: E402
 from batchrunner.retry import server_wait  # noqa: E402
 
-IN_FLIGHT = 16
 SLEEP_OVERSHOOT = 0.0005  # a thread wakes a little after the time it asked for
 EPOCH = 1_700_000_000.3  # the server's clock at simulated time 0
 
@@ -56,12 +58,24 @@ class Bucket:
                          "x-ratelimit-reset": str(reset)}
 
 
-def export(rate, burst, pages=100, latency=0.1, split=0.5, jitter=0.0, drained_by_other=False, held_up=0.0, seed=1):
+def export(rate, burst, pages=100, latency=0.1, split=0.5, jitter=0.0, drained_by_other=False, held_up=0.0, seed=1,
+           warm=False):
     """Seconds from the first request to the last answer, and the 429s, for one simulated export."""
+    pacer = None
+    if warm:
+        pacer, finished = _export(rate, burst, pages, latency, split, jitter, False, held_up, seed)[2:]
+        seen = pacer.seen(finished, EPOCH + finished)
+        pacer = Pacer()
+        pacer.recall(seen, EPOCH + finished + 3600)  # the next night
+    return _export(rate, burst, pages, latency, split, jitter, drained_by_other, held_up, seed, pacer)[:2]
+
+
+def _export(rate, burst, pages, latency, split, jitter, drained_by_other, held_up, seed, pacer=None):
     rng = random.Random(seed)
-    pacer, bucket = Pacer(), Bucket(rate, burst)
+    pacer, bucket = pacer or Pacer(), Bucket(rate, burst)
     events, order = [], itertools.count()
-    done, window, upcoming = set(), [], iter(range(1, pages))
+    first = pacer.first_wave  # page 0 and the pages asked beside it (api.py)
+    done, window, upcoming = set(), list(range(1, first)), iter(range(first, pages))
     finished = [0.0]
 
     def at(t, fn, *args):
@@ -95,7 +109,8 @@ def export(rate, burst, pages=100, latency=0.1, split=0.5, jitter=0.0, drained_b
         done.add(page)
         finished[0] = t
         if page == 0:
-            for nxt in itertools.islice(upcoming, IN_FLIGHT):
+            in_flight = max(MIN_IN_FLIGHT, min(MAX_IN_FLIGHT, pacer.limit or 0))
+            for nxt in itertools.islice(upcoming, in_flight - len(window)):
                 window.append(nxt)
                 at(t, pace, nxt)
         while window and window[0] in done:
@@ -109,11 +124,12 @@ def export(rate, burst, pages=100, latency=0.1, split=0.5, jitter=0.0, drained_b
         for _ in range(burst + 2):
             bucket.take(-0.01)
         bucket.refused = 0
-    at(0.0, pace, 0)
+    for page in range(first):
+        at(0.0, pace, page)
     while events:
         t, _, fn, args = heapq.heappop(events)
         fn(t, *args)
-    return finished[0], bucket.refused
+    return finished[0], bucket.refused, pacer, finished[0]
 
 
 def main() -> None:
@@ -124,7 +140,7 @@ def main() -> None:
     pages, latency = args.pages, args.latency
     variants = [("even", {}), ("there 0", {"split": 0.0}), ("back 0", {"split": 1.0}),
                 ("jitter 30%", {"jitter": 0.3}),
-                ("held up 50ms", {"held_up": 0.05}), ("drained", {"drained_by_other": True})]
+                ("held up 50ms", {"held_up": 0.05}), ("drained", {"drained_by_other": True}), ("warm", {"warm": True})]
     print(f"simulated export of {pages} pages, {latency * 1000:.0f} ms latency: seconds / floor, 429s")
     print(f"{'rate':>6} {'burst':>5} {'floor':>6}  " + "  ".join(f"{name:>14}" for name, _ in variants))
     for rate, burst in [(2, 2), (2, 10), (16, 50), (20, 10), (50, 50), (50, 10), (10, 10), (100 / 60, 5)]:

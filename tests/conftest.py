@@ -156,7 +156,7 @@ def empty_database(url: str) -> None:
 
     db = open_database(url)
     with db.write() as conn:
-        conn.execute(text("TRUNCATE runs, token_cache, token_issuances, pruned_runs, maintenance, job_state RESTART IDENTITY"))
+        conn.execute(text("TRUNCATE runs, token_cache, token_issuances, pruned_runs, maintenance, job_state, rate_limit_buckets RESTART IDENTITY"))
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 
 from test_export import exports
 
-from batchrunner.api import SPECULATIVE_PAGES
+from batchrunner.pacing import FIRST_WAVE
 
 # Nothing here concerns the database: SQLite alone keeps the suite short.
 SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -46,7 +46,7 @@ def test_a_short_first_page_asks_for_no_other_than_the_one_sent_beside_it(runner
     result = runner("run-job", "export-clients")
     assert result.returncode == 1
     assert "the pages of clients ended early (page 1 of 3 held 30, not 100)" in verdict(result)
-    assert app.api_requests <= 1 + SPECULATIVE_PAGES  # page 0, and page 1 sent with it before `total` was known
+    assert app.api_requests <= FIRST_WAVE  # page 0, and page 1 sent with it before `total` was known
 
 
 @SQLITE_ONLY
@@ -59,7 +59,7 @@ def test_an_absurd_total_is_refused_before_paging(runner, tenant):
         f"runner: export-clients failed (run 1): the Management API reported {10**12 + 25} clients, more than the "
         "1000000 the runner pages through; is AUTH0_DOMAIN an Auth0 tenant?"
     )
-    assert app.api_requests <= 1 + SPECULATIVE_PAGES
+    assert app.api_requests <= FIRST_WAVE
 
 
 @SQLITE_ONLY

@@ -14,6 +14,8 @@ import requests
 
 from batchrunner.db import open_database
 from batchrunner.files import neutralise
+from batchrunner.models import rate_limit_buckets
+from batchrunner.pacing import FIRST_WAVE
 from batchrunner.runs import history
 from conftest import SQLITE_ONLY, run_runner, start_runner, wait_for
 
@@ -74,6 +76,29 @@ def test_page_1_is_asked_beside_page_0_and_every_page_once(runner, tenant, tmp_p
     assert pages_asked(tenant) == pages
     rows = read_export(tmp_path / "exports" / "clients-latest.csv")
     assert [r["client_id"] for r in rows] == [tenant.tenant.application(i)["client_id"] for i in range(clients)]
+
+
+def test_the_next_export_starts_from_the_bucket_the_last_one_learned(runner, tenant, database_url):
+    # A new process knows nothing of the tenant's rate limit but what earlier runs left in the
+    # database (batchrunner/ratelimits.py): with it, more than the blind first wave goes out before
+    # the first answer, and still no request meets an empty bucket.
+    app = tenant.tenant
+    app.set_clients(3000)  # 30 pages, past the burst: the refill rate shows
+    app.rate, app.burst, app.latency = 20, 10, 0.2
+    assert runner("run-job", "export-clients").returncode == 0
+    with open_database(database_url).read() as conn:
+        [row] = conn.execute(rate_limit_buckets.select()).all()
+    assert row.tenant == tenant.base_url and row.bucket == "global"
+    assert row.size == 10 and 10 < row.rate <= 20 and 0.2 <= row.round_trip < 1
+
+    tenant.reset()  # a full bucket again, as by the next night
+    app.set_clients(3000)
+    app.rate, app.burst, app.latency = 20, 10, 0.2
+    assert runner("run-job", "export-clients").returncode == 0
+    sent = sorted(r["at"] for r in app.received if r["path"] == "/api/v2/clients")
+    before_first_answer = [at for at in sent if at < sent[0] + 0.1]
+    assert len(before_first_answer) > FIRST_WAVE  # page 0, and the pages the bucket refills in a round trip
+    assert app.responses_429 == 0 and len(sent) == 30
 
 
 def test_the_file_is_rfc4180_and_the_result_is_recorded(runner, tenant, tmp_path):

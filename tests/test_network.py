@@ -16,7 +16,7 @@ import threading
 
 import pytest
 
-from batchrunner.api import SPECULATIVE_PAGES
+from batchrunner.pacing import FIRST_WAVE
 from batchrunner.sandbox.server import _Server
 from batchrunner.sandbox import Sandbox
 
@@ -132,7 +132,7 @@ def test_an_export_through_the_proxy_trusting_the_bundle(local_runner, tls_env, 
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("export-clients succeeded (run 1): 30 rows written to ")
     assert proxy.asked and all(line.startswith(f"CONNECT {HOST}:443 HTTP/") for line in proxy.asked)
-    assert app.token_requests == 1 and app.api_requests <= 1 + SPECULATIVE_PAGES  # one page, and one asked beside it
+    assert app.token_requests == 1 and app.api_requests <= FIRST_WAVE  # one page, and one asked beside it
     printed = local_runner("token", "print", extra_env={**tls_env, "RUNNER_CA_BUNDLE": str(certificate[0])})
     assert printed.returncode == 0, printed.stderr  # `token print` takes the same way
 

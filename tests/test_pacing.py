@@ -1,7 +1,8 @@
 """The pacer's model of the Management API's token bucket, with time passed in.
 
-The last tests drive it like api.py does (page 0 alone, then up to 16 pages in flight) against a
-simulated bucket, in simulated time: no sleeping, the same result every run.
+The last tests drive it like api.py does (the first wave, then up to 16 pages in flight, or as many
+as the bucket holds) against a simulated bucket, in simulated time: no sleeping, the same result
+every run.
 """
 
 import heapq
@@ -10,7 +11,7 @@ import math
 
 import pytest
 
-from batchrunner.pacing import Pacer
+from batchrunner.pacing import FIRST_WAVE, Pacer, Seen
 
 EPOCH = 1_700_000_000.3  # the simulated server's clock at simulated time 0
 
@@ -158,11 +159,12 @@ class Bucket:
         return allowed, headers(int(self.level), self.burst, reset)
 
 
-def simulated_export(rate, burst, pages=100, latency=0.1, in_flight=16, other_rate=0.0):
-    """(pacer, bucket) after an export: page 0, then up to `in_flight` pages; `other_rate`: another client's use."""
-    pacer, bucket = Pacer(), Bucket(rate, burst)
+def simulated_export(rate, burst, pages=100, latency=0.1, in_flight=16, other_rate=0.0, pacer=None):
+    """(pacer, bucket) after an export: the pacer's first wave (page 0 and pages asked beside it),
+    then up to `in_flight` pages; `other_rate`: another client's use; `pacer`: one that recalled its bucket."""
+    pacer, bucket = pacer or Pacer(), Bucket(rate, burst)
     events, order, queue, rates = [], itertools.count(), list(range(pages)), []
-    pending = [1]  # pages in flight or waiting (page 0 alone at first)
+    pending = [pacer.first_wave]  # pages in flight or waiting
 
     def at(t, what, *args):
         heapq.heappush(events, (t, next(order), what, args))
@@ -195,7 +197,8 @@ def simulated_export(rate, burst, pages=100, latency=0.1, in_flight=16, other_ra
         if events:
             at(t + 1 / other_rate, other)
 
-    at(0.0, pace)
+    for _ in range(pacer.first_wave):
+        at(0.0, pace)
     if other_rate:
         at(0.0, other)
     while events:
@@ -216,8 +219,21 @@ def test_the_burst_and_the_refill_are_used_from_the_first_second_without_a_429(r
     pacer, bucket = simulated_export(rate, burst, pages=pages)
     floor = (pages - burst) / rate + 0.1  # the burst at once, the rest at the refill rate, one round trip
     assert bucket.refused == 0
-    # Page 0 goes alone (its answer gives the total); the rest is the pacer's: under a token or so.
-    assert pacer.finished <= floor + 0.1 + 1.5 / rate
+    # A first wave that empties the bucket before any rate is known waits for the server's reset,
+    # which is in whole seconds; otherwise the rest is the pacer's: under a token or so.
+    reset = 1.0 if burst <= FIRST_WAVE else 0.0
+    assert pacer.finished <= floor + 0.1 + 1.5 / rate + reset
+
+
+@pytest.mark.parametrize("rate,burst", TENANTS)
+def test_a_bucket_recalled_from_an_earlier_export_is_used_as_well_from_the_first_request(rate, burst):
+    pages = 100 if rate >= 10 else 40
+    earlier, _ = simulated_export(rate, burst, pages=pages)
+    pacer = Pacer()
+    pacer.recall(earlier.seen(earlier.finished, EPOCH + earlier.finished), EPOCH + earlier.finished + 3600)
+    pacer, bucket = simulated_export(rate, burst, pages=pages, pacer=pacer, in_flight=max(16, min(50, burst)))
+    assert bucket.refused == 0
+    assert pacer.finished <= (pages - burst) / rate + 0.1 + 0.1 + 1.5 / rate
 
 
 @pytest.mark.parametrize("rate,burst", TENANTS)
@@ -232,3 +248,64 @@ def test_another_client_spending_tokens_lowers_the_rate_learned():
     pacer, bucket = simulated_export(20, 10, pages=60, other_rate=5)
     assert pacer.rate < 17  # of the 20 a second, the other client takes 5
     assert bucket.refused <= 5
+
+
+# --- what an earlier process saw (ratelimits.py keeps it between processes) ----------------------
+
+
+def test_a_recalled_bucket_lets_out_what_it_refills_in_a_round_trip_before_the_first_answer():
+    pacer = Pacer()
+    pacer.recall(Seen(limit=50, rate=50.0, round_trip=0.1, remaining=12.0, at=EPOCH - 3600), EPOCH)
+    assert pacer.first_wave == 6  # page 0, and the 5 tokens the bucket refills until its answer
+    assert sends_allowed(pacer, 0.0) == 6
+    assert pacer.rate == 50.0 and pacer.limit == 50
+
+
+def test_a_bucket_another_run_left_drained_a_moment_ago_gets_one_request_blind():
+    pacer = Pacer()
+    pacer.recall(Seen(limit=50, rate=50.0, round_trip=0.1, remaining=0.4, at=EPOCH - 0.01), EPOCH)
+    assert sends_allowed(pacer, 0.0) == 1
+
+
+def test_a_pacer_that_has_sent_takes_nothing_recalled():
+    pacer = Pacer()
+    sends_allowed(pacer, 0.0)
+    pacer.recall(Seen(limit=50, rate=50.0, round_trip=0.1, remaining=50.0, at=EPOCH - 3600), EPOCH)
+    assert pacer.rate is None and pacer.limit is None
+
+
+def test_what_one_export_saw_brings_the_next_to_the_floor():
+    first, _ = simulated_export(50, 50, in_flight=50)
+    seen = first.seen(first.finished, EPOCH + first.finished)
+    assert seen.limit == 50 and 0.9 * 50 <= seen.rate <= 50
+    recalled = Pacer()
+    recalled.recall(seen, EPOCH + first.finished + 3600)  # the next night's run
+    second, bucket = simulated_export(50, 50, in_flight=50, pacer=recalled)
+    assert bucket.refused == 0
+    floor = (100 - 50) / 50 + 0.1
+    assert second.finished <= floor + 1.5 / 50 < first.finished
+
+
+def test_a_recalled_rate_that_no_longer_holds_is_dropped_at_the_first_429():
+    # The tenant moved to a smaller plan since: 20 a second, not 50.
+    pacer = Pacer()
+    pacer.recall(Seen(limit=10, rate=50.0, round_trip=0.1, remaining=10.0, at=EPOCH - 3600), EPOCH)
+    pacer, bucket = simulated_export(20, 10, pages=60, pacer=pacer)
+    assert 0 < bucket.refused <= 6  # those sent on the old rate before the first refusal came back
+    assert pacer.finished <= (60 - 10) / 20 + 0.1 + 1.0
+    assert pacer.seen(pacer.finished, EPOCH + pacer.finished).rate <= 20
+
+
+def test_a_first_wave_counted_out_of_order_teaches_no_rate_above_the_true_one():
+    # Six requests sent a millisecond apart, each on its own connection, reached a 50/s bucket in
+    # the order 2, 3, 1, 6, 4, 5 (seen against the stand-in tenant); their answers came in sent order.
+    pacer = Pacer()
+    pacer.recall(Seen(limit=50, rate=45.0, round_trip=0.1, remaining=50.0, at=EPOCH - 3600), EPOCH)
+    seqs = []
+    for i in range(6):
+        assert pacer.wait_time(i * 0.001) == 0
+        seqs.append(pacer.sent())
+    counted = {2: 49, 3: 48, 1: 47, 6: 46, 4: 45, 5: 44}
+    for i, seq in enumerate(seqs):
+        pacer.observe(seq, headers(counted[seq], limit=50), now=0.1 + i * 0.001)
+    assert pacer.rate <= 50
