@@ -12,9 +12,10 @@ token cache: `runner token print` first, with the same database).
    (bar: 0), and start to first request beside the bare imports (bar: within 1.25 times).
 2. Peak RSS of the child for 1,000 and 100,000 applications (bar: within 20 MB of each other).
 
-Usage: python bench/export.py [--repeat N] [--skip-slow] [--skip-memory] [--only-memory]
+Usage: python bench/export.py [--repeat N] [--skip-slow] [--rate R ...] [--skip-memory] [--only-memory]
   --repeat N     runs per rate, the median reported (default 3; the 2/s run, 50 s, runs once)
   --skip-slow    leave out the 2/s run
+  --rate R       only the runs at R requests/s (repeatable)
 """
 
 from __future__ import annotations
@@ -56,11 +57,10 @@ def whole_export(sandbox, rate: float, burst: int, warm: bool = True) -> dict:
     env = clean_env(sandbox, state_dir())
     subprocess.run(RUNNER + ["token", "print"], env=env, check=True, capture_output=True)
     tenant.rate, tenant.burst = rate, burst  # the bucket starts full at the first API request
-    if warm:
-        tenant.set_clients((burst + 20) * PER_PAGE)  # past the burst, so that the refill rate shows
+    tenant.set_clients(APPS)
+    if warm:  # last night's export
         subprocess.run(RUNNER + ["run-job", "export-clients"], env=env, check=True, capture_output=True)
         time.sleep(burst / rate)  # full again
-    tenant.set_clients(APPS)
     tenant.received.clear()
     tenant.responses_429 = tenant.api_requests = 0
     started = time.time()
@@ -73,7 +73,7 @@ def whole_export(sandbox, rate: float, burst: int, warm: bool = True) -> dict:
     return {"wall": wall, "startup": first - started, "429s": tenant.responses_429, "requests": tenant.api_requests}
 
 
-def rates_table(sandbox, repeat: int, skip_slow: bool) -> None:
+def rates_table(sandbox, repeat: int, skip_slow: bool, only: list[float] | None = None) -> None:
     pages = -(-APPS // PER_PAGE)
     print(f"whole `runner run-job export-clients`, {APPS} applications ({pages} pages), {LATENCY * 1000:.0f} ms latency, warm token cache:")
     print("bare: `python -c 'import sqlalchemy, requests, click'` in this venv, median of 3 beside each run")
@@ -82,7 +82,7 @@ def rates_table(sandbox, repeat: int, skip_slow: bool) -> None:
           f"{'cold':>6} {'429s':>4}  (wall of each run)")
     startups, bares = [], []
     for rate, burst, bar in RATES:
-        if skip_slow and rate == 2:
+        if (skip_slow and rate == 2) or (only and rate not in only):
             continue
         runs = []
         for _ in range(1 if rate == 2 else repeat):
@@ -126,11 +126,12 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--skip-slow", action="store_true", help="leave out the 2/s run (50 s)")
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--rate", type=float, action="append", help="only this rate (repeatable)")
     parser.add_argument("--only-memory", action="store_true")
     args = parser.parse_args()
     with Sandbox(clients=10).start() as sandbox:
         if not args.only_memory:
-            rates_table(sandbox, args.repeat, args.skip_slow)
+            rates_table(sandbox, args.repeat, args.skip_slow, args.rate)
         if not args.skip_memory:
             memory(sandbox)
 

@@ -8,6 +8,7 @@ GET /api/v2/clients, rate-limit headers and error bodies). Time comes from `cloc
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
@@ -304,7 +305,7 @@ def _api_error(status: int, error: str, message: str, code: str | None = None) -
 
 
 def _select_fields(app: dict, query: dict) -> dict:
-    fields = [f for f in query.get("fields", "").split(",") if f]
+    fields = {f for f in query.get("fields", "").split(",") if f}
     if not fields:
         return app
     if query.get("include_fields", "true").lower() == "false":
@@ -352,6 +353,14 @@ def _name(i: int) -> str:
 
 
 def application(seed: int, i: int, keys: bool) -> dict:
+    """Application number i of the tenant seeded `seed` (a copy: the caller may change it)."""
+    return dict(_application(seed, i, keys))
+
+
+# Made once: an application took 30 µs to make, 3 ms a page, and the stand-in shares the machine
+# with the runner it stands in for (a burst of 50 pages cost 0.15 s of its CPU in the export bench).
+@functools.lru_cache(maxsize=20_000)
+def _application(seed: int, i: int, keys: bool) -> dict:
     rnd = random.Random(seed * 1_000_003 + i)
     app_type = APP_TYPES[i % len(APP_TYPES)]
     host = f"app{i}.example.com"
