@@ -47,7 +47,7 @@ RATE_WINDOW_SECONDS = 5.0
 RATE_WINDOW_REQUESTS = 30
 ANCHOR_SPACING_SECONDS = 0.05  # answers closer together than this add little to the bound
 BOUND_MEMORY_SECONDS = 1.0  # the rate is the best bound of this long
-REORDER_SECONDS = 0.02  # see _bound
+REORDER_SECONDS = 0.02  # see _unordered
 RECENT_ROUND_TRIPS = 32  # the spread of round trips is taken over this many answers
 UNANSWERED_SECONDS = 40.0  # a request unanswered this long failed (http.TIMEOUT): count it no more
 MAX_RECENT = 64
@@ -281,9 +281,20 @@ class Pacer:
         self._unanswered = {seq: at for seq, at in self._unanswered.items() if at >= self._now - UNANSWERED_SECONDS}
         if self._newest is None:
             return
-        horizon = self._newest.sent_at - 2 * self._spread()
+        horizon = self._newest.sent_at - 2 * self._unordered()
         recent = [a for a, _ in self._recent if a is self._newest or a.sent_at >= horizon][-MAX_RECENT:]
         self._recent = [(a, len(self._unanswered)) for a in recent]
+
+    def _unordered(self) -> float:
+        """How far apart two requests may be sent and still reach the server in either order.
+
+        The spread of round trips, and at least REORDER_SECONDS whatever they say: each request goes
+        out on its own connection and thread (new ones at first), and a server takes them on its own
+        threads too. Seen: a first wave of 7 sent within 8 ms counted in the order 2, 3, 1, 7, 4, 5,
+        6, which taken in sent order made a rate of 300/s out of 50; and a wave of 3 counted 1, 3, 2,
+        whose answer to 2 (the fewest left) was dropped as older than 3's, and a request met a 429.
+        """
+        return max(self._spread(), REORDER_SECONDS)
 
     def _spread(self) -> float:
         return max(self._round_trips) - self._round_trip if self._round_trips else 0.0
@@ -308,11 +319,7 @@ class Pacer:
 
     def _bound(self, earlier: _Answer, later: _Answer) -> float:
         """A lower bound on the refill rate from two answers (0 where they show none)."""
-        # Requests sent this close together may reach the server in either order, whatever their round
-        # trips say: each goes out on its own connection and thread (new ones at first), and a
-        # server takes them on its own threads too. Seen: a first wave of 7 sent within 8 ms counted
-        # in the order 2, 3, 1, 7, 4, 5, 6, which taken in order made a rate of 300/s out of 50.
-        spread = max(self._spread(), REORDER_SECONDS)
+        spread = self._unordered()
         # Requests that certainly reached the server after `earlier` and no later than `later`:
         # not those sent with either within the spread of round trips, nor those still unanswered.
         counted_before = max(earlier.seq, self._sends.count_by(earlier.sent_at + spread))

@@ -309,3 +309,19 @@ def test_a_first_wave_counted_out_of_order_teaches_no_rate_above_the_true_one():
     for i, seq in enumerate(seqs):
         pacer.observe(seq, headers(counted[seq], limit=50), now=0.1 + i * 0.001)
     assert pacer.rate <= 50
+
+
+def test_an_answer_counted_last_but_sent_earlier_still_says_what_remains():
+    # A first wave of 3 reached the server in the order 1, 3, 2: the answer to 2 says the fewest
+    # left, though 3 was sent after it. Taken as older than 3's and dropped, it let out a request
+    # too many (a 429, seen against the stand-in tenant).
+    pacer = Pacer()
+    pacer.recall(Seen(limit=10, rate=17.5, round_trip=0.107, remaining=10.0, at=EPOCH - 3600), EPOCH)
+    seqs = []
+    for at in (0.0, 0.002, 0.003):
+        assert pacer.wait_time(at) == 0
+        seqs.append(pacer.sent())
+    for seq, remaining, at in ((2, 7, 0.109), (3, 8, 0.110), (1, 9, 0.111)):
+        pacer.observe(seq, headers(remaining, limit=10), now=at)
+    # Counted about 0.055 s in, 7 left then, refilling at 17.5/s: 8 tokens at 0.112, not 9.
+    assert sends_allowed(pacer, 0.112) <= 8
