@@ -161,7 +161,7 @@ class ManagementApi:
     def _paginate(self, path, key, params, on_page, unique, progress) -> Iterator[dict]:
         base = {**(params or {}), "per_page": PER_PAGE, "include_totals": "true"}
         pacer = self._pacer("GET", path)
-        speculate = pacer.first_wave - 1 if pacer.fresh() else 0
+        speculate = pacer.first_wave_pages()
         pool = _DaemonPool("page")
         try:
             window = deque(self._fetch(pool, path, base, number) for number in range(1 + speculate))
@@ -366,18 +366,21 @@ class _DaemonPool:
     def _worker(self) -> None:
         while (item := self._work.get()) is not None:
             future, call, args = item
-            self._done_with(future, call, args)
+            result, error = None, None
+            if future.set_running_or_notify_cancel():
+                try:
+                    result = call(*args)
+                except BaseException as exc:  # handed to the consumer, which raises it
+                    error = exc
+            # Idle before the consumer hears: its next call then takes this worker, not a new thread.
             with self._lock:
                 self._idle += 1
-
-    @staticmethod
-    def _done_with(future: Future, call, args) -> None:
-        if not future.set_running_or_notify_cancel():
-            return
-        try:
-            future.set_result(call(*args))
-        except BaseException as exc:  # handed to the consumer, which raises it
-            future.set_exception(exc)
+            if future.cancelled():
+                continue
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(result)
 
 
 def _changed(key: str, what: str | None = None) -> ApiError:

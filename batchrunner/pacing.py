@@ -105,6 +105,7 @@ class Pacer:
         self._recalled_rate: float | None = None  # an earlier process's, until a 429 says it no longer holds
         self._best_rate: float | None = None  # the best learned (or recalled) since the last 429: what seen() passes on
         self._first_wave = FIRST_WAVE
+        self._wave_claimed = False
         self._round_trip: float | None = None  # the shortest seen
         self._round_trips: deque[float] = deque(maxlen=RECENT_ROUND_TRIPS)
         self._hold = 0.0
@@ -166,35 +167,52 @@ class Pacer:
             # learn it again from answers with no refused request between them.
             self._anchors.clear()
             self._bounds.clear()
-            if self._rate and self._rate_since_hold:
+            if self._recalled_rate is not None:
+                # An earlier process's rate no longer holds (the plan changed, say): halving it may
+                # still be far off (50/s to 2/s), so it is learned afresh, a token kept meanwhile.
+                self._rate = None
+            elif self._rate and self._rate_since_hold:
                 self._rate /= 2
             self._rate_since_hold = False
-            self._recalled_rate = self._best_rate = None  # until answers teach one again (seen() has the halved meanwhile)
+            self._recalled_rate = self._best_rate = None  # seen() passes on no rate until one is learned
 
-    def recall(self, seen: Seen, epoch: float) -> None:
+    def recall(self, seen: Seen, epoch: float, shared: bool = False) -> None:
         """Start from what an earlier process saw of this bucket; `epoch` is now in Unix seconds.
 
         Only a pacer that has sent nothing takes it. The first wave is what the bucket refills during
         one round trip, and no more than the level it should be back at by now (another process of
-        the runner may have left it drained a moment ago).
+        the runner may have left it drained a moment ago); `shared`: another process may be drawing
+        from it right now, so the first wave stays FIRST_WAVE. A Seen without a rate gives the size.
         """
         with self._lock:
             if self._sends.count or self._reserved or self._answered:
                 return
             self._limit = seen.limit
+            if seen.rate <= 0:
+                return
             self._rate = self._recalled_rate = self._best_rate = seen.rate
             self._rate_since_hold = True
             level = min(seen.limit, seen.remaining + seen.rate * max(0.0, epoch - seen.at))
-            self._first_wave = max(1, min(1 + math.ceil(seen.rate * seen.round_trip), math.floor(level)))
+            wave = max(1, min(1 + math.ceil(seen.rate * seen.round_trip), math.floor(level)))
+            self._first_wave = min(wave, FIRST_WAVE) if shared else wave
 
     def seen(self, now: float, epoch: float) -> Seen | None:
-        """What this pacer knows of its bucket at `now` (`epoch` in Unix seconds); None before it knows size and rate."""
+        """What this pacer knows of its bucket at `now` (`epoch` in Unix seconds), the rate 0 where it
+        learned none (or the one recalled met a 429); None before any answer said the bucket's size."""
         with self._lock:
-            rate = self._best_rate or self._rate
-            if not (rate and self._limit and self._newest and self._round_trip):
+            if not (self._limit and self._newest and self._round_trip):
                 return None
             level = min(max(self._available(now), 0.0), self._limit)
-            return Seen(self._limit, rate, self._round_trip, level, epoch)
+            return Seen(self._limit, self._best_rate or 0.0, self._round_trip, level, epoch)
+
+    def first_wave_pages(self) -> int:
+        """Pages a list may ask for beside page 0: the first wave less one, to the first list that asks
+        before anything was sent through this pacer, and 0 to every other (lists started together)."""
+        with self._lock:
+            if self._wave_claimed or self._sends.count or self._reserved:
+                return 0
+            self._wave_claimed = True
+            return self._first_wave - 1
 
     @property
     def first_wave(self) -> int:
@@ -209,11 +227,6 @@ class Pacer:
     @property
     def rate(self) -> float | None:
         return self._rate
-
-    def fresh(self) -> bool:
-        """No request has gone out through this pacer yet: the bucket is as full as it gets."""
-        with self._lock:
-            return self._sends.count == 0 and not self._reserved
 
     def _wait(self, now: float) -> float:
         if now < self._hold:

@@ -5,23 +5,26 @@ A process that knows nothing of its tenant's bucket sends two requests blind, th
 back until answers show the refill rate: at 50 requests/s that cost an export a tenth of its time.
 So when a run ends, what its pacers learned (each bucket's size, refill rate, shortest round trip
 and level) is written here, and the next process's pacers start from it (pacing.Pacer.recall).
-Shared through PostgreSQL, one host's runs teach the others.
+Shared through PostgreSQL, one host's runs teach the others. While a run of another process is in
+progress it may be drawing from the same bucket, so the first wave then stays the blind one.
 
-It is advice, never a condition: a row that cannot be read or written costs speed, not a run, and
-a rate that no longer holds (the tenant's plan changed) is dropped at the first 429.
+It is advice, never a condition: a row that cannot be read, written or believed costs speed, not
+a run, and a rate that no longer holds (the tenant's plan changed) is dropped at the first 429.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, exists, not_, select, update
 
+from . import process
 from .api import ManagementApi, tenant_pacer, tenant_pacers
-from .db import Database, DatabaseError
-from .models import rate_limit_buckets as table
+from .db import Database
+from .models import RunStatus, rate_limit_buckets as table, runs
 from .pacing import Seen
 
 log = logging.getLogger("runner.api")
@@ -39,27 +42,47 @@ def recall(db: Database, api: ManagementApi) -> None:
     try:
         with db.read() as conn:
             rows = conn.execute(select(table).where(table.c.tenant == api.base_url)).all()
-    except DatabaseError as exc:
-        log.debug("rate limits seen before not read (%s); learning them afresh", exc.message())
-        return
-    for row in rows:
-        seen = Seen(row.size, row.rate, row.round_trip, row.remaining, row.seen_at)
-        tenant_pacer(api.base_url, row.bucket).recall(seen, time.time())
+            shared = bool(rows) and conn.execute(select(_elsewhere())).scalar()
+        for row in rows:
+            seen = Seen(row.size, row.rate, row.round_trip, row.remaining, row.seen_at)
+            if _believable(seen):
+                tenant_pacer(api.base_url, row.bucket).recall(seen, time.time(), shared=shared)
+    except Exception as exc:  # advice only: a run never fails for it (see the module's docstring)
+        log.warning("what earlier runs saw of the rate limit was not read (%s); learning it afresh", _why(exc))
 
 
 def remember(db: Database, api: ManagementApi) -> None:
     """Keep what this process's pacers know of the tenant's buckets now, for the next process."""
     now, epoch = time.monotonic(), time.time()
-    seen = {bucket: pacer.seen(now, epoch) for bucket, pacer in tenant_pacers(api.base_url).items()}
-    seen = {bucket: s for bucket, s in seen.items() if s is not None}
-    if not seen:
-        return
     try:
+        seen = {bucket: pacer.seen(now, epoch) for bucket, pacer in tenant_pacers(api.base_url).items()}
+        seen = {bucket: s for bucket, s in seen.items() if s is not None and _believable(s)}
+        if not seen:
+            return
         with db.write() as conn:
             for bucket, s in seen.items():
                 row = {"size": s.limit, "rate": s.rate, "round_trip": s.round_trip, "remaining": s.remaining, "seen_at": s.at}
                 where = (table.c.tenant == api.base_url, table.c.bucket == bucket)
                 if not conn.execute(update(table).where(*where).values(**row)).rowcount:
                     db.insert_ignore(conn, table, {"tenant": api.base_url, "bucket": bucket, **row})
-    except DatabaseError as exc:
-        log.debug("rate limits seen not kept (%s)", exc.message())
+    except Exception as exc:  # advice only, and this runs before the run's end is recorded
+        log.warning("what this run saw of the rate limit was not kept (%s); the next run learns it afresh", _why(exc))
+
+
+def _believable(seen: Seen) -> bool:
+    """Values a pacer can start from: a row written by hand, or damaged, is passed over."""
+    numbers = (seen.rate, seen.round_trip, seen.remaining, seen.at)
+    return (all(isinstance(n, (int, float)) and math.isfinite(n) for n in numbers) and isinstance(seen.limit, int)
+            and 1 <= seen.limit <= 100_000 and 0 <= seen.rate <= 100_000 and 0 < seen.round_trip <= 60
+            and 0 <= seen.remaining <= seen.limit)
+
+
+def _elsewhere():
+    """A run in progress in another process (this one's share its pacers)."""
+    here = and_(runs.c.node == process.NODE, runs.c.pid == process.pid())
+    return exists().where(runs.c.status == RunStatus.RUNNING.value, not_(here))
+
+
+def _why(exc: Exception) -> str:
+    message = getattr(exc, "message", None)
+    return message() if callable(message) else f"{type(exc).__name__}: {exc}"

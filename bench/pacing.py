@@ -74,7 +74,7 @@ def _export(rate, burst, pages, latency, split, jitter, drained_by_other, held_u
     rng = random.Random(seed)
     pacer, bucket = pacer or Pacer(), Bucket(rate, burst)
     events, order = [], itertools.count()
-    first = pacer.first_wave  # page 0 and the pages asked beside it (api.py)
+    first = 1 + pacer.first_wave_pages()  # page 0 and the pages asked beside it (api.py)
     done, window, upcoming = set(), list(range(1, first)), iter(range(first, pages))
     finished = [0.0]
 

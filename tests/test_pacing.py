@@ -36,9 +36,7 @@ def test_before_any_answer_sends_what_the_smallest_bucket_holds():
     # Auth0's Free plan has a bucket of 2: page 0 and the page sent beside it, or two jobs that
     # start together, never find it empty; a third waits for an answer to say more.
     pacer = Pacer()
-    assert pacer.fresh()
     assert sends_allowed(pacer, 0.0) == 2
-    assert not pacer.fresh()
     assert pacer.wait_time(4.5) > 0
     assert pacer.wait_time(5.01) == 0  # unanswered for seconds (lost, say): they hold nothing back
 
@@ -164,7 +162,8 @@ def simulated_export(rate, burst, pages=100, latency=0.1, in_flight=16, other_ra
     then up to `in_flight` pages; `other_rate`: another client's use; `pacer`: one that recalled its bucket."""
     pacer, bucket = pacer or Pacer(), Bucket(rate, burst)
     events, order, queue, rates = [], itertools.count(), list(range(pages)), []
-    pending = [pacer.first_wave]  # pages in flight or waiting
+    first = 1 + pacer.first_wave_pages()
+    pending = [first]  # pages in flight or waiting
 
     def at(t, what, *args):
         heapq.heappush(events, (t, next(order), what, args))
@@ -197,7 +196,7 @@ def simulated_export(rate, burst, pages=100, latency=0.1, in_flight=16, other_ra
         if events:
             at(t + 1 / other_rate, other)
 
-    for _ in range(pacer.first_wave):
+    for _ in range(first):
         at(0.0, pace)
     if other_rate:
         at(0.0, other)
@@ -284,6 +283,32 @@ def test_what_one_export_saw_brings_the_next_to_the_floor():
     assert bucket.refused == 0
     floor = (100 - 50) / 50 + 0.1
     assert second.finished <= floor + 1.5 / 50 < first.finished
+
+
+def test_a_recalled_rate_far_above_the_true_one_is_learned_afresh_not_halved():
+    # From 50 a second to Free's 2: halving would take four refusals and pass 25 on to the next run.
+    pacer = Pacer()
+    pacer.recall(Seen(limit=2, rate=50.0, round_trip=0.1, remaining=2.0, at=EPOCH - 3600), EPOCH)
+    pacer, bucket = simulated_export(2, 2, pages=20, pacer=pacer)
+    assert bucket.refused <= 2
+    assert pacer.seen(pacer.finished, EPOCH + pacer.finished).rate <= 2
+    again = Pacer()
+    again.recall(pacer.seen(pacer.finished, EPOCH + pacer.finished), EPOCH + pacer.finished + 3600)
+    _, bucket = simulated_export(2, 2, pages=20, pacer=again)
+    assert bucket.refused == 0
+
+
+def test_a_bucket_another_process_may_be_using_gets_the_blind_first_wave():
+    pacer = Pacer()
+    pacer.recall(Seen(limit=50, rate=50.0, round_trip=0.1, remaining=50.0, at=EPOCH - 3600), EPOCH, shared=True)
+    assert sends_allowed(pacer, 0.0) == FIRST_WAVE
+    assert pacer.rate == 50.0
+
+
+def test_lists_started_together_ask_for_pages_beside_page_0_once():
+    pacer = Pacer()
+    pacer.recall(Seen(limit=50, rate=50.0, round_trip=0.1, remaining=50.0, at=EPOCH - 3600), EPOCH)
+    assert [pacer.first_wave_pages() for _ in range(3)] == [5, 0, 0]
 
 
 def test_a_recalled_rate_that_no_longer_holds_is_dropped_at_the_first_429():

@@ -353,7 +353,8 @@ def _name(i: int) -> str:
 
 
 def application(seed: int, i: int, keys: bool) -> dict:
-    """Application number i of the tenant seeded `seed` (a copy: the caller may change it)."""
+    """Application number i of the tenant seeded `seed` (a copy of its top level, which the caller may
+    change; the lists and objects inside are shared with every other copy)."""
     return dict(_application(seed, i, keys))
 
 
