@@ -26,7 +26,10 @@ from typing import Any, Callable, Iterable, Iterator, Sequence, Union
 from .files import EXPORT_MODE, FORMULA_PREFIXES, atomic_file, atomic_text, neutralise, remove_output, sync_dir
 
 LIST_SEPARATOR = " "
-BATCH = 1000  # items made into rows, and rows handed to the CSV writer, at once
+# Items made into rows, and rows handed to the CSV writer, at once: a Management API page. A paged
+# export then writes each page as it comes, and after the last answer only its rows are left to
+# make (1,000 left ten pages' worth, 25 ms at 50 requests/s); the C loops are as fast per row.
+BATCH = 100
 Source = Union[str, Callable[[dict], Any]]
 Column = tuple[str, Source]
 
