@@ -160,8 +160,12 @@ class _Guarded:
         self._handle, self._directory, self._setting = handle, directory, setting
 
     def write(self, data):
-        with _reporting(self._directory, self._setting):
+        # Once per CSV row: a try costs nothing where a context manager cost a quarter of the
+        # conversion of a user export (2.5 µs a row).
+        try:
             return self._handle.write(data)
+        except OSError as exc:
+            raise WriteError(self._directory, exc, self._setting) from None
 
     def writelines(self, lines) -> None:
         with _reporting(self._directory, self._setting):

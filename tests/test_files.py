@@ -2,6 +2,7 @@
 
 import os
 import stat
+from pathlib import Path
 
 import pytest
 
@@ -42,3 +43,17 @@ def test_clean_partials_removes_only_leftovers(tmp_path):
     (tmp_path / "clients-latest.csv").write_text("keep")
     assert [p.name for p in clean_partials(tmp_path, "clients-")] == [".clients-x.csv.abc.partial"]
     assert os.listdir(tmp_path) == ["clients-latest.csv"]
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full, a device that is always full")
+def test_a_full_disk_while_rows_are_written_is_one_line_naming_the_fix(tmp_path):
+    from batchrunner.files import WriteError, _Guarded
+
+    full = open("/dev/full", "w", buffering=1)  # line-buffered: each row reaches the device
+    guarded = _Guarded(full, tmp_path, "RUNNER_EXPORT_DIR")
+    with pytest.raises(WriteError) as caught:
+        guarded.write("a,b\r\n")
+    with pytest.raises(OSError):
+        full.close()  # what the failed write left in the buffer is still not written
+    assert caught.value.message() == (f"RUNNER_EXPORT_DIR: cannot write exports to {tmp_path}: No space left on device; "
+                                      "free some space there, or set RUNNER_EXPORT_DIR to a folder on another disk")

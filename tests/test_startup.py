@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import SQLITE_ONLY
+
 RUNNER = Path(__file__).resolve().parent.parent / "runner.py"
 MARK = "runner-test: first connection to the tenant"
 
@@ -69,12 +71,11 @@ def test_run_job_collects_garbage_again_once_its_imports_are_done(runner, env, t
     assert collector == "collector on"
 
 
+@SQLITE_ONLY  # the same start-up on either database
 @pytest.mark.parametrize("command", [["jobs"], ["history", "--json"], ["token", "status"], ["check"], ["metrics"],
                                      ["prune", "--dry-run"], ["db", "upgrade"], ["diff"]])
-def test_every_command_collects_garbage_again_once_its_imports_are_done(local_env, tmp_path, command, database_url):
+def test_every_command_collects_garbage_again_once_its_imports_are_done(local_env, tmp_path, command):
     # What `run-job` shows above, for the others (`serve` and `sandbox` among those that run for long).
-    if database_url.startswith("postgresql"):
-        pytest.skip("the same start-up on either database")
     wrapper = ("import atexit, gc, runpy, sys\n"
                "atexit.register(lambda: sys.stderr.write('\\ncollector %s\\n' % ('on' if gc.isenabled() else 'off')))\n"
                "sys.argv = sys.argv[1:]\n"
