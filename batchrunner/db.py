@@ -360,15 +360,32 @@ def _busy_seconds(url) -> float:
 
 
 def _create_private_file(path: Path) -> None:
-    """Create the database file 0600 before SQLite does: it holds bearer tokens (SPEC section 4)."""
+    """Create the database file 0600 before SQLite does: it holds bearer tokens (SPEC section 4).
+
+    A file that exists is left to SQLite, which opens one it may not write read-only: the commands
+    that only read work, and a write names the database as read-only (not "cannot create" it)."""
+    if path.exists():
+        _tighten(path)
+        return
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
         os.close(fd)
-        if path.stat().st_mode & 0o077:
-            os.chmod(path, 0o600)
+    except FileExistsError:  # another process created it meanwhile
+        _tighten(path)
     except OSError as exc:
-        raise ConfigError("RUNNER_DATABASE_URL", f"cannot create the database file {path}: {exc.strerror}") from None
+        raise ConfigError("RUNNER_DATABASE_URL", f"cannot create the database file {path}: {exc.strerror}; make its folder "
+                          "one the runner's user can write, or point RUNNER_DATABASE_URL elsewhere") from None
+
+
+def _tighten(path: Path) -> None:
+    """No access for group or others where they have some and the file is ours to change (the owner's own, kept)."""
+    try:
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o077:
+            os.chmod(path, mode & 0o700)
+    except OSError:
+        pass  # not the owner: SQLite reports what it cannot do when it gets there
 
 
 def _tighten_sidecars(path: Path) -> None:

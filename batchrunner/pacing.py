@@ -233,8 +233,8 @@ class Pacer:
             return self._hold - now
         if not self._answered:
             # The bucket's size is unknown until the first answer: send what the smallest bucket
-            # Auth0 publishes holds (Free's 2), since more at once could empty it; requests a second
-            # unanswered (failed, say) hold nothing back.
+            # Auth0 publishes holds (Free's 2), since more at once could empty it; requests
+            # unanswered for FIRST_WAVE_SECONDS (failed, say) hold nothing back.
             pending = sum(1 for at in self._unanswered.values() if at > now - FIRST_WAVE_SECONDS) + len(self._reserved)
             return 0.0 if pending < self._first_wave else POLL_SECONDS
         if self._newest is None:

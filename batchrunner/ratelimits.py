@@ -47,6 +47,10 @@ def recall(db: Database, api: ManagementApi) -> None:
             seen = Seen(row.size, row.rate, row.round_trip, row.remaining, row.seen_at)
             if _believable(seen):
                 tenant_pacer(api.base_url, row.bucket).recall(seen, time.time(), shared=shared)
+            else:
+                log.warning("the rate limit earlier runs saw of bucket %r is not believable (size %r, rate %r, round trip "
+                            "%r, level %r); passed over and learned afresh", row.bucket, row.size, row.rate, row.round_trip,
+                            row.remaining)
     except Exception as exc:  # advice only: a run never fails for it (see the module's docstring)
         log.warning("what earlier runs saw of the rate limit was not read (%s); learning it afresh", _why(exc))
 

@@ -65,7 +65,8 @@ def test_a_database_of_the_first_revision_is_brought_up_to_date_with_its_runs(lo
 def test_a_database_path_that_cannot_be_created_is_a_setting_error(local_runner):
     result = local_runner("db", "upgrade", extra_env={"RUNNER_DATABASE_URL": "sqlite:////proc/no-such-dir/runner.db"})
     assert result.returncode == 2
-    assert result.stderr == "runner: RUNNER_DATABASE_URL: cannot create the database file /proc/no-such-dir/runner.db: No such file or directory\n"
+    assert result.stderr == ("runner: RUNNER_DATABASE_URL: cannot create the database file /proc/no-such-dir/runner.db: No such file "
+                             "or directory; make its folder one the runner's user can write, or point RUNNER_DATABASE_URL elsewhere\n")
 
 
 def test_a_file_that_is_not_a_database_is_one_line(local_runner, tmp_path):
