@@ -326,6 +326,7 @@ def _sqlite_engine(url, db: Database) -> Engine:
     db.busy_seconds = _busy_seconds(url)
     if url.database and url.database != ":memory:":
         _create_private_file(Path(url.database))
+        _tighten_sidecars(Path(url.database))  # before SQLite opens them (a -shm it may not write: a read-only database)
     engine = create_engine(url, connect_args={"timeout": db.busy_seconds}, hide_parameters=True)
 
     @event.listens_for(engine, "connect")
@@ -362,40 +363,42 @@ def _busy_seconds(url) -> float:
 def _create_private_file(path: Path) -> None:
     """Create the database file 0600 before SQLite does: it holds bearer tokens (SPEC section 4).
 
-    A file that exists is left to SQLite, which opens one it may not write read-only: the commands
-    that only read work, and a write names the database as read-only (not "cannot create" it)."""
-    if path.exists():
-        _tighten(path)
-        return
+    An existing one that its group or others may use loses that access (the owner's own is kept: a
+    file made read-only stays so, and SQLite opens it read-only, so the commands that only read work
+    and a write names the database as read-only). Opened, not only looked at: a symlink's target is
+    what gets created and changed."""
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
-        os.close(fd)
-    except FileExistsError:  # another process created it meanwhile
-        _tighten(path)
+        fd = os.open(path, os.O_CREAT | os.O_RDONLY | os.O_CLOEXEC, 0o600)
     except OSError as exc:
-        raise ConfigError("RUNNER_DATABASE_URL", f"cannot create the database file {path}: {exc.strerror}; make its folder "
-                          "one the runner's user can write, or point RUNNER_DATABASE_URL elsewhere") from None
-
-
-def _tighten(path: Path) -> None:
-    """No access for group or others where they have some and the file is ours to change (the owner's own, kept)."""
+        raise ConfigError("RUNNER_DATABASE_URL", f"cannot create or open the database file {path}: {exc.strerror}; make its "
+                          "folder one the runner's user can write, or point RUNNER_DATABASE_URL elsewhere") from None
     try:
-        mode = path.stat().st_mode & 0o777
+        mode = os.fstat(fd).st_mode & 0o777
         if mode & 0o077:
-            os.chmod(path, mode & 0o700)
+            os.fchmod(fd, mode & 0o700)
     except OSError:
-        pass  # not the owner: SQLite reports what it cannot do when it gets there
+        raise ConfigError("RUNNER_DATABASE_URL", f"the database file {path} holds tokens and others may use it (mode "
+                          f"{mode:04o}), and it is not the runner's user's to change; run `chmod go= {path}` as its owner, "
+                          "or give it to the runner's user") from None
+    finally:
+        os.close(fd)
 
 
 def _tighten_sidecars(path: Path) -> None:
-    # SQLite gives -wal and -shm the main file's mode; this covers files left by an older umask.
+    # SQLite gives -wal and -shm the main file's mode when it makes them; this covers files left by
+    # an older umask, and a database made read-only and then writable again (its -shm would stay
+    # read-only, and every write fail as if the database were).
+    try:
+        wanted = path.stat().st_mode & 0o700
+    except OSError:
+        return
     for suffix in ("-wal", "-shm"):
         sidecar = path.with_name(path.name + suffix)
         try:
-            if sidecar.stat().st_mode & 0o077:
-                os.chmod(sidecar, 0o600)
-        except FileNotFoundError:
+            if sidecar.stat().st_mode & 0o777 != wanted:
+                os.chmod(sidecar, wanted)
+        except OSError:  # gone, or not ours: SQLite says what it cannot do
             pass
 
 

@@ -1,6 +1,9 @@
 """The schema is Alembic's alone, the models say the same as the migrations, and a database the
 runner cannot use (locked, read-only, damaged, a broken URL) is one line, not a traceback."""
 
+import os
+import stat
+
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -13,7 +16,7 @@ from batchrunner import clock, runs
 from batchrunner.db import SCHEMA_HEAD, SCHEMA_REVISIONS, Database, alembic_config, open_database, safe_url
 from batchrunner.models import RunStatus, Trigger, metadata, token_issuances
 from batchrunner.models import runs as runs_table
-from conftest import QUIET, empty_database, run_runner, start_runner, wait_for
+from conftest import QUIET, SQLITE_ONLY, empty_database, run_runner, start_runner, wait_for
 
 
 def test_the_code_knows_every_migration():
@@ -62,11 +65,36 @@ def test_a_database_of_the_first_revision_is_brought_up_to_date_with_its_runs(lo
     assert open_database(url, migrate=False).current_revision() == SCHEMA_HEAD
 
 
+@SQLITE_ONLY
+def test_a_database_file_others_may_read_loses_their_access_and_its_owner_keeps_theirs(local_runner, tmp_path):
+    # It holds bearer tokens (SPEC section 4). Made 0640 by hand, or 0440 (read-only for its owner).
+    path = tmp_path / "state" / "kept.db"
+    url = {"RUNNER_DATABASE_URL": f"sqlite:///{path}"}
+    assert local_runner("db", "upgrade", extra_env=url).returncode == 0
+    for given, left in ((0o640, 0o600), (0o440, 0o400)):
+        os.chmod(path, given)
+        result = local_runner("history", extra_env=url)
+        assert result.returncode == 0, result.stderr
+        assert stat.S_IMODE(path.stat().st_mode) == left
+
+
+@SQLITE_ONLY
+def test_a_database_url_naming_a_dangling_symlink_creates_its_target_private(local_runner, tmp_path):
+    target = tmp_path / "elsewhere" / "runner.db"
+    target.parent.mkdir()
+    link = tmp_path / "state" / "runner.db"
+    link.parent.mkdir()
+    link.symlink_to(target)
+    assert local_runner("db", "upgrade", extra_env={"RUNNER_DATABASE_URL": f"sqlite:///{link}"}).returncode == 0
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+
+
 def test_a_database_path_that_cannot_be_created_is_a_setting_error(local_runner):
     result = local_runner("db", "upgrade", extra_env={"RUNNER_DATABASE_URL": "sqlite:////proc/no-such-dir/runner.db"})
     assert result.returncode == 2
-    assert result.stderr == ("runner: RUNNER_DATABASE_URL: cannot create the database file /proc/no-such-dir/runner.db: No such file "
-                             "or directory; make its folder one the runner's user can write, or point RUNNER_DATABASE_URL elsewhere\n")
+    assert result.stderr == ("runner: RUNNER_DATABASE_URL: cannot create or open the database file /proc/no-such-dir/runner.db: No "
+                             "such file or directory; make its folder one the runner's user can write, or point RUNNER_DATABASE_URL "
+                             "elsewhere\n")
 
 
 def test_a_file_that_is_not_a_database_is_one_line(local_runner, tmp_path):
