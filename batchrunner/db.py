@@ -33,7 +33,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModu
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from . import clock
-from .errors import ConfigError, RunnerError
+from .errors import ConfigError, RunnerError, one_line
 
 # The migrations in migrations/versions, oldest first; a test checks the two agree. Comparing with
 # a constant keeps Alembic out of the start-up path of every command (SPEC section 10).
@@ -405,8 +405,7 @@ def _tighten_sidecars(path: Path) -> None:
 def _first_line(exc: Exception) -> str:
     # The driver's own message, first line only: what follows (PostgreSQL's DETAIL, SQLAlchemy's
     # SQL) may quote a row's values.
-    text = str(getattr(exc, "orig", None) or exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    return one_line(getattr(exc, "orig", None) or exc)
 
 
 _databases: dict[str, Database] = {}

@@ -21,6 +21,12 @@ class RunnerError(Exception):
         return super().__str__()
 
 
+def one_line(exc: BaseException) -> str:
+    """An exception as one line for a log: its message's first line (a RunnerError's own), else its type's name."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 class ConfigError(RunnerError):
     """A missing or malformed setting; names the variable and what it should hold."""
 

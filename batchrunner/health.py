@@ -21,7 +21,7 @@ from sqlalchemy import text
 
 from . import clock
 from .db import Database
-from .errors import ConfigError
+from .errors import ConfigError, one_line
 
 log = logging.getLogger("runner.health")
 
@@ -57,8 +57,7 @@ def check_database(db: Database, seconds: float = DATABASE_SECONDS) -> str | Non
                 conn.execute(text("SELECT 1"))
             outcome.append(None)
         except Exception as exc:
-            reason = str(getattr(exc, "orig", exc)).strip().splitlines()
-            outcome.append(reason[0] if reason else type(exc).__name__)
+            outcome.append(one_line(getattr(exc, "orig", exc)))
 
     worker = threading.Thread(target=probe, name="healthz-db", daemon=True)
     worker.start()

@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 
 from . import clock, schedules
 from .db import Database
+from .errors import one_line
 from .models import RunStatus, pruned_runs, runs, token_cache, token_issuances
 
 log = logging.getLogger("runner.metrics")
@@ -126,7 +127,7 @@ class Collector:
         try:
             snap = read(self.db)
         except Exception as exc:  # a scrape must answer, saying the database did not
-            log.warning("metrics: cannot read the database: %s", str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+            log.warning("metrics: cannot read the database: %s", one_line(exc))
             up.add_metric([], 0)
             yield up
             return

@@ -215,11 +215,6 @@ class Pacer:
             return self._first_wave - 1
 
     @property
-    def first_wave(self) -> int:
-        """How many requests go out before the first answer (FIRST_WAVE, unless recalled)."""
-        return self._first_wave
-
-    @property
     def limit(self) -> int | None:
         """The bucket's size, once an answer (or an earlier process) said it."""
         return self._limit

@@ -10,7 +10,7 @@ import logging
 import threading
 
 from .db import Database
-from .errors import CredentialsRejected, RefusedAtStart
+from .errors import CredentialsRejected, RefusedAtStart, one_line
 from .tokencache import cached_source
 
 log = logging.getLogger("runner.serve")
@@ -32,7 +32,7 @@ def check_token(db: Database, credentials, stopping: threading.Event, wait: floa
     elif isinstance(first.error, CredentialsRejected):
         raise RefusedAtStart(first.error.message())
     elif first.error is not None:
-        log.warning("no token yet: %s; serve goes on and tries again every %.0f s", _line(first.error), RETRY_SECONDS)
+        log.warning("no token yet: %s; serve goes on and tries again every %.0f s", one_line(first.error), RETRY_SECONDS)
     else:
         log.info("the tenant issued a token (or one is cached) for %s", credentials.client_id)
         return
@@ -69,13 +69,8 @@ def _keep_trying(first: _Attempt, reported: bool, db: Database, credentials, sto
             log.error("%s", attempt.error.message())
             return
         if attempt is not first or not reported:
-            log.warning("still no token: %s; trying again in %.0f s", _line(attempt.error), RETRY_SECONDS)
+            log.warning("still no token: %s; trying again in %.0f s", one_line(attempt.error), RETRY_SECONDS)
         if stopping.wait(RETRY_SECONDS):
             return
         attempt = _Attempt(db, credentials, first.settings)
         attempt.thread.start()
-
-
-def _line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -22,7 +22,7 @@ from sqlalchemy import delete, func, select, update
 
 from . import process
 from .db import Database
-from .errors import ConfigError
+from .errors import ConfigError, one_line
 from .models import RunStatus, maintenance, pruned_runs, runs
 
 log = logging.getLogger("runner.prune")
@@ -230,7 +230,7 @@ class DailyPrune:
             done = apply(self.db, plan(self.db, self.export_dir, now, self.keep))
             record_day(self.db, self.TASK, now, {"runs": done.run_count, "files": len(done.files)})
         except Exception as exc:  # tomorrow's prune will do it; the scheduler goes on
-            log.error("the daily prune failed: %s", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            log.error("the daily prune failed: %s", one_line(exc))
             return None
         log.info("pruned %d runs and %d files older than the retention", done.run_count, len(done.files))
         return done

@@ -19,12 +19,13 @@ import math
 import threading
 import time
 
-from sqlalchemy import and_, exists, not_, select, update
+from sqlalchemy import select, update
 
-from . import process
+from . import runs
 from .api import ManagementApi, tenant_pacer, tenant_pacers
 from .db import Database
-from .models import RunStatus, rate_limit_buckets as table, runs
+from .errors import RunnerError, one_line
+from .models import rate_limit_buckets as table
 from .pacing import Seen
 
 log = logging.getLogger("runner.api")
@@ -42,7 +43,7 @@ def recall(db: Database, api: ManagementApi) -> None:
     try:
         with db.read() as conn:
             rows = conn.execute(select(table).where(table.c.tenant == api.base_url)).all()
-            shared = bool(rows) and conn.execute(select(_elsewhere())).scalar()
+            shared = bool(rows) and conn.execute(select(runs.running_elsewhere())).scalar()
         for row in rows:
             seen = Seen(row.size, row.rate, row.round_trip, row.remaining, row.seen_at)
             if _believable(seen):
@@ -81,12 +82,6 @@ def _believable(seen: Seen) -> bool:
             and 0 <= seen.remaining <= seen.limit)
 
 
-def _elsewhere():
-    """A run in progress in another process (this one's share its pacers)."""
-    here = and_(runs.c.node == process.NODE, runs.c.pid == process.pid())
-    return exists().where(runs.c.status == RunStatus.RUNNING.value, not_(here))
-
-
 def _why(exc: Exception) -> str:
-    message = getattr(exc, "message", None)
-    return message() if callable(message) else f"{type(exc).__name__}: {exc}"
+    """A RunnerError's own line; anything else is unexpected here, so its type is named too."""
+    return one_line(exc) if isinstance(exc, RunnerError) else f"{type(exc).__name__}: {one_line(exc)}"

@@ -18,7 +18,7 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import and_, exists, func, insert, not_, select, update
 
 from . import logs, process
 from .db import Conflict, Database, DatabaseError, database_time, through_outages
@@ -256,9 +256,18 @@ def interrupt_own(db: Database, now: datetime, reason: str) -> int:
     with db.write() as conn:
         return conn.execute(
             update(runs)
-            .where(runs.c.status == RunStatus.RUNNING.value, runs.c.node == process.NODE, runs.c.pid == process.pid())
+            .where(runs.c.status == RunStatus.RUNNING.value, _this_process())
             .values(status=RunStatus.FAILED.value, finished_at=now, error=reason)
         ).rowcount
+
+
+def running_elsewhere():
+    """A clause: some run is in progress in another process (this one's share its pacers and all)."""
+    return exists().where(runs.c.status == RunStatus.RUNNING.value, not_(_this_process()))
+
+
+def _this_process():
+    return and_(runs.c.node == process.NODE, runs.c.pid == process.pid())
 
 
 def beat(db: Database, run_id: int) -> bool:

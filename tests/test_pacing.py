@@ -255,7 +255,7 @@ def test_another_client_spending_tokens_lowers_the_rate_learned():
 def test_a_recalled_bucket_lets_out_what_it_refills_in_a_round_trip_before_the_first_answer():
     pacer = Pacer()
     pacer.recall(Seen(limit=50, rate=50.0, round_trip=0.1, remaining=12.0, at=EPOCH - 3600), EPOCH)
-    assert pacer.first_wave == 6  # page 0, and the 5 tokens the bucket refills until its answer
+    assert pacer.first_wave_pages() == 5  # beside page 0: the 5 tokens the bucket refills until its answer
     assert sends_allowed(pacer, 0.0) == 6
     assert pacer.rate == 50.0 and pacer.limit == 50
 
