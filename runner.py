@@ -90,6 +90,8 @@ def _parse_params(values: tuple[str, ...]) -> dict[str, str]:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise UsageError(f"--param {item!r}: expected KEY=VALUE")
+        if key.strip() in params:  # the last one winning silently would hide a typo'd command line
+            raise UsageError(f"--param {key.strip()} is given more than once; give each key once")
         params[key.strip()] = value
     return params
 

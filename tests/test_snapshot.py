@@ -249,6 +249,13 @@ def test_a_partial_snapshot_hides_no_drift_from_the_next_full_one(runner, direct
 
 
 @SQLITE_ONLY
+def test_a_repeated_param_is_a_usage_error_naming_the_key(runner, directory_tenant):
+    twice = runner("run-job", "snapshot", "--param", "resources=roles", "--param", "resources=clients")
+    assert (twice.returncode, twice.stderr) == (2, "runner: --param resources is given more than once; give each key once\n")
+    assert json.loads(runner("history", "--json").stdout) == []
+
+
+@SQLITE_ONLY
 def test_a_previous_snapshot_of_another_tenant_is_named_not_diffed(runner, directory_tenant, tmp_path):
     assert runner("run-job", "snapshot").returncode == 0
     yesterday(tmp_path)
