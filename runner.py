@@ -90,6 +90,8 @@ def _parse_params(values: tuple[str, ...]) -> dict[str, str]:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise UsageError(f"--param {item!r}: expected KEY=VALUE")
+        if key.strip() in params:  # the last one winning silently would hide a typo'd command line
+            raise UsageError(f"--param {key.strip()} is given more than once; give each key once")
         params[key.strip()] = value
     return params
 
@@ -226,20 +228,14 @@ def diff_command(old, new, as_json):
     """Show what changed between two snapshots: rows added, removed and changed.
 
     OLD and NEW are snapshot names in RUNNER_EXPORT_DIR/snapshots (e.g.
-    20261124T023000Z) or paths; without them, the two newest. Exits as
-    diff(1): 0 no change, 1 changes, 2 trouble (a snapshot missing or damaged).
+    20261124T023000Z) or paths; without them, the newest, each resource
+    against the newest earlier snapshot that holds it. Exits as diff(1): 0 no
+    change, 1 changes, 2 trouble (a snapshot missing or damaged, or two
+    snapshots of two tenants).
     """
     from batchrunner import drift, output
 
-    root = _settings().export_dir / "snapshots"
-    if new is None:
-        found = drift.newest(root, 2) if old is None else [drift.resolve(root, old)]
-        if len(found) < 2 and old is None:
-            raise drift.SnapshotError(f"need two snapshots to compare; {root} holds {len(found)}")
-        paths = found if old is None else [found[0], *drift.newest(root, 1)]
-    else:
-        paths = [drift.resolve(root, old), drift.resolve(root, new)]
-    changes = drift.compare(drift.Snapshot.open(paths[0]), drift.Snapshot.open(paths[1]))
+    changes = drift.between(_settings().export_dir / "snapshots", old, new)
     click.echo(output.to_json(changes.as_json()) if as_json else drift.render(changes))
     sys.exit(1 if changes.any else 0)
 

@@ -84,8 +84,9 @@ def take(ctx, tables: Sequence[Table]) -> dict:
         for table in wanted:
             write(staged, fetched[table.name])
         resources = {t.name: {"file": f"{t.name}.csv", "rows": len(fetched[t.name].rows), "key": list(t.key)} for t in wanted}
-        _write_json(staged / drift.MANIFEST, _manifest(ctx, started, resources))
-        changes, note = _drift(root, name, drift.Snapshot(staged, resources))
+        manifest = _manifest(ctx, started, resources)
+        _write_json(staged / drift.MANIFEST, manifest)
+        changes, note = _drift(root, name, drift.Snapshot.of(staged, manifest, label=name))
         if changes is not None:
             _write_json(staged / drift.CHANGES, changes.as_json())
     point_link(root / "latest", name)
@@ -101,18 +102,32 @@ def take(ctx, tables: Sequence[Table]) -> dict:
 
 
 def _drift(root: Path, name: str, new: "drift.Snapshot"):
-    """Changes since the previous complete snapshot, and a line saying what was compared."""
-    previous = drift.previous_of(root, name)
-    if previous is None:
-        return None, "the first snapshot: nothing to compare it with"
+    """Changes since the earlier snapshots (each resource against the newest that holds it), and a
+    line saying what was compared."""
     try:
-        changes = drift.compare(drift.Snapshot.open(previous), new)
+        changes = drift.compare_each(drift.older(root, name), new)
+    except drift.OtherTenant as exc:  # AUTH0_DOMAIN changed: one line, not a diff of two tenants
+        return None, str(exc)
     except drift.SnapshotError as exc:
         return None, f"compared with nothing: {exc}"
-    changes.new = name
+    if changes is None:
+        return None, "the first snapshot: nothing to compare it with"
     totals = changes.totals
-    return changes, (f"since {previous.name}: {totals['added']} added, {totals['removed']} removed, "
-                     f"{totals['changed']} changed (changes.json)")
+    note = (f"since {_since(changes)}: {totals['added']} added, {totals['removed']} removed, "
+            f"{totals['changed']} changed (changes.json)")
+    if changes.not_compared:
+        note += f"; not compared (no snapshot to compare them with): {', '.join(changes.not_compared)}"
+    return changes, note
+
+
+def _since(changes: "drift.Changes") -> str:
+    """The snapshot compared with, or each one with its resources when a partial one held only some."""
+    by_source: dict[str, list[str]] = {}
+    for resource, source in changes.sources.items():
+        by_source.setdefault(source, []).append(resource)
+    if len(by_source) <= 1:
+        return changes.old
+    return " and ".join(f"{source} ({', '.join(names)})" for source, names in sorted(by_source.items(), reverse=True))
 
 
 def _manifest(ctx, started, resources: dict) -> dict:

@@ -225,3 +225,46 @@ def test_on_essentials_each_endpoint_bucket_is_paced_on_its_own(runner, director
     assert json.loads(result.stdout)["result"]["resources"]["organization_members"] > 0
     bad = runner("run-job", "snapshot", extra_env={"RUNNER_RATE_LIMITS": "essentials"})
     assert bad.returncode == 2 and bad.stderr.startswith("runner: RUNNER_RATE_LIMITS: 'essentials' is neither global")
+
+
+@SQLITE_ONLY
+def test_a_partial_snapshot_hides_no_drift_from_the_next_full_one(runner, directory_tenant, tmp_path):
+    assert runner("run-job", "snapshot").returncode == 0
+    yesterday(tmp_path, "20261123T023000Z")
+    made = directory_tenant.directory.apply_changes()
+    assert runner("run-job", "snapshot", "--param", "resources=roles").returncode == 0
+    yesterday(tmp_path, "20261124T023000Z")  # `latest`: roles only, already changed
+    result = runner("run-job", "snapshot", "--json")
+    assert result.returncode == 0, result.stderr
+    run = json.loads(result.stdout)["result"]
+    expected = {name: {kind: len(keys) for kind, keys in kinds.items()} for name, kinds in made.items()}
+    expected.update(roles={"added": 0, "removed": 0, "changed": 0}, clients={"added": 0, "removed": 0, "changed": 0})
+    assert run["changes_by_resource"] == expected
+    assert run["drift"].startswith("since 20261124T023000Z (roles) and 20261123T023000Z (clients, client_grants, ")
+    changes = json.loads((snapshots(tmp_path) / "latest" / "changes.json").read_text())
+    assert changes["from_by_resource"]["roles"] == "20261124T023000Z"
+    assert changes["from_by_resource"]["role_members"] == "20261123T023000Z"
+    diff = runner("diff", "--json")
+    assert diff.returncode == 1 and json.loads(diff.stdout) == changes
+
+
+@SQLITE_ONLY
+def test_a_repeated_param_is_a_usage_error_naming_the_key(runner, directory_tenant):
+    twice = runner("run-job", "snapshot", "--param", "resources=roles", "--param", "resources=clients")
+    assert (twice.returncode, twice.stderr) == (2, "runner: --param resources is given more than once; give each key once\n")
+    assert json.loads(runner("history", "--json").stdout) == []
+
+
+@SQLITE_ONLY
+def test_a_previous_snapshot_of_another_tenant_is_named_not_diffed(runner, directory_tenant, tmp_path):
+    assert runner("run-job", "snapshot").returncode == 0
+    yesterday(tmp_path)
+    manifest = snapshots(tmp_path) / "20261124T023000Z" / "manifest.json"
+    manifest.write_text(manifest.read_text().replace(directory_tenant.base_url, "https://old.eu.auth0.com"))
+    result = runner("run-job", "snapshot", "--json")
+    assert result.returncode == 0, result.stderr
+    run = json.loads(result.stdout)["result"]
+    name = Path(run["path"]).name
+    assert run["changes"] is None and not (snapshots(tmp_path) / name / "changes.json").exists()
+    assert run["drift"] == (f"20261124T023000Z is a snapshot of https://old.eu.auth0.com and "
+                            f"{name} of {directory_tenant.base_url}: two tenants, not drift; nothing compared")
