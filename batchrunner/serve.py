@@ -114,6 +114,12 @@ class Scheduler:
             if orphan.job not in entries or (orphan.job, orphan.scheduled_for) in self._orphans_seen:
                 continue
             self._orphans_seen.add((orphan.job, orphan.scheduled_for))
+            if not schedules.fires_at(entries[orphan.job].trigger, orphan.scheduled_for):
+                # The schedule changed since (README, "Missed runs"): judged by the schedule in force,
+                # that fire time never was; the new schedule's missed fire, if any, is caught up instead.
+                log.info("the run for %s was abandoned; not running it again: the schedule in force (%s) has no such fire time",
+                         orphan.scheduled_for.isoformat(), entries[orphan.job].expression, extra=logs.about(orphan.job))
+                continue
             if orphan.abandoned > MAX_RERUNS:
                 log.error("the run for %s was abandoned %d times; not running it again", orphan.scheduled_for.isoformat(), orphan.abandoned, extra=logs.about(orphan.job))
                 continue
