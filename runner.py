@@ -114,14 +114,14 @@ def run_job(name, params, as_json):
     from batchrunner.execute import RunRequest, execute
     from batchrunner.logs import setup
     from batchrunner.models import RunStatus
+    from batchrunner.params import for_run as job_params
     from batchrunner.registry import find
     from batchrunner.signals import interrupt_on_sigterm
 
     settings = _settings()
     setup(fmt=settings.log_format)
     job = find(name, settings.job_paths)
-    request = RunRequest(job, params=_parse_params(params))
-    job.check_params(request.params)
+    request = RunRequest(job, params=job_params(job, settings.env, _parse_params(params)))
     try:
         with interrupt_on_sigterm():
             outcome = execute(request, settings, open_database(settings.database_url))

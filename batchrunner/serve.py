@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable
 
-from . import clock, files, health, logs, prune, runs, schedules, timeouts
+from . import clock, files, health, logs, params, prune, runs, schedules, timeouts
 from .config import Settings
 from .db import Database, DatabaseError
 from .errors import RunnerError
@@ -135,7 +135,7 @@ class Scheduler:
         return schedules.previous_fire(entry.trigger, now, last)
 
     def _fire(self, job: Job, trigger: Trigger, scheduled_for: datetime | None):
-        request = RunRequest(job, trigger, scheduled_for, stopping=self.stopping)
+        request = RunRequest(job, trigger, scheduled_for, params.from_env(job, self.settings.env), stopping=self.stopping)
         for attempt in range(CLAIM_ATTEMPTS):
             if self.stopping.is_set():
                 return None
@@ -169,6 +169,7 @@ def build(settings: Settings, db: Database, jobs: dict[str, Job], now=clock.utcn
         trig = schedules.trigger(expression, settings.timezone, label)
         if trig is not None:
             entries.append(Entry(job, trig, expression))
+    params.check_scheduled(settings.env, jobs, [e.job for e in entries])
     daily = prune.DailyPrune(db, settings.export_dir, prune.retention(settings.env))
     return Scheduler(settings, db, entries, now, daily=daily)
 
