@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from typing import Iterable, Iterator, Sequence
 
 from .files import clean_partials, copy_atomic, prepare_export_dir
+from .output import plural
 from .outputs import Column, write_csv
 from .progress import Progress
 
@@ -23,7 +24,7 @@ def export_csv(ctx, stem: str, columns: Sequence[Column], items: Iterable[dict])
     latest = directory / f"{stem}-latest.csv"
     rows = write_csv(target, columns, items)
     copy_atomic(target, latest)
-    ctx.log.info("exported %d rows to %s", rows, target)
+    ctx.log.info("exported %s to %s", plural(rows, "row"), target)
     return {"rows": rows, "path": str(target), "latest": str(latest), "seconds": round(time.monotonic() - started, 3)}
 
 
