@@ -29,11 +29,19 @@ def export_csv(ctx, stem: str, columns: Sequence[Column], items: Iterable[dict])
 
 
 @contextmanager
-def terminal_progress(label: str) -> Iterator[Progress | None]:
-    """A status line on stderr while the block runs, when stderr is a terminal; else None."""
+def terminal_progress(label: str, api=None) -> Iterator[Progress | None]:
+    """A status line on stderr while the block runs, when stderr is a terminal; else None.
+
+    Given the run's `api`, the line counts down every wait for the rate limit meanwhile.
+    """
     progress = Progress.on_terminal(label)
+    told = api.on_wait if api is not None else None
+    if progress and api is not None:
+        api.on_wait = progress.waiting
     try:
         yield progress
     finally:
         if progress:
+            if api is not None:
+                api.on_wait = told
             progress.close()
