@@ -88,7 +88,7 @@ class _Gap(Exception):
 def _add_all(writer: "_Writer", items, progress) -> None:
     if progress:
         progress.show("reading events")
-        items = progress.counted(items, lambda n: f"{n:,} events read" + (f", {plural(writer.files, 'file')} written" if writer.files else ""))
+        items = progress.counted(items, lambda n: f"{n:,} event{'' if n == 1 else 's'} read" + (f", {plural(writer.files, 'file')} written" if writer.files else ""))
     for item in items:
         writer.add(item)
 

@@ -17,6 +17,8 @@ import threading
 import time
 from typing import Callable, Iterable, Iterator, TextIO
 
+from .output import plural
+
 LOCK = threading.RLock()  # held while the status line or a log line is written
 CLEAR_TO_END = "\x1b[K"  # erases what a longer earlier status left on the line
 TICK_SECONDS = 0.2  # how often a countdown is redrawn
@@ -101,7 +103,7 @@ class Progress:
             return f"{self.label}: {self._status}"
         if not self.pages:
             return f"{self.label}: first page"
-        return f"{self.label}: page {self.page} of {self.pages}, {self.rows} rows"
+        return f"{self.label}: page {self.page} of {self.pages}, {plural(self.rows, 'row')}"
 
     def _text(self) -> str:
         if self._wait is not None:
@@ -157,4 +159,4 @@ class Tally:
         self.progress.show(self._status())
 
     def _status(self) -> str:
-        return f"{self.done} of {self.parts} {self.part}, {self.items:,} {self.item}"
+        return f"{self.done} of {self.parts} {self.part}, {self.items:,} {self.item if self.items != 1 else self.item[:-1]}"

@@ -198,7 +198,7 @@ def serve(scheduler: Scheduler, stop_timeout: float, notifier: Notifier | None =
     scheduler.start(scheduler.now())
     names = ", ".join(f"{e.job.name} ({e.expression})" for e in scheduler.entries) or "none"
     log.info("scheduling %s in %s", names, scheduler.settings.timezone.key)
-    notifier.ready(f"scheduling {len(scheduler.entries)} jobs")
+    notifier.ready(f"scheduling {len(scheduler.entries)} job{'' if len(scheduler.entries) == 1 else 's'}")
     _loop(scheduler, wake, notifier)
     # Ask systemd for the grace time and a little more, whatever its TimeoutStopSec= says.
     notifier.stopping("stopping: waiting for running jobs", extend_seconds=stop_timeout + 15)

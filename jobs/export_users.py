@@ -54,7 +54,7 @@ def export_users(ctx) -> dict:
         done = asyncjobs.wait(ctx.api, job_id, clock.monotonic() + WAIT_SECONDS, ctx.stopping, progress=progress)
         users = asyncjobs.lines(done, refresh=lambda: ctx.api.get(f"jobs/{job_id}"))
         if progress:
-            users = progress.counted(users, lambda n: f"{n:,} users written")
+            users = progress.counted(users, lambda n: f"{n:,} user{'' if n == 1 else 's'} written")
         result = export_csv(ctx, "users", csv_columns(columns), users)
     return {**result, "job_id": job_id, "seconds": round(clock.monotonic() - started, 3)}
 

@@ -176,3 +176,10 @@ def test_export_users_on_a_terminal_shows_auth0s_job_then_the_rows(env, tenant, 
     text = on_terminal(env, tmp_path, "export-users")
     assert re.search(r"\rexport-users: Auth0's job job_\w+ (pending|processing), \d+ % done, waiting \d\.\d s before looking again\x1b\[K", text), text
     assert f"\rexport-users: {tenant.exports.users:,} users written\x1b[K" in text
+
+
+def test_one_row_is_one_row():
+    term = Terminal()
+    progress = Progress("export-clients", term, clock=lambda: 1.0)
+    progress.update(1, 1, 1, requests=1)
+    assert term.getvalue() == "\rexport-clients: page 1 of 1, 1 row, 0.0 req/s\x1b[K"
