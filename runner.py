@@ -116,14 +116,14 @@ def run_job(name, params, as_json):
     from batchrunner.execute import RunRequest, execute
     from batchrunner.logs import setup
     from batchrunner.models import RunStatus
+    from batchrunner.params import for_run as job_params
     from batchrunner.registry import find
     from batchrunner.signals import interrupt_on_sigterm
 
     settings = _settings()
     setup(fmt=settings.log_format)
     job = find(name, settings.job_paths)
-    request = RunRequest(job, params=_parse_params(params))
-    job.check_params(request.params)
+    request = RunRequest(job, params=job_params(job, settings.env, _parse_params(params)))
     try:
         with interrupt_on_sigterm():
             outcome = execute(request, settings, open_database(settings.database_url))
@@ -144,15 +144,17 @@ def run_job(name, params, as_json):
 
 
 def _summary(result) -> str:
+    from batchrunner.output import plural
+
     if not isinstance(result, dict):
         return ""
     if "rows" in result and "path" in result:
-        return f": {result['rows']} rows written to {result['path']}"
+        return f": {plural(result['rows'], 'row')} written to {result['path']}"
     if isinstance(result.get("resources"), dict) and "path" in result:  # a snapshot
         files = result["resources"]
-        return f": {sum(files.values())} rows in {len(files)} files at {result['path']}; {result.get('drift') or ''}".rstrip("; ")
+        return f": {plural(sum(files.values()), 'row')} in {plural(len(files), 'file')} at {result['path']}; {result.get('drift') or ''}".rstrip("; ")
     if "events" in result and "checkpoint" in result:  # the log archive
-        return f": {result['events']} events archived in {result['files']} files; checkpoint {result['checkpoint']}"
+        return f": {plural(result['events'], 'event')} archived in {plural(result['files'], 'file')}; checkpoint {result['checkpoint']}"
     return ": " + ", ".join(f"{k}={v}" for k, v in result.items())
 
 
@@ -171,7 +173,7 @@ def jobs_command(as_json):
     else:
         click.echo(output.table(
             [(r["name"], r["schedule"], r["next_run"], _last(r["last_run"]), r["description"]) for r in rows],
-            ["JOB", "SCHEDULE", f"NEXT RUN (UTC)", "LAST RUN", "DESCRIPTION"],
+            ["JOB", "SCHEDULE", f"NEXT RUN (UTC)", "LAST RUN", "DESCRIPTION"], width=output.terminal_width(),
         ))
     if db is None:
         _no_database(settings, "\nNo job has run yet" if not as_json else "No job has run yet", as_json)
@@ -209,7 +211,7 @@ def history_command(job_name, limit, as_json):
         return
     click.echo(output.table(
         [(r["id"], r["job"], r["trigger"], r["status"], r["started_at"], _duration(r), r["error"] or _summary(r["result"]).lstrip(": ")) for r in rows],
-        ["RUN", "JOB", "TRIGGER", "STATUS", "STARTED (UTC)", "TOOK", "ERROR / RESULT"],
+        ["RUN", "JOB", "TRIGGER", "STATUS", "STARTED (UTC)", "TOOK", "ERROR / RESULT"], width=output.terminal_width(),
     ))
     click.echo(f"\ndatabase: {_where(db)}")
 
@@ -311,7 +313,7 @@ def token_status(as_json):
     else:
         click.echo(output.table(
             [(r["audience"], r["client_id"], r["scope"], r["issued_at"], r["expires_at"], "yes" if r["valid"] else "no (expired)") for r in rows],
-            ["AUDIENCE", "CLIENT ID", "SCOPE", "ISSUED", "EXPIRES", "VALID"],
+            ["AUDIENCE", "CLIENT ID", "SCOPE", "ISSUED", "EXPIRES", "VALID"], width=output.terminal_width(),
         ))
 
 
@@ -357,7 +359,7 @@ def token_issuances(as_json):
         return
     click.echo(output.table(
         [(r["issued_at"], r["expires_at"], r["audience"], r["client_id"], r["scope"], r["requested_by"], f"{r['host']}:{r['pid']}") for r in rows],
-        ["ISSUED", "EXPIRES", "AUDIENCE", "CLIENT ID", "SCOPE", "REQUESTED BY", "HOST:PID"],
+        ["ISSUED", "EXPIRES", "AUDIENCE", "CLIENT ID", "SCOPE", "REQUESTED BY", "HOST:PID"], width=output.terminal_width(),
     ))
     click.echo("\n" + output.table(tokencache.monthly_counts(rows), ["MONTH (UTC)", "TOKENS ISSUED"]))
 

@@ -26,6 +26,7 @@ from urllib.parse import parse_qsl
 import requests
 
 from . import buckets, logs, retry
+from .repeats import Repeats
 from .errors import ApiError
 from .http import TIMEOUT, new_session, redirect_error
 from .pacing import Pacer
@@ -111,6 +112,7 @@ class ManagementApi:
         self._cancelled = cancelled or threading.Event()
         # Told how long a request is about to wait for the rate limit (a progress line); any thread calls it.
         self.on_wait: Callable[[float], None] | None = None
+        self._retry_warnings = Repeats(log)  # a storm of 429s is one warning and a count, not one a second
 
     def get(self, path: str, params: dict | None = None):
         """GET a Management API path (e.g. "clients") and return its JSON body."""
@@ -152,11 +154,12 @@ class ManagementApi:
         item that ended the one before. A `total` past MAX_PAGES pages is refused before paging.
         `progress` (a status line on a terminal) is told of every page and every long wait.
         """
-        self.on_wait = progress.waiting if progress else None
+        told = self.on_wait  # a job's own status line (exports.terminal_progress) hears of waits after the paging
+        self.on_wait = progress.waiting if progress else told
         try:
             yield from self._paginate(path, key, params, on_page, unique, progress)
         finally:
-            self.on_wait = None
+            self.on_wait = told
 
     def _paginate(self, path, key, params, on_page, unique, progress) -> Iterator[dict]:
         base = {**(params or {}), "per_page": PER_PAGE, "include_totals": "true"}
@@ -199,6 +202,7 @@ class ManagementApi:
         """End the session; page fetches still waiting (on the pacer, on a retry) give up."""
         self._cancelled.set()
         self.session.close()
+        self._retry_warnings.flush()
 
     def _fetch(self, pool: "_DaemonPool", path: str, base: dict, number: int) -> Future:
         return pool.submit(logs.tagged(self.get), path, {**base, "page": number})
@@ -312,7 +316,7 @@ class ManagementApi:
     def _on_retry(self, state) -> None:
         self._count("retries")
         if not self._cancelled.is_set():  # a run that is ending retries nothing
-            log.warning("retrying after: %s", state.outcome.exception())
+            self._retry_warnings.warning("retrying after: %s", str(state.outcome.exception()))
             if getattr(state.outcome.exception(), "retry_after", None) is not None:  # the server named the wait
                 self._waiting(state.next_action.sleep)
 

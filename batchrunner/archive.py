@@ -25,7 +25,9 @@ from pathlib import Path
 
 from . import alerts, lists
 from .errors import ApiError, JobFailed
+from .exports import terminal_progress
 from .files import EXPORT_MODE
+from .output import plural
 from .outputs import clean_staged
 
 STARTS = ("oldest", "now")
@@ -56,17 +58,16 @@ def run(ctx, archive: Archive, start: str, retention_days: float) -> dict:
         return _start_now(ctx, archive, result)
     gap = checkpoint is not None and not _held(ctx.api, archive, checkpoint)
     writer = _Writer(ctx, archive, root)
-    try:
+    with terminal_progress(ctx.job or archive.folder, ctx.api) as progress:
         try:
-            for item in _items(ctx.api, archive, None if gap else checkpoint):
-                writer.add(item)
-        except _Gap:
-            gap = True
-            for item in _items(ctx.api, archive, None):
-                writer.add(item)
-        writer.finish()
-    finally:
-        writer.discard()  # what a failure left unpublished: those items are fetched again next time
+            try:
+                _add_all(writer, _items(ctx.api, archive, None if gap else checkpoint), progress)
+            except _Gap:
+                gap = True
+                _add_all(writer, _items(ctx.api, archive, None), progress)
+            writer.finish()
+        finally:
+            writer.discard()  # what a failure left unpublished: those items are fetched again next time
     result.update(events=writer.events, files=writer.files, checkpoint=state.get("checkpoint"),
                   newest_event_at=state.get("newest_event_at"))
     _warn_if_behind(ctx, result, retention_days)
@@ -82,6 +83,14 @@ def run(ctx, archive: Archive, start: str, retention_days: float) -> dict:
 
 class _Gap(Exception):
     pass
+
+
+def _add_all(writer: "_Writer", items, progress) -> None:
+    if progress:
+        progress.show("reading events")
+        items = progress.counted(items, lambda n: f"{n:,} event{'' if n == 1 else 's'} read" + (f", {plural(writer.files, 'file')} written" if writer.files else ""))
+    for item in items:
+        writer.add(item)
 
 
 def _held(api, archive: Archive, item_id: str) -> bool:

@@ -31,8 +31,11 @@ CHUNK_BYTES = 256 * 1024  # decompressed bytes split into lines and decoded at o
 
 
 def wait(api, job_id: str, deadline: float, stopping: threading.Event | None = None,
-         monotonic: Callable[[], float] = clock.monotonic) -> dict:
-    """Poll the job until it is `completed`; its last state. ApiError when it fails or the deadline passes."""
+         monotonic: Callable[[], float] = clock.monotonic, progress=None) -> dict:
+    """Poll the job until it is `completed`; its last state. ApiError when it fails or the deadline passes.
+
+    `progress` (a status line on a terminal) shows the job's state and counts down to the next look.
+    """
     stopping = stopping or threading.Event()
     backoff = 1.0
     while True:
@@ -49,6 +52,9 @@ def wait(api, job_id: str, deadline: float, stopping: threading.Event | None = N
         backoff = min(backoff * 2, MAX_POLL_SECONDS)
         if monotonic() + pause > deadline:
             raise ApiError(f"Auth0's job {job_id} was still {status or 'unknown'} at the run's time limit; it goes on in Auth0, run again later")
+        if progress:
+            progress.show(f"Auth0's job {job_id} {status or 'pending'}, {job.get('percentage_done', 0)} % done")
+            progress.waiting(pause, "before looking again")
         if stopping.wait(pause):
             raise ApiError(f"the run is ending; Auth0's job {job_id} was still {status}")
 

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from typing import Iterable, Iterator, Sequence
 
 from .files import clean_partials, copy_atomic, prepare_export_dir
+from .output import plural
 from .outputs import Column, write_csv
 from .progress import Progress
 
@@ -23,16 +24,24 @@ def export_csv(ctx, stem: str, columns: Sequence[Column], items: Iterable[dict])
     latest = directory / f"{stem}-latest.csv"
     rows = write_csv(target, columns, items)
     copy_atomic(target, latest)
-    ctx.log.info("exported %d rows to %s", rows, target)
+    ctx.log.info("exported %s to %s", plural(rows, "row"), target)
     return {"rows": rows, "path": str(target), "latest": str(latest), "seconds": round(time.monotonic() - started, 3)}
 
 
 @contextmanager
-def terminal_progress(label: str) -> Iterator[Progress | None]:
-    """A status line on stderr while the block runs, when stderr is a terminal; else None."""
+def terminal_progress(label: str, api=None) -> Iterator[Progress | None]:
+    """A status line on stderr while the block runs, when stderr is a terminal; else None.
+
+    Given the run's `api`, the line counts down every wait for the rate limit meanwhile.
+    """
     progress = Progress.on_terminal(label)
+    told = api.on_wait if api is not None else None
+    if progress and api is not None:
+        api.on_wait = progress.waiting
     try:
         yield progress
     finally:
         if progress:
+            if api is not None:
+                api.on_wait = told
             progress.close()

@@ -55,7 +55,7 @@ def prune_command(days, dry_run, as_json):
         return
     verb = "Would remove" if dry_run else "Removed"
     since = f" started before {output.iso(done.cutoff)}" if done.cutoff else ""
-    click.echo(f"{verb} {done.run_count} run records{since} and {len(done.files)} files.")
+    click.echo(f"{verb} {output.plural(done.run_count, 'run record')}{since} and {output.plural(len(done.files), 'file')}.")
     for (job, status), ids in sorted(done.runs.items()):
         click.echo(f"  runs of {job}, {status}: {len(ids)}")
     for path in done.files:
@@ -124,7 +124,7 @@ def check_command(grace, as_json):
         for problem in found:
             click.echo(problem.message)
     else:
-        click.echo(f"OK: {scheduled} scheduled jobs; their latest runs succeeded and none is overdue")
+        click.echo(f"OK: {output.plural(scheduled, 'scheduled job')}; their latest runs succeeded and none is overdue")
     sys.exit(1 if found else 0)
 
 

@@ -23,6 +23,7 @@ from sqlalchemy import delete, func, select, update
 from . import process
 from .db import Database
 from .errors import ConfigError, one_line
+from .output import plural
 from .models import RunStatus, maintenance, pruned_runs, runs
 
 log = logging.getLogger("runner.prune")
@@ -232,5 +233,5 @@ class DailyPrune:
         except Exception as exc:  # tomorrow's prune will do it; the scheduler goes on
             log.error("the daily prune failed: %s", one_line(exc))
             return None
-        log.info("pruned %d runs and %d files older than the retention", done.run_count, len(done.files))
+        log.info("pruned %s and %s older than the retention", plural(done.run_count, "run"), plural(len(done.files), "file"))
         return done

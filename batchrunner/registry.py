@@ -41,6 +41,7 @@ class Job:
     # raises ConfigError or UsageError (exit 2), as a bad runner setting does.
     check: Callable[[dict, dict], None] | None = None
     timeout: float | None = None  # seconds a run may take (SPEC section 16); RUNNER_TIMEOUT_<JOB> overrides
+    requires: tuple[str, ...] = ()  # params every run must have (--param or RUNNER_PARAMS_<JOB>; params.py)
 
     def check_params(self, given: dict[str, str]) -> None:
         """UsageError for a --param the job does not take: a typo must not pass unnoticed."""
@@ -82,12 +83,13 @@ _jobs: dict[str, Job] = {}
 
 
 def job(name: str, schedule: str, description: str, needs_api: bool = True, params: tuple[str, ...] | None = None,
-        check: Callable[[dict, dict], None] | None = None, timeout: float | None = None):
+        check: Callable[[dict, dict], None] | None = None, timeout: float | None = None, requires: tuple[str, ...] = ()):
     """Register the decorated function as a job (see README, "Write your own job").
 
     `params` names the --param keys the job takes; leave it None to take any. `check(env, params)`
     refuses bad settings of the job's own before anything is recorded. `timeout`: seconds a run may
-    take before it is ended and recorded failed; None for no limit.
+    take before it is ended and recorded failed; None for no limit. `requires` names the params every
+    run must have: one given neither by --param nor by RUNNER_PARAMS_<JOB> is a setting error (exit 2).
     """
     if not NAME_PATTERN.match(name):
         raise ValueError(f"job name {name!r}: use lower-case letters, digits and '-', starting with a letter")
@@ -96,8 +98,8 @@ def job(name: str, schedule: str, description: str, needs_api: bool = True, para
         known = _jobs.get(name)
         if known is not None and _origin(known.func) != _origin(func):
             raise ConfigError("RUNNER_JOBS", f"two jobs are named {name!r}: {_origin(known.func)} and {_origin(func)}")
-        _jobs[name] = Job(name, schedule, description.strip(), func, needs_api,
-                          tuple(params) if params is not None else None, check, timeout)
+        takes = tuple(dict.fromkeys((*params, *requires))) if params is not None else None  # a required param is taken
+        _jobs[name] = Job(name, schedule, description.strip(), func, needs_api, takes, check, timeout, tuple(requires))
         return func
 
     return register

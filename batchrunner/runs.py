@@ -330,11 +330,16 @@ def as_dict(row) -> dict:
 
 
 def last_runs(db: Database) -> dict[str, dict]:
-    """The newest run of every job that has one."""
+    """The last run of every job that has one: the run in progress if any, else the newest.
+
+    A fire time skipped while a run goes on is newer than that run, but the run is what a person
+    asks `runner jobs` about (issue 19).
+    """
     newest = select(runs.c.job, func.max(runs.c.id).label("id")).group_by(runs.c.job).subquery()
     with db.read() as conn:
         rows = conn.execute(select(runs).join(newest, runs.c.id == newest.c.id)).all()
-    return {row.job: as_dict(row) for row in rows}
+        running = conn.execute(select(runs).where(runs.c.status == RunStatus.RUNNING.value).order_by(runs.c.id)).all()
+    return {row.job: as_dict(row) for row in [*rows, *running]}
 
 
 def last_started(db: Database, job: str) -> datetime | None:

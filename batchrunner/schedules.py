@@ -99,6 +99,11 @@ def next_fire(trig: CronTrigger | None, after: datetime) -> datetime | None:
     return fire.astimezone(timezone.utc) if fire is not None else None
 
 
+def fires_at(trig: CronTrigger | None, moment: datetime) -> bool:
+    """True when `moment` is one of the trigger's fire times."""
+    return trig is not None and next_fire(trig, moment - timedelta(microseconds=1)) == moment
+
+
 def _second_pass(trig: CronTrigger, fire: datetime) -> bool:
     """True for the second occurrence of a repeated wall time, for a job with a fixed hour."""
     if not fire.fold or fire.replace(fold=0).utcoffset() == fire.utcoffset():

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable
 
-from . import clock, files, health, logs, prune, runs, schedules, timeouts
+from . import clock, files, health, logs, params, prune, runs, schedules, timeouts
 from .config import Settings
 from .db import Database, DatabaseError
 from .errors import RunnerError
@@ -114,6 +114,12 @@ class Scheduler:
             if orphan.job not in entries or (orphan.job, orphan.scheduled_for) in self._orphans_seen:
                 continue
             self._orphans_seen.add((orphan.job, orphan.scheduled_for))
+            if not schedules.fires_at(entries[orphan.job].trigger, orphan.scheduled_for):
+                # The schedule changed since (README, "Missed runs"): judged by the schedule in force,
+                # that fire time never was; the new schedule's missed fire, if any, is caught up instead.
+                log.info("the run for %s was abandoned; not running it again: the schedule in force (%s) has no such fire time",
+                         orphan.scheduled_for.isoformat(), entries[orphan.job].expression, extra=logs.about(orphan.job))
+                continue
             if orphan.abandoned > MAX_RERUNS:
                 log.error("the run for %s was abandoned %d times; not running it again", orphan.scheduled_for.isoformat(), orphan.abandoned, extra=logs.about(orphan.job))
                 continue
@@ -129,7 +135,7 @@ class Scheduler:
         return schedules.previous_fire(entry.trigger, now, last)
 
     def _fire(self, job: Job, trigger: Trigger, scheduled_for: datetime | None):
-        request = RunRequest(job, trigger, scheduled_for, stopping=self.stopping)
+        request = RunRequest(job, trigger, scheduled_for, params.from_env(job, self.settings.env), stopping=self.stopping)
         for attempt in range(CLAIM_ATTEMPTS):
             if self.stopping.is_set():
                 return None
@@ -163,6 +169,7 @@ def build(settings: Settings, db: Database, jobs: dict[str, Job], now=clock.utcn
         trig = schedules.trigger(expression, settings.timezone, label)
         if trig is not None:
             entries.append(Entry(job, trig, expression))
+    params.check_scheduled(settings.env, jobs, [e.job for e in entries])
     daily = prune.DailyPrune(db, settings.export_dir, prune.retention(settings.env))
     return Scheduler(settings, db, entries, now, daily=daily)
 
@@ -191,7 +198,7 @@ def serve(scheduler: Scheduler, stop_timeout: float, notifier: Notifier | None =
     scheduler.start(scheduler.now())
     names = ", ".join(f"{e.job.name} ({e.expression})" for e in scheduler.entries) or "none"
     log.info("scheduling %s in %s", names, scheduler.settings.timezone.key)
-    notifier.ready(f"scheduling {len(scheduler.entries)} jobs")
+    notifier.ready(f"scheduling {len(scheduler.entries)} job{'' if len(scheduler.entries) == 1 else 's'}")
     _loop(scheduler, wake, notifier)
     # Ask systemd for the grace time and a little more, whatever its TimeoutStopSec= says.
     notifier.stopping("stopping: waiting for running jobs", extend_seconds=stop_timeout + 15)

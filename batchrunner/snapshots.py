@@ -13,6 +13,7 @@ from typing import Sequence
 
 from . import __version__, alerts, drift
 from .errors import ApiError, ConfigError, UsageError
+from .exports import terminal_progress
 from .outputs import clean_staged, point_link, staged_directory
 from .tables import Table, fetch_all, write
 
@@ -76,7 +77,8 @@ def take(ctx, tables: Sequence[Table]) -> dict:
     root.mkdir(parents=True, exist_ok=True)
     for leftover in clean_staged(root):
         ctx.log.info("removed %s, left by an interrupted run", leftover.name)
-    fetched = fetch_all(ctx.api, needed)
+    with terminal_progress(ctx.job or "snapshot", ctx.api) as progress:
+        fetched = fetch_all(ctx.api, needed, progress=progress)
     name = started.strftime(NAME_FORMAT)
     if (root / name).exists():
         raise ApiError(f"a snapshot named {name} exists already (two runs in one second?); run again")

@@ -25,6 +25,7 @@ from typing import Sequence
 from . import lists, logs, outputs
 from .lists import Listing
 from .outputs import Column, write_rows
+from .progress import Tally
 
 FAN_OUT = 8  # lists of different parents fetched at once (role members of 8 roles, say)
 
@@ -56,16 +57,24 @@ class Fetched:
         return [dict(zip(self.table.header, values)) for values in self.rows]
 
 
-def fetch_all(api, tables: Sequence[Table], stopping=None) -> dict[str, Fetched]:
-    """Every table's rows, sorted by its key; tables a chosen one needs are fetched too."""
+def fetch_all(api, tables: Sequence[Table], stopping=None, progress=None) -> dict[str, Fetched]:
+    """Every table's rows, sorted by its key; tables a chosen one needs are fetched too.
+
+    `progress` (a status line on a terminal) shows the tables done and the rows read.
+    """
     chosen = {t.name: t for t in tables}
+    tally = Tally(progress, len(chosen)) if progress else None
     futures: dict[str, Future] = {}
     with ThreadPoolExecutor(len(chosen), thread_name_prefix="table") as tables_pool, \
             ThreadPoolExecutor(FAN_OUT, thread_name_prefix="list") as lists_pool:
 
         def fetch(table: Table) -> Fetched:
             inputs = {name: futures[name].result() for name in sorted(table.needs)}
-            return Fetched(table, sorted_rows(table, _items(api, table, inputs, lists_pool)))
+            items = _items(api, table, inputs, lists_pool)
+            fetched = Fetched(table, sorted_rows(table, tally.counting(items) if tally else items))
+            if tally:
+                tally.part_done()
+            return fetched
 
         for table in _in_dependency_order(chosen):
             futures[table.name] = tables_pool.submit(logs.tagged(fetch), table)

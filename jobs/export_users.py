@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from batchrunner import asyncjobs, clock
 from batchrunner.errors import ApiError, ConfigError
-from batchrunner.exports import export_csv
+from batchrunner.exports import export_csv, terminal_progress
 from batchrunner.outputs import Key
 from batchrunner.registry import job
 
@@ -50,9 +50,12 @@ def export_users(ctx) -> dict:
     created = ctx.api.post("jobs/users-exports", body)
     job_id = created["id"]
     ctx.log.info("Auth0 export job %s created; waiting for it", job_id)
-    done = asyncjobs.wait(ctx.api, job_id, clock.monotonic() + WAIT_SECONDS, ctx.stopping)
-    users = asyncjobs.lines(done, refresh=lambda: ctx.api.get(f"jobs/{job_id}"))
-    result = export_csv(ctx, "users", csv_columns(columns), users)
+    with terminal_progress("export-users", ctx.api) as progress:
+        done = asyncjobs.wait(ctx.api, job_id, clock.monotonic() + WAIT_SECONDS, ctx.stopping, progress=progress)
+        users = asyncjobs.lines(done, refresh=lambda: ctx.api.get(f"jobs/{job_id}"))
+        if progress:
+            users = progress.counted(users, lambda n: f"{n:,} user{'' if n == 1 else 's'} written")
+        result = export_csv(ctx, "users", csv_columns(columns), users)
     return {**result, "job_id": job_id, "seconds": round(clock.monotonic() - started, 3)}
 
 

@@ -50,7 +50,20 @@ def test_the_example_is_quiet_on_success_and_says_why_otherwise(env, tmp_path, d
 
 def test_the_other_lines_are_valid_schedules_without_percent_signs():
     lines = [l for l in (ROOT / "crontab.example").read_text().splitlines() if l and not l.startswith("#") and "=" not in l.split()[0]]
-    assert len(lines) == 3 and any("runner check" in l for l in lines) and any("metrics --textfile" in l for l in lines)
+    assert any("runner check" in l for l in lines) and any("metrics --textfile" in l for l in lines)
     for line in lines:
         assert schedules.trigger(" ".join(line.split()[:5]), ZoneInfo("UTC")) is not None
         assert "%" not in line
+
+
+def test_every_bundled_job_has_a_line_at_its_own_schedule_and_the_upkeep_has_its_own():
+    from batchrunner.registry import discover
+
+    lines = [l for l in (ROOT / "crontab.example").read_text().splitlines() if l and not l.startswith("#")]
+    for job in discover().values():
+        [line] = [l for l in lines if f"runner run-job {job.name} " in l]
+        assert " ".join(line.split()[:5]) == job.schedule, job.name
+        assert f'echo "{job.name} did not succeed: exit $? ' in line  # cron mails one line when it did not
+    assert any("runner prune" in l for l in lines)  # retention: no `serve` prunes under cron
+    assert any("logrotate --state" in l and "cron.log" in (ROOT / "crontab.example").read_text() for l in lines)
+    assert any(l.split()[5:6] == ["rclone"] and "--exclude '.*'" in l for l in lines)  # ships whole files only

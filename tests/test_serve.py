@@ -297,3 +297,30 @@ def test_an_export_that_outlives_the_stop_timeout_leaves_no_partial_file(runner,
     assert (run["status"], run["error"]) == ("failed", "interrupted: the scheduler was stopped and the run did not finish within 0.5 s")
     assert os.listdir(exports) == []
     assert "removed " in err and ".partial, left by the interrupted run" in err
+
+
+@SQLITE_ONLY
+def test_a_changed_schedule_does_not_run_an_abandoned_fire_time_of_the_old_one(serve_env, database_url, caplog):
+    from batchrunner.config import load_settings
+    from batchrunner.registry import discover
+    from batchrunner.serve import build
+
+    old_fire = datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc)  # the old schedule, 0 2 * * *
+    with open_database(database_url).write() as conn:
+        conn.execute(insert(runs_table).values(
+            job="hello", trigger="schedule", scheduled_for=old_fire, status="abandoned",
+            started_at=old_fire, finished_at=old_fire, host="old-host", pid=1))
+
+    def started(schedule):
+        settings = load_settings({**serve_env, "RUNNER_SCHEDULE_HELLO": schedule})
+        scheduler = build(settings, open_database(settings.database_url), discover(settings.job_paths))
+        submitted = []
+        scheduler.submit = lambda job, trigger, scheduled_for: submitted.append((job.name, trigger.value, scheduled_for))
+        scheduler.start(old_fire + timedelta(minutes=30))
+        return submitted
+
+    assert started("0 2 * * *") == [("hello", "catch-up", old_fire)]  # unchanged: the fire time runs once more
+    with caplog.at_level("INFO", logger="runner.serve"):
+        assert started("0 3 * * *") == []  # 03:00 never fired since the run; 02:00 is no fire time of the new schedule
+    assert ("the run for 2026-11-23T02:00:00+00:00 was abandoned; not running it again: "
+            "the schedule in force (0 3 * * *) has no such fire time") in caplog.text
