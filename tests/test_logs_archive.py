@@ -131,3 +131,26 @@ def test_start_now_archives_only_later_events_and_a_stale_archive_warns(runner, 
     assert "more than half the tenant's retention" in json.loads(second.stdout)["result"]["warning"]
     bad = runner("run-job", "export-logs", extra_env={"RUNNER_LOGS_START": "yesterday"})
     assert (bad.returncode, bad.stderr) == (2, "runner: RUNNER_LOGS_START: 'yesterday' is neither oldest nor now\n")
+
+
+def test_a_domain_spelled_in_capitals_follows_the_tenants_own_links(runner, logs_tenant, tmp_path):
+    # The stand-in names itself in its links as the request named it: in lower case, as clients send it.
+    domain = logs_tenant.base_url.replace("127.0.0.1", "LOCALHOST")
+    spelled = {"AUTH0_DOMAIN": domain, "AUTH0_AUDIENCE": logs_tenant.audience}
+    run = runner("run-job", "export-logs", "--json", extra_env=spelled)
+    assert run.returncode == 0, run.stderr
+    exactly_once(tmp_path, logs_tenant, logs_tenant.logs.held())
+
+
+@pytest.mark.parametrize("given, named", [
+    ("https://Acme.eu.auth0.com", "https://acme.eu.auth0.com/api/v2/logs?take=100"),
+    ("https://acme.eu.auth0.com:443", "https://acme.eu.auth0.com/api/v2/logs?take=100"),
+    ("https://acme.eu.auth0.com", "https://ACME.EU.AUTH0.COM:443/api/v2/logs?take=100"),
+    ("http://LOCALHOST:8080", "http://localhost:8080/api/v2/logs?take=100"),
+])
+def test_a_tenant_is_its_scheme_host_and_port_however_spelled(given, named):
+    from batchrunner.config import origin, parse_domain
+
+    assert origin(parse_domain(given)) == origin(named)
+    assert origin("https://acme.eu.auth0.com") not in {origin("http://acme.eu.auth0.com"), origin("https://acme.eu.auth0.com:8443"),
+                                                       origin("https://acme.us.auth0.com")}
