@@ -55,7 +55,7 @@ def run(ctx, archive: Archive, start: str, retention_days: float) -> dict:
     if checkpoint is None and start == "now":
         return _start_now(ctx, archive, result)
     gap = checkpoint is not None and not _held(ctx.api, archive, checkpoint)
-    writer = _Writer(ctx, archive, root)
+    writer = _Writer(ctx, archive, root, checkpoint)
     try:
         try:
             for item in _items(ctx.api, archive, None if gap else checkpoint):
@@ -132,8 +132,9 @@ def _warn_if_behind(ctx, result: dict, retention_days: float) -> None:
 class _Writer:
     """Streams items into hidden gzip files and publishes each with the checkpoint."""
 
-    def __init__(self, ctx, archive: Archive, root: Path):
+    def __init__(self, ctx, archive: Archive, root: Path, checkpoint: str | None):
         self.ctx, self.archive, self.root = ctx, archive, root
+        self.checkpoint = checkpoint  # what the state holds: a publish lands only on it (state.py's fence)
         self.events = self.files = 0
         self.first_id: str | None = None
         self._open = None  # (path, raw file, gzip text, first item, count)
@@ -183,7 +184,9 @@ class _Writer:
         ids = self.archive.id_field
         final = self.root / _day(first.get(self.archive.date_field)) / f"{first[ids]}-{last[ids]}.jsonl.gz"
         final.parent.mkdir(parents=True, exist_ok=True)
-        self.ctx.state.publish(path, final, checkpoint=last[ids], newest_event_at=last.get(self.archive.date_field))
+        self.ctx.state.publish(path, final, expect={"checkpoint": self.checkpoint}, same_if_exists=True,
+                               checkpoint=last[ids], newest_event_at=last.get(self.archive.date_field))
+        self.checkpoint = last[ids]
         self.events += count
         self.files += 1
 

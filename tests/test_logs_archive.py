@@ -7,13 +7,16 @@ import gzip
 import json
 import random
 import signal
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
 
-from conftest import SQLITE_ONLY, start_runner, wait_for
+from conftest import SQLITE_ONLY, run_skewed, start_runner, wait_for
 
 HOOK = str(Path(__file__).parent / "fixture_hooks" / "kill_during_publish.py")
+PAUSE = str(Path(__file__).parent / "fixture_hooks" / "pause_between_files.py")
 
 
 @pytest.fixture
@@ -154,3 +157,28 @@ def test_a_tenant_is_its_scheme_host_and_port_however_spelled(given, named):
     assert origin(parse_domain(given)) == origin(named)
     assert origin("https://acme.eu.auth0.com") not in {origin("http://acme.eu.auth0.com"), origin("https://acme.eu.auth0.com:8443"),
                                                        origin("https://acme.us.auth0.com")}
+
+
+def stopped(pid: int) -> bool:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T"
+
+
+def test_a_run_taken_over_while_paused_publishes_nothing_when_it_wakes(env, runner, logs_tenant, tmp_path):
+    from batchrunner.db import database_time, open_database
+    from batchrunner.models import runs
+
+    stale = start_runner({**env, "RUNNER_JOBS": PAUSE, "RUNNER_LOGS_FILE_EVENTS": "50"}, tmp_path, "run-job", "export-logs")
+    wait_for(lambda: stopped(stale.pid))  # paused with its first 50 events published
+    db = open_database(env["RUNNER_DATABASE_URL"])
+    with db.write() as conn:  # a pause of over 90 s, as another host sees it
+        conn.execute(update(runs).values(heartbeat_at=database_time(conn) - timedelta(seconds=120)))
+    live = run_skewed({**env, "RUNNER_LOGS_FILE_EVENTS": "60"}, tmp_path, 0, "run-job", "export-logs", other_node=True)
+    assert live.returncode == 0, live.stderr
+    stale.send_signal(signal.SIGCONT)
+    _, err = stale.communicate(timeout=30)
+    assert err.splitlines()[-1] == (
+        "runner: export-logs failed (run 1): run 1 of export-logs was marked abandoned while it worked (no heartbeat "
+        "for 90 s: paused, or cut off from the database); it publishes nothing, the run in progress goes on")
+    logs_tenant.logs.add(10)
+    assert runner("run-job", "export-logs").returncode == 0
+    exactly_once(tmp_path, logs_tenant, logs_tenant.logs.held())
