@@ -11,7 +11,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.engine import make_url
 
 from conftest import SQLITE_ONLY, run_skewed, start_runner, wait_for
 
@@ -73,7 +74,7 @@ def test_a_sigkill_at_any_step_of_a_publish_loses_and_doubles_nothing(runner, lo
     clean = runner("run-job", "export-logs", "--json", extra_env={"RUNNER_LOGS_FILE_EVENTS": "60"})
     assert clean.returncode == 0, clean.stderr
     exactly_once(tmp_path, logs_tenant, logs_tenant.logs.held())
-    assert not [p for p in (tmp_path / "exports" / "logs").rglob(".*")]
+    assert [p.name for p in (tmp_path / "exports" / "logs").rglob(".*")] == [".archive.json"]
 
 
 def test_sigkill_at_random_moments_then_a_clean_run_keeps_every_event_once(env, runner, logs_tenant, tmp_path):
@@ -181,4 +182,94 @@ def test_a_run_taken_over_while_paused_publishes_nothing_when_it_wakes(env, runn
         "for 90 s: paused, or cut off from the database); it publishes nothing, the run in progress goes on")
     logs_tenant.logs.add(10)
     assert runner("run-job", "export-logs").returncode == 0
+    exactly_once(tmp_path, logs_tenant, logs_tenant.logs.held())
+
+
+# --- the archive's state and its files (README, "The log archive"): whatever the database lost ---
+
+def job_state_rows(url: str) -> list[dict]:
+    from batchrunner.db import open_database
+    from batchrunner.models import job_state
+
+    with open_database(url).read() as conn:
+        return [dict(row._mapping) for row in conn.execute(select(job_state))]
+
+
+def put_back(url: str, rows: list[dict]) -> None:
+    from batchrunner.db import open_database
+    from batchrunner.models import job_state
+
+    with open_database(url).write() as conn:
+        conn.execute(delete(job_state))
+        conn.execute(insert(job_state), rows)
+
+
+@SQLITE_ONLY
+@pytest.mark.parametrize("start", ["oldest", "now"])
+def test_a_database_moved_aside_goes_on_from_the_archives_own_files(runner, logs_tenant, tmp_path, database_url, start):
+    settings = {"RUNNER_LOGS_FILE_EVENTS": "70", "RUNNER_LOGS_START": start}
+    assert runner("run-job", "export-logs", extra_env={**settings, "RUNNER_LOGS_START": "oldest"}).returncode == 0
+    database = Path(make_url(database_url).database)
+    for file in database.parent.glob(f"{database.name}*"):  # the README's advice for a damaged database
+        file.rename(file.with_name(f"{file.name}.damaged"))
+    logs_tenant.logs.add(50)
+    again = runner("run-job", "export-logs", "--json", extra_env=settings)
+    assert again.returncode == 0, again.stderr
+    result = json.loads(again.stdout)["result"]
+    assert (result["events"], result["newest_event_at"]) == (50, logs_tenant.logs.get(logs_tenant.logs.held()[-1])["date"])
+    exactly_once(tmp_path, logs_tenant, logs_tenant.logs.held())
+
+
+def test_a_database_restored_from_an_older_copy_archives_no_event_twice(env, runner, logs_tenant, tmp_path):
+    url = env["RUNNER_DATABASE_URL"]
+    assert runner("run-job", "export-logs").returncode == 0
+    backup = job_state_rows(url)
+    logs_tenant.logs.add(50)
+    assert runner("run-job", "export-logs").returncode == 0
+    put_back(url, backup)  # the checkpoint of the first run, the files of the second
+    logs_tenant.logs.add(10)
+    third = runner("run-job", "export-logs", "--json")
+    assert third.returncode == 0, third.stderr
+    assert json.loads(third.stdout)["result"]["events"] == 10
+    exactly_once(tmp_path, logs_tenant, logs_tenant.logs.held())
+
+
+def test_a_host_with_its_own_export_folder_refuses_the_shared_checkpoint(runner, logs_tenant, tmp_path):
+    assert runner("run-job", "export-logs").returncode == 0  # the first host
+    logs_tenant.logs.add(30)
+    own = tmp_path / "host-b"
+    second = runner("run-job", "export-logs", extra_env={"RUNNER_EXPORT_DIR": str(own)})
+    storage = json.loads((tmp_path / "exports" / "logs" / ".archive.json").read_text())["storage"]
+    assert (second.returncode, second.stderr.splitlines()[-1]) == (1, (
+        f"runner: export-logs failed (run 2): RUNNER_EXPORT_DIR: {own}/logs holds no log archive (no .archive.json), but "
+        f"the checkpoint in the database is of the archive {storage}; point RUNNER_EXPORT_DIR at the folder that holds it, "
+        "shared by every host"))
+    (own / "logs").mkdir(parents=True)
+    (own / "logs" / ".archive.json").write_text(json.dumps({"storage": "b0b0b0b0", "tenant": logs_tenant.base_url}))
+    third = runner("run-job", "export-logs", extra_env={"RUNNER_EXPORT_DIR": str(own)})
+    assert third.stderr.splitlines()[-1].startswith(
+        f"runner: export-logs failed (run 3): RUNNER_EXPORT_DIR: {own}/logs holds the log archive b0b0b0b0, but the checkpoint")
+    assert not list(own.rglob("*.jsonl.gz"))
+    assert runner("run-job", "export-logs").returncode == 0
+    exactly_once(tmp_path, logs_tenant, logs_tenant.logs.held())
+
+
+def test_start_now_on_an_empty_log_archives_every_event_that_comes_next(runner, logs_tenant, tmp_path):
+    logs_tenant.logs.drop_oldest(200)
+    now = {"RUNNER_LOGS_START": "now"}
+    first = runner("run-job", "export-logs", "--json", extra_env=now)
+    assert first.returncode == 0 and json.loads(first.stdout)["result"]["events"] == 0
+    new = logs_tenant.logs.add(3)
+    assert runner("run-job", "export-logs", extra_env=now).returncode == 0
+    assert [e["log_id"] for e in archived(tmp_path)] == new
+
+
+def test_a_changed_auth0_domain_is_refused_not_mixed_into_the_archive(runner, logs_tenant, lone_tenant, tmp_path):
+    assert runner("run-job", "export-logs").returncode == 0
+    lone_tenant.set_scopes(["read:logs"])
+    other = runner("run-job", "export-logs", extra_env=lone_tenant.settings())
+    assert (other.returncode, other.stderr.splitlines()[-1]) == (1, (
+        f"runner: export-logs failed (run 2): AUTH0_DOMAIN: the log archive in the database is of the tenant "
+        f"{logs_tenant.base_url}, not of {lone_tenant.base_url}; set AUTH0_DOMAIN back, or give this tenant its own "
+        "RUNNER_DATABASE_URL and RUNNER_EXPORT_DIR"))
     exactly_once(tmp_path, logs_tenant, logs_tenant.logs.held())
