@@ -273,3 +273,18 @@ def test_a_changed_auth0_domain_is_refused_not_mixed_into_the_archive(runner, lo
         f"{logs_tenant.base_url}, not of {lone_tenant.base_url}; set AUTH0_DOMAIN back, or give this tenant its own "
         "RUNNER_DATABASE_URL and RUNNER_EXPORT_DIR"))
     exactly_once(tmp_path, logs_tenant, logs_tenant.logs.held())
+
+
+@SQLITE_ONLY
+def test_a_host_with_its_own_folder_leaves_another_hosts_publish_to_it(env, runner, logs_tenant, tmp_path):
+    url = env["RUNNER_DATABASE_URL"]
+    assert runner("run-job", "export-logs").returncode == 0
+    logs_tenant.logs.add(30)
+    killed = runner("run-job", "export-logs", extra_env={"RUNNER_JOBS": HOOK, "KILL_AT": "rename"})
+    assert killed.returncode == -signal.SIGKILL  # the first host's file in place, its checkpoint not yet committed
+    own = runner("run-job", "export-logs", extra_env={"RUNNER_EXPORT_DIR": str(tmp_path / "host-b")})
+    assert own.returncode == 1 and "holds no log archive" in own.stderr
+    assert "_publishing" in {row["name"] for row in job_state_rows(url)}  # not settled against the wrong disk
+    back = runner("run-job", "export-logs", "--json")
+    assert back.returncode == 0 and "recorded" in back.stderr and json.loads(back.stdout)["result"]["events"] == 0
+    exactly_once(tmp_path, logs_tenant, logs_tenant.logs.held())
