@@ -127,7 +127,7 @@ class JobState:
                                  "for 90 s: paused, or cut off from the database); it publishes nothing, the run in progress goes on")
         for name, value in expect.items():
             if self._get(conn, name, lock=True) != value:
-                raise Superseded(f"the {name} of {self.job} moved on while run {self.run_id} worked (another run "
+                raise Superseded(f"the {name} of {self.job} moved on since this publish began (another run "
                                  "published); it publishes nothing")
 
     def _get(self, conn, name: str, lock: bool = False) -> Any:

@@ -179,7 +179,7 @@ def test_a_publish_lands_only_on_the_state_it_began_from(database_url, tmp_path)
     state.put(checkpoint="7")  # another run published while this one worked from 5
     staged = tmp_path / ".b.partial"
     staged.write_text("6 to 9")
-    with pytest.raises(Superseded, match="^the checkpoint of archive moved on while run None worked"):
+    with pytest.raises(Superseded, match="^the checkpoint of archive moved on since this publish began"):
         state.publish(staged, tmp_path / "b", expect={"checkpoint": "5"}, checkpoint="9")
     assert staged.exists() and not (tmp_path / "b").exists() and state.get("checkpoint") == "7"
     assert state.get("_publishing") is None
