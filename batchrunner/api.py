@@ -21,11 +21,12 @@ from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Callable, Iterator
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 import requests
 
 from . import buckets, logs, retry
+from .config import origin
 from .repeats import Repeats
 from .errors import ApiError
 from .http import TIMEOUT, new_session, redirect_error
@@ -139,9 +140,12 @@ class ManagementApi:
     def follow(self, next_url: str) -> Reply:
         """GET a `Link: rel="next"` target, which must lie under this tenant's /api/v2/: the token goes nowhere else."""
         prefix = f"{self.base_url}/api/v2/"
-        if not next_url.startswith(prefix):
+        # The tenant names itself as it likes (`acme.eu.auth0.com`, no :443) whatever the case and
+        # port AUTH0_DOMAIN was given in: compare scheme, host and port, not spellings.
+        target = urlsplit(next_url)
+        if origin(next_url) != origin(self.base_url) or not target.path.startswith("/api/v2/"):
             raise ApiError(f"the Management API pointed the next page at {next_url.split('?')[0]}, outside {prefix}; not following it")
-        path, _, query = next_url[len(prefix):].partition("?")
+        path, query = target.path[len("/api/v2/"):], target.query
         return self.request("GET", path, dict(parse_qsl(query, keep_blank_values=True)))
 
     def paginate(self, path: str, key: str, params: dict | None = None, on_page=None, unique: str | None = None,

@@ -7,6 +7,10 @@ item) by `JobState.publish`, whose intent record lets the next run finish or und
 kill cut short (state.py). A file is in place exactly when the checkpoint covers its items, so no
 run archives an item again and none is skipped.
 
+The folder says which archive it holds and how far its files reach (archive_folder.py): a run on
+another folder or tenant than the checkpoint's refuses, and a checkpoint the database lost or rolled
+back is brought up to the newest file before paging.
+
 A gap (the tenant no longer holds the checkpoint's item: retention passed while the archive was
 not running) is found before paging (`GET {path}/{checkpoint}` answers 404) or by the list's `400`
 to the `from`; the run then archives from the oldest item held and ends failed, naming the gap.
@@ -23,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from . import alerts, lists
+from . import alerts, archive_folder as folder, lists
 from .errors import ApiError, JobFailed
 from .exports import terminal_progress
 from .files import EXPORT_MODE
@@ -45,19 +49,22 @@ class Archive:
 def run(ctx, archive: Archive, start: str, retention_days: float) -> dict:
     """Archive what is new since the checkpoint; the run's result (JobFailed on a gap)."""
     state = ctx.state
+    root = ctx.export_dir / archive.folder
+    tenant = folder.tenant_name(ctx.api.base_url)
+    recorded, mark = state.get("archive"), folder.read_mark(root)
+    folder.check(recorded, mark, tenant, root)  # before settling an intent: it may be another disk's
     done = state.recover()
     if done:
         ctx.log.info("%s", done)
-    root = ctx.export_dir / archive.folder
     root.mkdir(parents=True, exist_ok=True)
     for leftover in clean_staged(root):
         ctx.log.info("removed %s, left by an interrupted run", leftover.name)
-    checkpoint = state.get("checkpoint")
+    checkpoint = _reconcile(ctx, archive, root, mark)
+    if recorded is None:
+        checkpoint = _begin(ctx, archive, root, mark, tenant, start if checkpoint is None else "oldest") or checkpoint
     result = {"events": 0, "files": 0, "checkpoint": checkpoint, "newest_event_at": state.get("newest_event_at")}
-    if checkpoint is None and start == "now":
-        return _start_now(ctx, archive, result)
     gap = checkpoint is not None and not _held(ctx.api, archive, checkpoint)
-    writer = _Writer(ctx, archive, root)
+    writer = _Writer(ctx, archive, root, checkpoint)
     with terminal_progress(ctx.job or archive.folder, ctx.api) as progress:
         try:
             try:
@@ -79,6 +86,37 @@ def run(ctx, archive: Archive, start: str, retention_days: float) -> dict:
         alerts.notify(ctx, "logs_gap", f"Auth0 log archive gap: {message}", error=message)
         raise JobFailed(message, result)
     return result
+
+
+def _reconcile(ctx, archive: Archive, root: Path, mark: folder.Mark | None) -> str | None:
+    """The checkpoint, brought up to what the folder holds: a database moved aside, restored from an
+    older copy or rolled back by a power loss must neither stall on a file in place nor archive it again."""
+    checkpoint = ctx.state.get("checkpoint")
+    newest = folder.newest_file(root)
+    reach = max((c for c in (checkpoint, mark and mark.after, newest and newest[0]) if c), default=None)
+    if reach == checkpoint:
+        return checkpoint
+    at = folder.last_value(newest[1], archive.date_field) if newest and newest[0] == reach else None
+    ctx.state.put(checkpoint=reach, newest_event_at=at)
+    ctx.log.warning("the checkpoint in the database was %s, but the archive in %s reaches %s: going on from there "
+                    "(was the database moved aside or restored from a backup?)", checkpoint, root, reach)
+    return reach
+
+
+def _begin(ctx, archive: Archive, root: Path, mark: folder.Mark | None, tenant: str, start: str) -> str | None:
+    """Record which archive this database's checkpoint is of: the folder's own, or a new one; the
+    checkpoint a new archive starts after (RUNNER_LOGS_START=now: the newest event held), else None."""
+    newest = None
+    if mark is None:
+        newest = _newest_held(ctx, archive) if start == "now" else None
+        mark = folder.new_mark(tenant, newest and newest[archive.id_field])
+        folder.write_mark(root, mark)
+    values = {"archive": mark.identity()}
+    if newest:
+        values.update(checkpoint=newest[archive.id_field], newest_event_at=newest.get(archive.date_field))
+        ctx.log.info("starting the archive after %s, the newest event held (RUNNER_LOGS_START=now)", newest[archive.id_field])
+    ctx.state.put(**values)
+    return newest and newest[archive.id_field]
 
 
 class _Gap(Exception):
@@ -116,15 +154,10 @@ def _items(api, archive: Archive, after: str | None):
         yield from pages
 
 
-def _start_now(ctx, archive: Archive, result: dict) -> dict:
+def _newest_held(ctx, archive: Archive) -> dict | None:
     # Search paging, newest first by date; log_id order may differ a little, so take the highest of a page.
     newest = ctx.api.get(archive.path, {"sort": f"{archive.date_field}:-1", "per_page": 100, "page": 0})
-    if newest:
-        top = max(newest, key=lambda item: item[archive.id_field])
-        ctx.state.put(checkpoint=top[archive.id_field], newest_event_at=top.get(archive.date_field))
-        result.update(checkpoint=top[archive.id_field], newest_event_at=top.get(archive.date_field))
-        ctx.log.info("starting the archive after %s, the newest event held (RUNNER_LOGS_START=now)", top[archive.id_field])
-    return result
+    return max(newest, key=lambda item: item[archive.id_field]) if newest else None
 
 
 def _warn_if_behind(ctx, result: dict, retention_days: float) -> None:
@@ -141,8 +174,9 @@ def _warn_if_behind(ctx, result: dict, retention_days: float) -> None:
 class _Writer:
     """Streams items into hidden gzip files and publishes each with the checkpoint."""
 
-    def __init__(self, ctx, archive: Archive, root: Path):
+    def __init__(self, ctx, archive: Archive, root: Path, checkpoint: str | None):
         self.ctx, self.archive, self.root = ctx, archive, root
+        self.checkpoint = checkpoint  # what the state holds: a publish lands only on it (state.py's fence)
         self.events = self.files = 0
         self.first_id: str | None = None
         self._open = None  # (path, raw file, gzip text, first item, count)
@@ -192,7 +226,9 @@ class _Writer:
         ids = self.archive.id_field
         final = self.root / _day(first.get(self.archive.date_field)) / f"{first[ids]}-{last[ids]}.jsonl.gz"
         final.parent.mkdir(parents=True, exist_ok=True)
-        self.ctx.state.publish(path, final, checkpoint=last[ids], newest_event_at=last.get(self.archive.date_field))
+        self.ctx.state.publish(path, final, expect={"checkpoint": self.checkpoint}, same_if_exists=True,
+                               checkpoint=last[ids], newest_event_at=last.get(self.archive.date_field))
+        self.checkpoint = last[ids]
         self.events += count
         self.files += 1
 

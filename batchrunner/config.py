@@ -196,6 +196,18 @@ def parse_domain(value: str) -> str:
     return f"{url.scheme}://{url.netloc}"
 
 
+def origin(url: str) -> tuple[str, str, int | None]:
+    """Scheme, host (lower case) and port (the scheme's default filled in) of a URL: what makes two
+    spellings of AUTH0_DOMAIN (`Acme.eu.auth0.com`, `acme.eu.auth0.com:443`) one tenant."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return scheme, (parts.hostname or "").lower(), port or {"https": 443, "http": 80}.get(scheme)
+
+
 def is_loopback(host: str) -> bool:
     if host.lower() == "localhost":
         return True

@@ -83,9 +83,11 @@ class Database:
             yield conn
 
     @contextmanager
-    def write(self) -> Iterator[Connection]:
+    def write(self, durable: bool = False) -> Iterator[Connection]:
+        """`durable`: the commit is on disk when it returns, also on SQLite (synchronous=FULL), whose
+        other commits may be rolled back by a power loss (synchronous=NORMAL, fast and never corrupt)."""
         with self._errors(), self.engine.connect() as conn:
-            conn.execution_options(runner_write=True)
+            conn.execution_options(runner_write=True, runner_durable=durable)
             with conn.begin():
                 yield conn
 
@@ -341,8 +343,13 @@ def _sqlite_engine(url, db: Database) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):
-        immediate = conn.get_execution_options().get("runner_write")
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        options = conn.get_execution_options()
+        # A connection's safety level cannot change inside a transaction: set it before, only when it differs.
+        level = "FULL" if options.get("runner_durable") else "NORMAL"
+        if conn.connection.info.get("synchronous", "NORMAL") != level:
+            conn.exec_driver_sql(f"PRAGMA synchronous={level}")
+            conn.connection.info["synchronous"] = level
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get("runner_write") else "BEGIN")
 
     return engine
 

@@ -6,6 +6,7 @@ import gzip
 import io
 import json
 import os
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -168,3 +169,72 @@ def test_gzip_json_lines_come_whole_across_chunks_and_a_bad_line_is_named():
         list(asyncjobs.gzip_lines(io.BytesIO(gzip.compress(damaged.encode())), "job_1"))
     with pytest.raises(ApiError, match="is not a whole gzip file"):
         list(asyncjobs.gzip_lines(io.BytesIO(gzip.compress(text.encode())[:-20]), "job_1"))
+
+
+def test_a_publish_lands_only_on_the_state_it_began_from(database_url, tmp_path):
+    from batchrunner.db import open_database
+    from batchrunner.state import Superseded
+
+    state = JobState(open_database(database_url), "archive")
+    state.put(checkpoint="7")  # another run published while this one worked from 5
+    staged = tmp_path / ".b.partial"
+    staged.write_text("6 to 9")
+    with pytest.raises(Superseded, match="^the checkpoint of archive moved on since this publish began"):
+        state.publish(staged, tmp_path / "b", expect={"checkpoint": "5"}, checkpoint="9")
+    assert staged.exists() and not (tmp_path / "b").exists() and state.get("checkpoint") == "7"
+    assert state.get("_publishing") is None
+
+
+def test_a_publish_by_a_run_marked_abandoned_lands_nowhere(database_url, tmp_path):
+    from sqlalchemy import update
+
+    from batchrunner import runs
+    from batchrunner.db import open_database
+    from batchrunner.models import RunStatus, Trigger
+    from batchrunner.models import runs as runs_table
+    from batchrunner.state import Superseded
+
+    db = open_database(database_url)
+    run = runs.start(db, "archive", Trigger.MANUAL, None, {}, datetime.now(timezone.utc))
+    with db.write() as conn:
+        conn.execute(update(runs_table).where(runs_table.c.id == run.run_id).values(status=RunStatus.ABANDONED.value))
+    staged = tmp_path / ".b.partial"
+    staged.write_text("x")
+    with pytest.raises(Superseded, match=f"^run {run.run_id} of archive was marked abandoned while it worked"):
+        JobState(db, "archive", run.run_id).publish(staged, tmp_path / "b", checkpoint="5")
+    assert not (tmp_path / "b").exists() and JobState(db, "archive").get("checkpoint") is None
+
+
+def test_a_final_name_that_exists_counts_as_published_when_it_says_what_it_holds(database_url, tmp_path):
+    from batchrunner.db import open_database
+
+    state = JobState(open_database(database_url), "archive")
+    (tmp_path / "1-5").write_text("1 to 5")  # put in place by a run whose record was lost
+    staged = tmp_path / ".b.partial"
+    staged.write_text("1 to 5")
+    state.publish(staged, tmp_path / "1-5", same_if_exists=True, checkpoint="5")
+    assert not staged.exists() and (tmp_path / "1-5").read_text() == "1 to 5" and state.get("checkpoint") == "5"
+
+
+@SQLITE_ONLY
+def test_job_state_is_written_with_a_full_sync_on_sqlite(database_url):
+    # A power loss rolls back SQLite's last commits under synchronous=NORMAL: a checkpoint behind its files.
+    from sqlalchemy import event
+
+    from batchrunner.db import open_database
+
+    db = open_database(database_url)
+    levels = []
+
+    def seen(conn, cursor, statement, *args):
+        if "job_state" in statement:
+            levels.append(conn.connection.driver_connection.execute("PRAGMA synchronous").fetchone()[0])
+
+    event.listen(db.engine, "before_cursor_execute", seen)
+    try:
+        JobState(db, "archive").put(checkpoint="5")
+    finally:
+        event.remove(db.engine, "before_cursor_execute", seen)
+    assert levels and set(levels) == {2}  # FULL
+    with db.write() as conn:
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # other writes stay NORMAL

@@ -124,7 +124,9 @@ def _log_batch(sb, req: Request) -> Reply:
     # As Auth0: the next batch starts after the last event; an empty batch points at the same place.
     following = events[-1]["log_id"] if events else start
     params = {"take": take, **({"from": following} if following else {})}
-    link = f'<{sb.base_url}/api/v2/logs?{urlencode(params)}>; rel="next"'
+    # Named by the host the request was sent to (clients send it in lower case, without a default port).
+    host = next((v for k, v in req.headers.items() if k.lower() == "host"), None)
+    link = f'<{f"http://{host}" if host else sb.base_url}/api/v2/logs?{urlencode(params)}>; rel="next"'
     return Reply(200, events, {"Link": link})
 
 

@@ -22,14 +22,20 @@ def _reached(step: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-_put = state.JobState.put
+_intend = state.JobState._intend
+_settle = state.JobState._settle
 _sync_dir = state.sync_dir
 
 
-def put(self, **values):
-    _put(self, **values)
-    if state.INTENT in values:
-        _reached("intent" if values[state.INTENT] is not None else "commit")
+def intend(self, *args):
+    published = _intend(self, *args)
+    _reached("intent")
+    return published
+
+
+def settle(self, intent):
+    _settle(self, intent)
+    _reached("commit")
 
 
 def sync_dir(directory):
@@ -37,5 +43,6 @@ def sync_dir(directory):
     _reached("rename")
 
 
-state.JobState.put = put
+state.JobState._intend = intend
+state.JobState._settle = settle
 state.sync_dir = sync_dir
