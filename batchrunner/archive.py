@@ -25,7 +25,7 @@ from pathlib import Path
 
 from . import alerts, lists
 from .errors import ApiError, JobFailed
-from .files import EXPORT_MODE
+from .files import EXPORT_MODE, make_folders, prepare_export_dir
 from .outputs import clean_staged
 
 STARTS = ("oldest", "now")
@@ -47,7 +47,7 @@ def run(ctx, archive: Archive, start: str, retention_days: float) -> dict:
     if done:
         ctx.log.info("%s", done)
     root = ctx.export_dir / archive.folder
-    root.mkdir(parents=True, exist_ok=True)
+    prepare_export_dir(root, ctx.log)  # made 0750 and checked writable before Auth0 is asked for anything
     for leftover in clean_staged(root):
         ctx.log.info("removed %s, left by an interrupted run", leftover.name)
     checkpoint = state.get("checkpoint")
@@ -182,7 +182,7 @@ class _Writer:
         last = self._last
         ids = self.archive.id_field
         final = self.root / _day(first.get(self.archive.date_field)) / f"{first[ids]}-{last[ids]}.jsonl.gz"
-        final.parent.mkdir(parents=True, exist_ok=True)
+        make_folders(final.parent)
         self.ctx.state.publish(path, final, checkpoint=last[ids], newest_event_at=last.get(self.archive.date_field))
         self.events += count
         self.files += 1

@@ -8,9 +8,8 @@ exports.py). Metadata is exported only when named in RUNNER_USERS_FIELDS.
 
 from __future__ import annotations
 
-from batchrunner import asyncjobs, clock
+from batchrunner import asyncjobs, clock, exports
 from batchrunner.errors import ApiError, ConfigError
-from batchrunner.exports import export_csv
 from batchrunner.outputs import Key
 from batchrunner.registry import job
 
@@ -44,6 +43,7 @@ def fields(env) -> list[tuple[str, str]]:
 def export_users(ctx) -> dict:
     started = clock.monotonic()
     columns = fields(ctx.settings.env)
+    export = exports.prepare(ctx, "users")  # before the bulk export: it may take an hour to find the folder unwritable
     body = {"format": "json", "fields": [{"name": source, "export_as": column} for column, source in columns]}
     if ctx.params.get("connection"):
         body["connection_id"] = _connection_id(ctx.api, ctx.params["connection"])
@@ -52,7 +52,7 @@ def export_users(ctx) -> dict:
     ctx.log.info("Auth0 export job %s created; waiting for it", job_id)
     done = asyncjobs.wait(ctx.api, job_id, clock.monotonic() + WAIT_SECONDS, ctx.stopping)
     users = asyncjobs.lines(done, refresh=lambda: ctx.api.get(f"jobs/{job_id}"))
-    result = export_csv(ctx, "users", csv_columns(columns), users)
+    result = export.write(csv_columns(columns), users)
     return {**result, "job_id": job_id, "seconds": round(clock.monotonic() - started, 3)}
 
 
