@@ -51,9 +51,9 @@ def _reading_db(settings):
 
 def _no_database(settings, nothing: str, as_json: bool) -> None:
     """One line: where a reading command looked, and how to point it elsewhere (on stderr beside JSON)."""
-    from batchrunner.db import sqlite_file
+    from batchrunner.db import absent
 
-    click.echo(f"{nothing}: no database at {sqlite_file(settings.database_url)}; to read another, set "
+    click.echo(f"{nothing}: {absent(settings.database_url)}; to read another, set "
                "RUNNER_DATABASE_URL (or STATE_DIRECTORY, whose runner.db is the default)", err=as_json)
 
 

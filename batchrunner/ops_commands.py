@@ -26,7 +26,7 @@ def _settings_and_db(required: bool = True):
     except NoDatabase as exc:
         if not required:
             return settings, None
-        raise RunnerError(f"no database at {exc.path}; set RUNNER_DATABASE_URL (or STATE_DIRECTORY, whose runner.db "
+        raise RunnerError(f"{exc.where}; set RUNNER_DATABASE_URL (or STATE_DIRECTORY, whose runner.db "
                           "is the default) to the one the runner uses") from None
 
 
