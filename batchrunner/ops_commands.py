@@ -30,8 +30,8 @@ def _settings_and_db(required: bool = True):
 
 
 @click.command("prune")
-@click.option("--older-than", "days", type=click.FloatRange(0, min_open=True), metavar="DAYS",
-              help="Prune what is older than DAYS instead of RUNNER_RETENTION_DAYS (default 90).")
+@click.option("--older-than", "days", type=click.FloatRange(0, 100_000, max_open=True), metavar="DAYS",  # prune.MAX_DAYS
+              help="Prune what is older than DAYS instead of RUNNER_RETENTION_DAYS (default 90); 0: all but what always stays.")
 @click.option("--dry-run", is_flag=True, help="Only list what would be removed.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts instead of text.")
 def prune_command(days, dry_run, as_json):
