@@ -273,11 +273,18 @@ def safe_url(url: str) -> str:
         parsed = make_url(url)
     except (ArgumentError, ValueError):
         return _masked(url)
-    if "@" in (parsed.host or ""):  # an unencoded @ in the password: the rest of it was taken for the host
+    if _stray_at(parsed):
         return _masked(url)
     if "password" in parsed.query:  # libpq takes one there too
         parsed = parsed.update_query_dict({"password": "***"})
     return parsed.render_as_string(hide_password=True).replace("password=%2A%2A%2A", "password=***")
+
+
+def _stray_at(parsed) -> bool:
+    """An unencoded @ in the password: SQLAlchemy ends the password at its first @ and takes the rest
+    for the host (or, past a /, the database), which a URL shown or the driver's error would show."""
+    where = (parsed.host or "") + ("" if parsed.get_backend_name() == "sqlite" else parsed.database or "")
+    return "@" in where
 
 
 def _masked(url: str) -> str:
@@ -313,9 +320,7 @@ def _create_engine(url: str, db: Database) -> Engine:
             f"'{_masked(url)}' has a port that is not a number; a password that holds @, : or / must be "
             "percent-encoded (@ as %40, : as %3A, / as %2F)",
         ) from None
-    if "@" in (parsed.host or ""):
-        # SQLAlchemy ends the password at its first @ and takes the rest of it for the host name,
-        # which the driver's error would then show.
+    if _stray_at(parsed):
         raise ConfigError("RUNNER_DATABASE_URL", f"'{_masked(url)}' has an @ in its password or user name; "
                           "percent-encode it (@ as %40, : as %3A, / as %2F)")
     try:

@@ -14,6 +14,7 @@ from sqlalchemy.engine import make_url
 
 from batchrunner import clock, runs
 from batchrunner.db import SCHEMA_HEAD, SCHEMA_REVISIONS, Database, alembic_config, open_database, safe_url
+from batchrunner.errors import ConfigError
 from batchrunner.models import RunStatus, Trigger, metadata, token_issuances
 from batchrunner.models import runs as runs_table
 from conftest import JOBS, QUIET, SQLITE_ONLY, empty_database, run_runner, start_runner, wait_for
@@ -234,6 +235,14 @@ def test_a_password_with_an_unencoded_at_never_shows_its_tail(clean_env, tmp_pat
         "runner: RUNNER_DATABASE_URL: 'postgresql+psycopg://postgres:***@127.0.0.1:5432/runner' has an @ in its password "
         "or user name; percent-encode it (@ as %40, : as %3A, / as %2F)\n"))
     assert "Pa55" not in result.stdout + result.stderr
+
+
+def test_a_password_with_an_at_and_a_slash_is_masked_whole():
+    url = "postgresql+psycopg://runner:a@b/Pa55@db.internal/runner"
+    assert safe_url(url) == "postgresql+psycopg://runner:***@db.internal/runner"
+    with pytest.raises(ConfigError) as err:
+        Database(url)
+    assert "Pa55" not in str(err.value) and "b/" not in str(err.value)
 
 
 @pytest.mark.parametrize("command_line", [["history"], ["jobs"], ["run-job", "hello"], ["db", "upgrade"], ["prune"]])
