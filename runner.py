@@ -23,19 +23,42 @@ class RunnerGroup(click.Group):
         except RunnerError as exc:
             from batchrunner.logs import redact
 
-            click.echo(f"runner: {redact(exc.message())}", err=True)
+            _say(redact(exc.message()))
             ctx.exit(exc.exit_code)
 
 
-def _settings():
-    """The settings, checked (a bad one is exit 2); a RUNNER_* variable that is no setting is named on stderr."""
-    from batchrunner.config import load_settings
+def _say(text: str, warning: bool = False) -> None:
+    """A command's own line on stderr (`runner: TEXT`), or a JSON log record where the logs are JSON:
+    a log shipper reading `serve` or `run-job` gets JSON throughout (README, RUNNER_LOG_FORMAT)."""
+    import logging
+
+    from batchrunner.logs import as_json
+
+    if as_json():
+        logging.getLogger("runner").log(logging.WARNING if warning else logging.ERROR, "%s", text)
+    else:
+        click.echo(f"runner: {'warning: ' if warning else ''}{text}", err=True)
+
+
+def _settings(logs: bool = False, log_format: str | None = None):
+    """The settings, checked (a bad one is exit 2); a RUNNER_* variable that is no setting is named on stderr.
+
+    `logs` (run-job, serve): log lines are set up first, in the format asked for, so that even the
+    line of a bad setting is in it."""
+    import os
+
+    from batchrunner.config import chosen_log_format, load_settings
+    from batchrunner.logs import setup
     from batchrunner.startup import imports_done
 
     imports_done()  # every command reads its settings after its own imports
+    if logs:
+        setup(fmt=log_format or chosen_log_format(os.environ))
     settings = load_settings()
     for name in settings.unknown:
-        click.echo(f"runner: warning: {name} is not a setting of the runner; ignored (see README, Configuration)", err=True)
+        _say(f"{name} is not a setting of the runner; ignored (see README, Configuration)", warning=True)
+    for line in settings.warnings:
+        _say(line, warning=True)
     return settings
 
 
@@ -51,9 +74,9 @@ def _reading_db(settings):
 
 def _no_database(settings, nothing: str, as_json: bool) -> None:
     """One line: where a reading command looked, and how to point it elsewhere (on stderr beside JSON)."""
-    from batchrunner.db import sqlite_file
+    from batchrunner.db import absent
 
-    click.echo(f"{nothing}: no database at {sqlite_file(settings.database_url)}; to read another, set "
+    click.echo(f"{nothing}: {absent(settings.database_url)}; to read another, set "
                "RUNNER_DATABASE_URL (or STATE_DIRECTORY, whose runner.db is the default)", err=as_json)
 
 
@@ -114,21 +137,19 @@ def run_job(name, params, as_json):
     from batchrunner.db import open_database
     from batchrunner.errors import EXIT_BUSY, EXIT_FAILED
     from batchrunner.execute import RunRequest, execute
-    from batchrunner.logs import setup
     from batchrunner.models import RunStatus
     from batchrunner.params import for_run as job_params
     from batchrunner.registry import find
     from batchrunner.signals import interrupt_on_sigterm
 
-    settings = _settings()
-    setup(fmt=settings.log_format)
+    settings = _settings(logs=True)
     job = find(name, settings.job_paths)
     request = RunRequest(job, params=job_params(job, settings.env, _parse_params(params)))
     try:
         with interrupt_on_sigterm():
             outcome = execute(request, settings, open_database(settings.database_url))
     except KeyboardInterrupt:
-        click.echo(f"runner: {name} was interrupted; the run is recorded as failed", err=True)
+        _say(f"{name} was interrupted; the run is recorded as failed")
         sys.exit(EXIT_FAILED)
     if as_json:
         record = runs.history_record(open_database(settings.database_url), outcome.run_id)
@@ -136,10 +157,10 @@ def run_job(name, params, as_json):
     elif outcome.status is RunStatus.SUCCEEDED:
         click.echo(f"{name} succeeded (run {outcome.run_id}){_summary(outcome.result)}")
     if outcome.status is RunStatus.SKIPPED:
-        click.echo(f"runner: {outcome.error}; this run is recorded as skipped (run {outcome.run_id})", err=True)
+        _say(f"{outcome.error}; this run is recorded as skipped (run {outcome.run_id})")
         sys.exit(EXIT_BUSY)
     if outcome.status is RunStatus.FAILED:
-        click.echo(f"runner: {name} failed (run {outcome.run_id}): {outcome.error}", err=True)
+        _say(f"{name} failed (run {outcome.run_id}): {outcome.error}")
         sys.exit(EXIT_FAILED)
 
 
@@ -265,13 +286,12 @@ def serve_command(stop_timeout, log_format):
 
     from batchrunner.config import load_credentials
     from batchrunner.db import open_database
-    from batchrunner.logs import redact_secret, setup
+    from batchrunner.logs import redact_secret
     from batchrunner.preflight import check_token
     from batchrunner.registry import discover
     from batchrunner.serve import build, serve
 
-    settings = _settings()
-    setup(fmt=log_format or settings.log_format)
+    settings = _settings(logs=True, log_format=log_format)
     jobs = discover(settings.job_paths)
     scheduler = build(settings, open_database(settings.database_url), jobs)
     if any(entry.job.needs_api for entry in scheduler.entries):

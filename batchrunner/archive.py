@@ -30,7 +30,7 @@ from pathlib import Path
 from . import alerts, archive_folder as folder, lists
 from .errors import ApiError, JobFailed
 from .exports import terminal_progress
-from .files import EXPORT_MODE
+from .files import EXPORT_MODE, make_folders, prepare_export_dir
 from .output import plural
 from .outputs import clean_staged
 
@@ -56,7 +56,7 @@ def run(ctx, archive: Archive, start: str, retention_days: float) -> dict:
     done = state.recover()
     if done:
         ctx.log.info("%s", done)
-    root.mkdir(parents=True, exist_ok=True)
+    prepare_export_dir(root, ctx.log)  # made 0750 and checked writable before Auth0 is asked for anything
     for leftover in clean_staged(root):
         ctx.log.info("removed %s, left by an interrupted run", leftover.name)
     checkpoint = _reconcile(ctx, archive, root, mark)
@@ -225,7 +225,7 @@ class _Writer:
         last = self._last
         ids = self.archive.id_field
         final = self.root / _day(first.get(self.archive.date_field)) / f"{first[ids]}-{last[ids]}.jsonl.gz"
-        final.parent.mkdir(parents=True, exist_ok=True)
+        make_folders(final.parent)
         self.ctx.state.publish(path, final, expect={"checkpoint": self.checkpoint}, same_if_exists=True,
                                checkpoint=last[ids], newest_event_at=last.get(self.archive.date_field))
         self.checkpoint = last[ids]

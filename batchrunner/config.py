@@ -34,6 +34,9 @@ KNOWN_SETTINGS = (
     "RUNNER_SNAPSHOT_RESOURCES", "RUNNER_LOGS_START", "RUNNER_LOGS_TENANT_RETENTION_DAYS", "RUNNER_LOGS_FILE_EVENTS",
     "RUNNER_USERS_FIELDS",
 )
+# The AUTH0_* ones: other tools (Auth0's SDKs, the Deploy CLI) read AUTH0_* variables of their own,
+# so one that is no typo of these is left alone, not named.
+KNOWN_CREDENTIALS = ("AUTH0_DOMAIN", "AUTH0_CLIENT_ID", "AUTH0_CLIENT_SECRET", "AUTH0_CLIENT_SECRET_FILE", "AUTH0_AUDIENCE")
 KNOWN_PREFIXES = ("RUNNER_SCHEDULE_", "RUNNER_TIMEOUT_", "RUNNER_PING_URL_", "RUNNER_PARAMS_")  # followed by a job's name
 NOT_OURS_PREFIXES = ("RUNNER_TEST_",)  # the test suite's own (RUNNER_TEST_POSTGRES_URL)
 TYPO_DISTANCE = 2
@@ -51,6 +54,7 @@ class Settings:
     stop_timeout: float = DEFAULT_STOP_TIMEOUT
     log_format: str = "text"
     unknown: tuple[str, ...] = ()  # RUNNER_* variables that are no setting (and no typo of one): ignored
+    warnings: tuple[str, ...] = ()  # settings that work but are likely not what was meant, one line each
     https_proxy: str | None = field(default=None, repr=False)  # may carry a password
     ca_bundle: Path | None = None
     rate_limits: str = "global"  # Auth0's buckets: one for the tenant, or one per endpoint family (buckets.py)
@@ -79,17 +83,34 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     state = state_dir(env)
     return Settings(
         database_url=_nonblank(env, "RUNNER_DATABASE_URL") or f"sqlite:///{state / 'runner.db'}",
-        export_dir=Path(_nonblank(env, "RUNNER_EXPORT_DIR") or state / "exports"),
+        # Absolute: the paths in run results must still lead to the file from another directory.
+        export_dir=Path(_nonblank(env, "RUNNER_EXPORT_DIR") or state / "exports").absolute(),
         timezone=_timezone(env),
         job_paths=tuple(p for p in env.get("RUNNER_JOBS", "").split(":") if p.strip()),
         env=env,
         stop_timeout=_stop_timeout(env),
         log_format=_log_format(env),
         unknown=unknown_variables(env),
+        warnings=_warnings(env),
         https_proxy=_https_proxy(env),
         ca_bundle=_ca_bundle(env),
         rate_limits=_rate_limits(env),
     )
+
+
+def _warnings(env: Mapping[str, str]) -> tuple[str, ...]:
+    _metrics_address(env)  # checked with the others, so `serve` refuses a bad one before it asks for a token
+    if env.get("AUTH0_CLIENT_SECRET", "") != "" and env.get("AUTH0_CLIENT_SECRET_FILE", ""):
+        return ("AUTH0_CLIENT_SECRET and AUTH0_CLIENT_SECRET_FILE are both set; AUTH0_CLIENT_SECRET is used and "
+                "the file is not read: unset one",)
+    return ()
+
+
+def _metrics_address(env: Mapping[str, str]) -> None:
+    if _nonblank(env, "RUNNER_METRICS_ADDRESS"):
+        from .health import parse_address  # only then: it loads SQLAlchemy, which not every command needs
+
+        parse_address(env["RUNNER_METRICS_ADDRESS"])
 
 
 def _rate_limits(env: Mapping[str, str]) -> str:
@@ -103,6 +124,10 @@ def unknown_variables(env: Mapping[str, str]) -> tuple[str, ...]:
     """RUNNER_* variables that are no setting; ConfigError for one that looks like a typo of a setting."""
     unknown = []
     for name in sorted(env):
+        if name.startswith("AUTH0_") and name not in KNOWN_CREDENTIALS:
+            meant = _closest(name, KNOWN_CREDENTIALS)
+            if meant:
+                raise ConfigError(name, f"not a setting of the runner; did you mean {meant}?")
         if not name.startswith("RUNNER_") or name in KNOWN_SETTINGS or name.startswith(KNOWN_PREFIXES + NOT_OURS_PREFIXES):
             continue
         meant = closest_setting(name)
@@ -114,11 +139,8 @@ def unknown_variables(env: Mapping[str, str]) -> tuple[str, ...]:
 
 def closest_setting(name: str) -> str | None:
     """The setting `name` is a likely typo of (RUNNER_SCHEDUEL_X -> RUNNER_SCHEDULE_X), else None."""
-    best, meant = TYPO_DISTANCE + 1, None
-    for known in KNOWN_SETTINGS:
-        distance = _edit_distance(name, known)
-        if distance < best:
-            best, meant = distance, known
+    meant = _closest(name, KNOWN_SETTINGS)
+    best = _edit_distance(name, meant) if meant else TYPO_DISTANCE + 1
     for prefix in KNOWN_PREFIXES:
         if _edit_distance(name, prefix) < best:  # the prefix alone: RUNNER_SCHEDULE
             best, meant = _edit_distance(name, prefix), f"{prefix}<JOB>"
@@ -128,6 +150,16 @@ def closest_setting(name: str) -> str | None:
             distance = _edit_distance(name[:cut], prefix)
             if distance < best:
                 best, meant = distance, prefix + name[cut:]
+    return meant
+
+
+def _closest(name: str, known: tuple[str, ...]) -> str | None:
+    """The one of `known` within TYPO_DISTANCE edits of `name` (AUTH0_CLIENTID -> AUTH0_CLIENT_ID), else None."""
+    best, meant = TYPO_DISTANCE + 1, None
+    for candidate in known:
+        distance = _edit_distance(name, candidate)
+        if distance < best:
+            best, meant = distance, candidate
     return meant
 
 
@@ -157,6 +189,13 @@ def _stop_timeout(env: Mapping[str, str]) -> float:
     return seconds
 
 
+def chosen_log_format(env: Mapping[str, str]) -> str:
+    """RUNNER_LOG_FORMAT read without judging it, to set up logging before the settings are checked
+    (a bad value is text, and `load_settings` then says why)."""
+    text = _nonblank(env, "RUNNER_LOG_FORMAT").lower()
+    return text if text in LOG_FORMATS else "text"
+
+
 def _log_format(env: Mapping[str, str]) -> str:
     text = _nonblank(env, "RUNNER_LOG_FORMAT") or "text"
     if text.lower() not in LOG_FORMATS:
@@ -166,6 +205,7 @@ def _log_format(env: Mapping[str, str]) -> str:
 
 def load_credentials(env: Mapping[str, str] | None = None) -> Credentials:
     env = os.environ if env is None else env
+    _all_required_set(env)
     base_url = parse_domain(_required(env, "AUTH0_DOMAIN"))
     client_id = _required(env, "AUTH0_CLIENT_ID")
     if any(c.isspace() for c in client_id):
@@ -295,6 +335,19 @@ def _ca_bundle(env: Mapping[str, str]) -> Path | None:
 
 def _nonblank(env: Mapping[str, str], name: str) -> str:
     return env.get(name, "").strip()
+
+
+def _all_required_set(env: Mapping[str, str]) -> None:
+    """ConfigError naming every missing credential at once, when more than one is (one alone has its own line)."""
+    missing = [name for name in ("AUTH0_DOMAIN", "AUTH0_CLIENT_ID") if not _nonblank(env, name)]
+    creds = env.get("CREDENTIALS_DIRECTORY", "")
+    if env.get("AUTH0_CLIENT_SECRET", "") == "" and not env.get("AUTH0_CLIENT_SECRET_FILE", "") and not (
+            creds and (Path(creds) / SECRET_CREDENTIAL_NAME).exists()):
+        missing.append("AUTH0_CLIENT_SECRET")
+    if len(missing) > 1:
+        secret = (f"; the secret may instead be in AUTH0_CLIENT_SECRET_FILE or a systemd credential {SECRET_CREDENTIAL_NAME}"
+                  if "AUTH0_CLIENT_SECRET" in missing else "")
+        raise ConfigError(", ".join(missing), f"not set; each is required to call Auth0 (see README, Configuration){secret}")
 
 
 def _required(env: Mapping[str, str], name: str) -> str:

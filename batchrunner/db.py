@@ -113,10 +113,15 @@ class Database:
         stmt = insert(table).values(**values).on_conflict_do_nothing().returning(literal_column("1"))
         return conn.execute(stmt).first() is not None
 
-    def ensure_schema(self) -> None:
+    def ensure_schema(self, create: bool = True) -> None:
+        """Bring the schema to head; `create=False`: NoDatabase where the runner's tables are not there
+        (a command that only reads makes no tables in whatever database it is pointed at)."""
         if self._schema_checked:
             return
-        if self.current_revision() != SCHEMA_HEAD:
+        revision = self.current_revision()
+        if revision is None and not create:
+            raise NoDatabase(absent(self.url))
+        if revision != SCHEMA_HEAD:
             self.upgrade()
         self._schema_checked = True
 
@@ -270,9 +275,18 @@ def safe_url(url: str) -> str:
         parsed = make_url(url)
     except (ArgumentError, ValueError):
         return _masked(url)
+    if _stray_at(parsed):
+        return _masked(url)
     if "password" in parsed.query:  # libpq takes one there too
         parsed = parsed.update_query_dict({"password": "***"})
     return parsed.render_as_string(hide_password=True).replace("password=%2A%2A%2A", "password=***")
+
+
+def _stray_at(parsed) -> bool:
+    """An unencoded @ in the password: SQLAlchemy ends the password at its first @ and takes the rest
+    for the host (or, past a /, the database), which a URL shown or the driver's error would show."""
+    where = (parsed.host or "") + ("" if parsed.get_backend_name() == "sqlite" else parsed.database or "")
+    return "@" in where
 
 
 def _masked(url: str) -> str:
@@ -308,6 +322,9 @@ def _create_engine(url: str, db: Database) -> Engine:
             f"'{_masked(url)}' has a port that is not a number; a password that holds @, : or / must be "
             "percent-encoded (@ as %40, : as %3A, / as %2F)",
         ) from None
+    if _stray_at(parsed):
+        raise ConfigError("RUNNER_DATABASE_URL", f"'{_masked(url)}' has an @ in its password or user name; "
+                          "percent-encode it (@ as %40, : as %3A, / as %2F)")
     try:
         if parsed.get_backend_name() == "sqlite":
             return _sqlite_engine(parsed, db)
@@ -325,6 +342,7 @@ def _create_engine(url: str, db: Database) -> Engine:
 
 
 def _sqlite_engine(url, db: Database) -> Engine:
+    _refuse_sqlite_host(url)
     db.busy_seconds = _busy_seconds(url)
     if url.database and url.database != ":memory:":
         _create_private_file(Path(url.database))
@@ -352,6 +370,16 @@ def _sqlite_engine(url, db: Database) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get("runner_write") else "BEGIN")
 
     return engine
+
+
+def _refuse_sqlite_host(url) -> None:
+    """`sqlite://var/runner.db` (two slashes) makes `var` a host and opens ./runner.db: refused, with
+    the form meant."""
+    if url.host or url.username or url.port:
+        meant = "/".join(part for part in (url.host, url.database) if part)
+        raise ConfigError("RUNNER_DATABASE_URL", f"'{_masked(url.render_as_string(hide_password=False))}' has two slashes, "
+                          f"which make {url.host or url.username!r} a host name; write {url.drivername}:///{meant} "
+                          "(three slashes before a relative path, four before an absolute one)")
 
 
 def _busy_seconds(url) -> float:
@@ -419,11 +447,21 @@ _databases: dict[str, Database] = {}
 
 
 class NoDatabase(DatabaseError):
-    """A command that only reads found no SQLite file where the settings point (it creates none)."""
+    """A command that only reads found no database, or none of the runner's tables in it (it creates none).
 
-    def __init__(self, path: Path):
-        super().__init__(str(path))
-        self.path = path
+    `where` says which, as `absent()` words it."""
+
+    def __init__(self, where: str):
+        super().__init__(where)
+        self.where = where
+
+
+def absent(url: str) -> str:
+    """What a reading command found missing: `no database at PATH`, or `no runner tables in the database URL`."""
+    path = sqlite_file(url)
+    if path is not None and not path.exists():
+        return f"no database at {path}"
+    return f"no runner tables in the database {f'sqlite:///{path}' if path else safe_url(url)}"
 
 
 def sqlite_file(url: str) -> Path | None:
@@ -434,6 +472,7 @@ def sqlite_file(url: str) -> Path | None:
         return None  # not a URL the runner can use: opening it says why, in one line
     if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
         return None
+    _refuse_sqlite_host(parsed)
     return Path(parsed.database).absolute()
 
 
@@ -455,9 +494,9 @@ def open_database(url: str, *, migrate: bool = True, create: bool = True) -> Dat
     if db is None and not create:
         path = sqlite_file(url)
         if path is not None and not path.exists():
-            raise NoDatabase(path)
+            raise NoDatabase(absent(url))
     if db is None:
         db = _databases[url] = Database(url)
     if migrate:
-        db.ensure_schema()
+        db.ensure_schema(create=create)
     return db

@@ -11,6 +11,7 @@ import contextlib
 import errno
 import logging
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -56,13 +57,16 @@ class WriteError(RunnerError):
 
 
 def prepare_export_dir(directory: Path, log: logging.Logger, setting: str = EXPORT_SETTING) -> None:
-    """Create the export folder (and missing parents) 0750, or stricter as the umask says; warn
-    when an existing one lets its group or others write into it."""
+    """Create an output folder (and missing parents) 0750, or stricter as the umask says; check that
+    a file can be made in it; warn when an existing one lets its group or others write into it.
+
+    Every job calls it before its first request to Auth0: a bulk export can take an hour, and must
+    not end in a folder that cannot take its file (README, "The export")."""
+    make_folders(directory, setting)
     with _reporting(directory, setting):
-        for missing in reversed([d for d in (directory, *directory.parents) if not d.exists()]):
-            missing.mkdir(mode=EXPORT_DIR_MODE, exist_ok=True)
-        if not directory.is_dir():
-            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST))
+        # A file made and dropped, nameless where the file system allows (O_TMPFILE): the only
+        # honest test of "can write" (a read-only mount, ACLs, root without CAP_DAC_OVERRIDE).
+        tempfile.TemporaryFile(dir=directory).close()
         mode = stat.S_IMODE(directory.stat().st_mode)
     writers = [who for who, bit in (("its group", stat.S_IWGRP), ("others", stat.S_IWOTH)) if mode & bit]
     if writers:
@@ -70,6 +74,16 @@ def prepare_export_dir(directory: Path, log: logging.Logger, setting: str = EXPO
             "%s %s is writable by %s (mode %04o): they could replace the exports; chmod go-w %s",
             setting, directory, " and ".join(writers), mode, directory,
         )
+
+
+def make_folders(directory: Path, setting: str = EXPORT_SETTING) -> None:
+    """`directory` and its missing parents, each made 0750 (or stricter as the umask says): the mode
+    of every folder the runner writes outputs into (exports, snapshots, the log archive's days)."""
+    for missing in reversed([d for d in (directory, *directory.parents) if not d.exists()]):
+        with _reporting(missing.parent, setting):  # the folder that refused a new entry is the one to fix
+            missing.mkdir(mode=EXPORT_DIR_MODE, exist_ok=True)
+    if not directory.is_dir():
+        raise WriteError(directory, FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST)), setting)
 
 
 def neutralise(cell: str) -> str:
@@ -183,14 +197,23 @@ def _reporting(directory: Path, setting: str) -> Iterator[None]:
         raise WriteError(directory, exc, setting) from None
 
 
-def clean_partials(directory: Path, stem: str) -> list[Path]:
-    """Remove temporary files a killed run left behind (their writer is gone: we hold the job's run)."""
+def clean_partials(directory: Path, names: re.Pattern) -> list[Path]:
+    """Remove temporary files a killed run left behind (their writer is gone: we hold the job's run).
+
+    Only those of a file whose whole name `names` matches: `.clients-*.partial` would also take a
+    running job's `.clients-spa-….partial` (another job, another lock)."""
     removed = []
     with _reporting(directory, EXPORT_SETTING):
-        for leftover in directory.glob(f".{stem}*.partial"):
-            _remove(leftover)
-            removed.append(leftover)
+        for leftover in directory.glob(".*.partial"):
+            match = _PARTIAL.fullmatch(leftover.name)
+            if match and names.fullmatch(match["name"]):
+                _remove(leftover)
+                removed.append(leftover)
     return removed
+
+
+# What atomic_file names a temporary file: `.{name}.{mkstemp's random part}.partial`.
+_PARTIAL = re.compile(r"\.(?P<name>.+)\.[A-Za-z0-9_]+\.partial")
 
 
 def _remove(path: Path) -> None:

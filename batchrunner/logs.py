@@ -18,6 +18,7 @@ from . import progress
 _job = contextvars.ContextVar("job", default="-")
 _run = contextvars.ContextVar("run", default="-")
 _secrets: set[str] = set()
+_json = False  # set by setup()
 
 LOG_FORMATS = ("text", "json")
 
@@ -81,7 +82,14 @@ class _Handler(logging.StreamHandler):
             super().emit(record)
 
 
+def as_json() -> bool:
+    """True once `setup` chose JSON lines: a command's own closing line is then one too."""
+    return _json
+
+
 def setup(level: str = "INFO", fmt: str = "text", stream=None) -> None:
+    global _json
+    _json = fmt == "json"
     handler = _Handler(stream if stream is not None else sys.stderr)
     handler.setFormatter(_Formatter(fmt == "json"))
     root = logging.getLogger()

@@ -114,8 +114,8 @@ def _changes(result: dict) -> dict[tuple[str, str], int]:
 class Collector:
     """A prometheus_client collector: every scrape reads the database once (`read`)."""
 
-    def __init__(self, db: Database, jobs: list[Scheduled], now: Callable[[], datetime] = clock.utcnow):
-        self.db, self.jobs, self.now = db, jobs, now
+    def __init__(self, db: Database | None, jobs: list[Scheduled], now: Callable[[], datetime] = clock.utcnow):
+        self.db, self.jobs, self.now = db, jobs, now  # db None: one that could not be opened
 
     def describe(self):
         return []  # families depend on the database; no describe-time read
@@ -124,16 +124,20 @@ class Collector:
         from prometheus_client.core import GaugeMetricFamily
 
         up = GaugeMetricFamily("runner_database_up", "1 when the runner's database answered this scrape, else 0.")
+        snap = self._read()
+        up.add_metric([], 0 if snap is None else 1)
+        yield up
+        if snap is not None:
+            yield from self._families(snap)
+
+    def _read(self) -> Snapshot | None:
+        if self.db is None:  # it could not even be opened (`runner metrics` says why)
+            return None
         try:
-            snap = read(self.db)
+            return read(self.db)
         except Exception as exc:  # a scrape must answer, saying the database did not
             log.warning("metrics: cannot read the database: %s", one_line(exc))
-            up.add_metric([], 0)
-            yield up
-            return
-        up.add_metric([], 1)
-        yield up
-        yield from self._families(snap)
+            return None
 
     def _families(self, snap: Snapshot):
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -189,7 +193,7 @@ class Collector:
         yield changes
 
 
-def registry(db: Database, jobs: list[Scheduled], now: Callable[[], datetime] = clock.utcnow):
+def registry(db: Database | None, jobs: list[Scheduled], now: Callable[[], datetime] = clock.utcnow):
     """A registry of our collector alone (not the process default), as the textfile collector advises."""
     from prometheus_client import CollectorRegistry
 
@@ -198,13 +202,13 @@ def registry(db: Database, jobs: list[Scheduled], now: Callable[[], datetime] = 
     return reg
 
 
-def exposition(db: Database, jobs: list[Scheduled], now: Callable[[], datetime] = clock.utcnow) -> bytes:
+def exposition(db: Database | None, jobs: list[Scheduled], now: Callable[[], datetime] = clock.utcnow) -> bytes:
     from prometheus_client import generate_latest
 
     return generate_latest(registry(db, jobs, now))
 
 
-def write_textfile(path: str, db: Database, jobs: list[Scheduled]) -> None:
+def write_textfile(path: str, db: Database | None, jobs: list[Scheduled]) -> None:
     """Written beside `path` and renamed into place, so node_exporter never reads half a file."""
     from prometheus_client import write_to_textfile
 

@@ -16,7 +16,6 @@ def _settings_and_db(required: bool = True):
     """
     from batchrunner.config import load_settings
     from batchrunner.db import NoDatabase, open_database
-    from batchrunner.errors import RunnerError
     from batchrunner.startup import imports_done
 
     imports_done()
@@ -26,13 +25,13 @@ def _settings_and_db(required: bool = True):
     except NoDatabase as exc:
         if not required:
             return settings, None
-        raise RunnerError(f"no database at {exc.path}; set RUNNER_DATABASE_URL (or STATE_DIRECTORY, whose runner.db "
-                          "is the default) to the one the runner uses") from None
+        raise NoDatabase(f"{exc.where}; set RUNNER_DATABASE_URL (or STATE_DIRECTORY, whose runner.db "
+                         "is the default) to the one the runner uses") from None
 
 
 @click.command("prune")
-@click.option("--older-than", "days", type=click.FloatRange(0, min_open=True), metavar="DAYS",
-              help="Prune what is older than DAYS instead of RUNNER_RETENTION_DAYS (default 90).")
+@click.option("--older-than", "days", type=click.FloatRange(0, 100_000, max_open=True), metavar="DAYS",  # prune.MAX_DAYS
+              help="Prune what is older than DAYS instead of RUNNER_RETENTION_DAYS (default 90); 0: all but what always stays.")
 @click.option("--dry-run", is_flag=True, help="Only list what would be removed.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts instead of text.")
 def prune_command(days, dry_run, as_json):
@@ -81,16 +80,28 @@ def metrics_command(textfile):
     replica count. For cron deployments: run it after each job with
     --textfile /var/lib/node_exporter/textfile/auth0-runner.prom.
     """
+    from batchrunner.db import DatabaseError
+    from batchrunner.errors import UsageError
+
+    if textfile is not None and not textfile.endswith(".prom"):
+        raise UsageError(f"--textfile {textfile}: the name must end in .prom, the only files node_exporter reads")
+    try:
+        settings, db = _settings_and_db()
+    except DatabaseError:
+        # Missing, damaged, unreachable: the metrics still say so (runner_database_up 0), or the old
+        # file, up 1, would stay and the alert never fire; then the database's own line, exit 1.
+        _write_metrics(textfile, None, [])
+        raise
+    _write_metrics(textfile, db, _scheduled(settings))
+
+
+def _write_metrics(textfile: str | None, db, jobs) -> None:
     from batchrunner import metrics
     from batchrunner.errors import UsageError
 
-    settings, db = _settings_and_db()
-    jobs = _scheduled(settings)
     if textfile is None:
         click.echo(metrics.exposition(db, jobs).decode(), nl=False)
         return
-    if not textfile.endswith(".prom"):
-        raise UsageError(f"--textfile {textfile}: the name must end in .prom, the only files node_exporter reads")
     try:
         metrics.write_textfile(textfile, db, jobs)
     except OSError as exc:

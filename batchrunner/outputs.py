@@ -23,7 +23,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence, Union
 
-from .files import EXPORT_MODE, FORMULA_PREFIXES, atomic_file, atomic_text, neutralise, remove_output, sync_dir
+from .files import EXPORT_MODE, FORMULA_PREFIXES, atomic_file, atomic_text, make_folders, neutralise, remove_output, sync_dir
 
 LIST_SEPARATOR = " "
 # Items made into rows, and rows handed to the CSV writer, at once: a Management API page. A paged
@@ -186,7 +186,7 @@ def staged_directory(final: Path) -> Iterator[Path]:
     On failure it is removed; after a kill it stays hidden (`.NAME.partial`) for `clean_staged`.
     `final` must not exist: a set of files is published under a new name.
     """
-    final.parent.mkdir(parents=True, exist_ok=True)
+    make_folders(final.parent)
     staged = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
     try:
         yield staged

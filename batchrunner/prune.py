@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import shutil
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from .models import RunStatus, maintenance, pruned_runs, runs
 log = logging.getLogger("runner.prune")
 
 DEFAULT_DAYS = 90.0
+MAX_DAYS = 100_000  # some 270 years: more would overflow a date
 BATCH = 500  # rows per delete: short write transactions, so runs being recorded meanwhile wait little
 DATED_FILE = re.compile(r"^(?P<stem>[a-z][a-z0-9_-]*)-(?P<at>\d{8}T\d{6}Z)\.(?P<ext>[a-z0-9.]+)$")
 DATED_DIR = re.compile(r"^\d{8}T\d{6}Z$")
@@ -54,9 +56,14 @@ def _days(env: Mapping[str, str], name: str, default: float | None) -> float | N
     try:
         days = float(text)
     except ValueError:
-        days = -1.0
-    if not 0 < days < 100_000:
-        raise ConfigError(name, f"{text!r} is not a number of days; give e.g. 90, or 'never'")
+        days = math.nan
+    if days == 0:
+        # Every day, every run but each job's latest would go: a one-off is `runner prune --older-than 0`.
+        raise ConfigError(name, f"{text!r} would prune everything each day; give a number of days above 0 and below "
+                          f"{MAX_DAYS:,} (fractions too, e.g. 0.5), or 'never'; for a one-off clean-up run `runner prune --older-than 0`")
+    if not 0 < days < MAX_DAYS:
+        raise ConfigError(name, f"{text!r} is not a number of days; give one above 0 and below {MAX_DAYS:,} "
+                          "(e.g. 90, or 0.5), or 'never'")
     return days
 
 

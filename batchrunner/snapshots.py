@@ -14,6 +14,7 @@ from typing import Sequence
 from . import __version__, alerts, drift
 from .errors import ApiError, ConfigError, UsageError
 from .exports import terminal_progress
+from .files import prepare_export_dir
 from .outputs import clean_staged, point_link, staged_directory
 from .tables import Table, fetch_all, write
 
@@ -72,11 +73,11 @@ def take(ctx, tables: Sequence[Table]) -> dict:
     started, clock_start = ctx.now(), time.monotonic()
     wanted = choose(tables, ctx.settings.env, ctx.params)
     needed = closure(tables, wanted)
-    check_scopes(ctx.api, needed)
     root = ctx.export_dir / "snapshots"
-    root.mkdir(parents=True, exist_ok=True)
+    prepare_export_dir(root, ctx.log)  # made 0750 and checked writable before the token is asked for
     for leftover in clean_staged(root):
         ctx.log.info("removed %s, left by an interrupted run", leftover.name)
+    check_scopes(ctx.api, needed)
     with terminal_progress(ctx.job or "snapshot", ctx.api) as progress:
         fetched = fetch_all(ctx.api, needed, progress=progress)
     name = started.strftime(NAME_FORMAT)

@@ -8,9 +8,8 @@ exports.py). Metadata is exported only when named in RUNNER_USERS_FIELDS.
 
 from __future__ import annotations
 
-from batchrunner import asyncjobs, clock
+from batchrunner import asyncjobs, clock, exports
 from batchrunner.errors import ApiError, ConfigError
-from batchrunner.exports import export_csv, terminal_progress
 from batchrunner.outputs import Key
 from batchrunner.registry import job
 
@@ -44,18 +43,19 @@ def fields(env) -> list[tuple[str, str]]:
 def export_users(ctx) -> dict:
     started = clock.monotonic()
     columns = fields(ctx.settings.env)
+    export = exports.prepare(ctx, "users")  # before the bulk export: it may take an hour to find the folder unwritable
     body = {"format": "json", "fields": [{"name": source, "export_as": column} for column, source in columns]}
     if ctx.params.get("connection"):
         body["connection_id"] = _connection_id(ctx.api, ctx.params["connection"])
     created = ctx.api.post("jobs/users-exports", body)
     job_id = created["id"]
     ctx.log.info("Auth0 export job %s created; waiting for it", job_id)
-    with terminal_progress("export-users", ctx.api) as progress:
+    with exports.terminal_progress("export-users", ctx.api) as progress:
         done = asyncjobs.wait(ctx.api, job_id, clock.monotonic() + WAIT_SECONDS, ctx.stopping, progress=progress)
         users = asyncjobs.lines(done, refresh=lambda: ctx.api.get(f"jobs/{job_id}"))
         if progress:
             users = progress.counted(users, lambda n: f"{n:,} user{'' if n == 1 else 's'} written")
-        result = export_csv(ctx, "users", csv_columns(columns), users)
+        result = export.write(csv_columns(columns), users)
     return {**result, "job_id": job_id, "seconds": round(clock.monotonic() - started, 3)}
 
 

@@ -8,7 +8,7 @@ import json
 import pytest
 from sqlalchemy.engine import make_url
 
-from conftest import JOBS, _runner
+from conftest import JOBS, SQLITE_ONLY, _runner
 
 HOW = "to read another, set RUNNER_DATABASE_URL (or STATE_DIRECTORY, whose runner.db is the default)"
 
@@ -129,3 +129,45 @@ def test_an_exit_code_survives_the_quick_ending(cli):
     result = cli("run-job", "failing")
     assert result.returncode == 1
     assert result.stderr.splitlines()[-1] == "runner: failing failed (run 1): RuntimeError: this job always fails"
+
+
+def test_json_logs_are_json_to_the_last_line(cli):
+    """A log shipper reading run-job's stderr gets JSON records only: warnings, the verdict, a bad setting."""
+    as_json = {"RUNNER_LOG_FORMAT": "json", "RUNNER_SOMETHING_ELSE": "1"}
+    failed = cli("run-job", "failing", extra_env=as_json)
+    assert failed.returncode == 1
+    records = [json.loads(line) for line in failed.stderr.splitlines()]
+    assert (records[0]["level"], records[0]["message"]) == (
+        "WARNING", "RUNNER_SOMETHING_ELSE is not a setting of the runner; ignored (see README, Configuration)")
+    assert (records[-1]["level"], records[-1]["message"]) == ("ERROR", "failing failed (run 1): RuntimeError: this job always fails")
+    refused = cli("run-job", "hello", extra_env={**as_json, "RUNNER_STOP_TIMEOUT": "abc"})
+    assert refused.returncode == 2
+    [record] = [json.loads(line) for line in refused.stderr.splitlines()]
+    assert record["message"] == "RUNNER_STOP_TIMEOUT: 'abc' is not a number of seconds; e.g. 60"
+    unknown = cli("run-job", "no-such-job", extra_env=as_json)
+    assert unknown.returncode == 2 and all(json.loads(line) for line in unknown.stderr.splitlines())
+
+
+def test_a_secret_given_twice_is_warned_about_on_stderr(cli, tmp_path):
+    both = {"AUTH0_CLIENT_SECRET": "s3cret-value", "AUTH0_CLIENT_SECRET_FILE": str(tmp_path / "secret")}
+    result = cli("history", extra_env=both)
+    assert result.returncode == 0
+    assert result.stderr == ("runner: warning: AUTH0_CLIENT_SECRET and AUTH0_CLIENT_SECRET_FILE are both set; "
+                             "AUTH0_CLIENT_SECRET is used and the file is not read: unset one\n")
+    assert "s3cret" not in result.stdout + result.stderr
+
+
+@SQLITE_ONLY
+def test_a_bad_metrics_address_stops_serve_before_it_asks_for_a_token(runner, tenant, tmp_path):
+    result = runner("serve", extra_env={"RUNNER_METRICS_ADDRESS": "9464"})
+    assert (result.returncode, result.stderr) == (2, "runner: RUNNER_METRICS_ADDRESS: '9464' is not HOST:PORT; give e.g. "
+                                                     "127.0.0.1:9464 (0.0.0.0:9464 to listen on every interface)\n")
+    assert tenant.tenant.token_requests == 0
+
+
+@SQLITE_ONLY
+def test_a_relative_export_dir_gives_absolute_paths_in_the_run_result(runner, tenant, tmp_path):
+    result = runner("run-job", "export-clients", "--json", extra_env={"RUNNER_EXPORT_DIR": "out"})
+    assert result.returncode == 0, result.stderr
+    run = json.loads(result.stdout)
+    assert run["result"]["path"].startswith(f"{tmp_path}/out/clients-") and run["result"]["latest"] == f"{tmp_path}/out/clients-latest.csv"

@@ -165,3 +165,52 @@ def test_every_runner_variable_the_code_reads_is_known():
     read = {s for s in re.findall(r'"(RUNNER_[A-Z_]+)"', code) if not s.endswith("_")}
     assert sorted(read - set(KNOWN_SETTINGS)) == []  # a new setting goes into KNOWN_SETTINGS, or it is called a typo
     assert {p for p in re.findall(r'"(RUNNER_[A-Z_]+_)"', code)} <= set(KNOWN_PREFIXES + NOT_OURS_PREFIXES)
+
+
+@pytest.mark.parametrize("typed, meant", [
+    ("AUTH0_AUDIANCE", "AUTH0_AUDIENCE"),
+    ("AUTH0_CLIENTID", "AUTH0_CLIENT_ID"),
+    ("AUTH0_CLIENT_SECRET_FIEL", "AUTH0_CLIENT_SECRET_FILE"),
+    ("AUTH0_DOMIAN", "AUTH0_DOMAIN"),
+])
+def test_a_mistyped_auth0_variable_is_refused_with_the_name_meant(typed, meant):
+    with pytest.raises(ConfigError) as err:
+        load_settings({**BASE, typed: "x"})
+    assert (str(err.value), err.value.exit_code) == (f"{typed}: not a setting of the runner; did you mean {meant}?", 2)
+
+
+def test_other_tools_auth0_variables_are_left_alone():
+    env = {**BASE, "AUTH0_SECRET": "x", "AUTH0_BASE_URL": "x", "AUTH0_ISSUER_BASE_URL": "x", "AUTH0_ALLOW_DELETE": "x"}
+    assert load_settings(env).unknown == ()
+
+
+def test_every_missing_credential_is_named_in_one_line():
+    with pytest.raises(ConfigError) as err:
+        load_credentials({"AUTH0_AUDIENCE": "urn:x"})
+    assert str(err.value) == (
+        "AUTH0_DOMAIN, AUTH0_CLIENT_ID, AUTH0_CLIENT_SECRET: not set; each is required to call Auth0 (see README, "
+        "Configuration); the secret may instead be in AUTH0_CLIENT_SECRET_FILE or a systemd credential auth0_client_secret")
+    with pytest.raises(ConfigError) as err:
+        load_credentials({"AUTH0_CLIENT_SECRET": "s3cret-value"})
+    assert str(err.value) == "AUTH0_DOMAIN, AUTH0_CLIENT_ID: not set; each is required to call Auth0 (see README, Configuration)"
+
+
+def test_a_secret_given_twice_is_warned_about(tmp_path):
+    assert load_settings(BASE).warnings == ()
+    both = load_settings({**BASE, "AUTH0_CLIENT_SECRET_FILE": str(tmp_path / "secret")})
+    assert both.warnings == ("AUTH0_CLIENT_SECRET and AUTH0_CLIENT_SECRET_FILE are both set; AUTH0_CLIENT_SECRET is used "
+                             "and the file is not read: unset one",)
+
+
+@pytest.mark.parametrize("value", ["9464", "localhost", "127.0.0.1:http", "[::1]:99999"])
+def test_a_bad_metrics_address_is_a_setting_error(value):
+    with pytest.raises(ConfigError) as err:
+        load_settings({"RUNNER_METRICS_ADDRESS": value})
+    assert str(err.value) == (f"RUNNER_METRICS_ADDRESS: {value!r} is not HOST:PORT; give e.g. 127.0.0.1:9464 "
+                              "(0.0.0.0:9464 to listen on every interface)")
+
+
+def test_a_relative_export_dir_is_made_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert load_settings({"RUNNER_EXPORT_DIR": "out/exports"}).export_dir == tmp_path / "out" / "exports"
+    assert load_settings({}).export_dir == tmp_path / "var" / "exports"

@@ -14,9 +14,10 @@ from sqlalchemy.engine import make_url
 
 from batchrunner import clock, runs
 from batchrunner.db import SCHEMA_HEAD, SCHEMA_REVISIONS, Database, alembic_config, open_database, safe_url
+from batchrunner.errors import ConfigError
 from batchrunner.models import RunStatus, Trigger, metadata, token_issuances
 from batchrunner.models import runs as runs_table
-from conftest import QUIET, SQLITE_ONLY, empty_database, run_runner, start_runner, wait_for
+from conftest import JOBS, QUIET, SQLITE_ONLY, empty_database, run_runner, start_runner, wait_for
 
 
 def test_the_code_knows_every_migration():
@@ -222,6 +223,62 @@ def test_a_database_url_that_cannot_be_parsed_is_one_line_with_the_password_mask
     assert result.stderr.startswith(f"runner: RUNNER_DATABASE_URL: '{shown}' {problem}")
     assert result.stderr.count("\n") == 1
     assert "s3cret" not in result.stdout + result.stderr
+
+
+
+@pytest.mark.parametrize("command_line", [["history"], ["run-job", "hello"], ["db", "upgrade"], ["metrics"]])
+def test_a_password_with_an_unencoded_at_never_shows_its_tail(clean_env, tmp_path, command_line):
+    url = "postgresql+psycopg://postgres:s3cr@t-Pa55@127.0.0.1:5432/runner"
+    assert safe_url(url) == "postgresql+psycopg://postgres:***@127.0.0.1:5432/runner"
+    result = run_runner({**clean_env, "RUNNER_DATABASE_URL": url, "RUNNER_JOBS": JOBS}, tmp_path, *command_line)
+    assert (result.returncode, result.stderr) == (2, (
+        "runner: RUNNER_DATABASE_URL: 'postgresql+psycopg://postgres:***@127.0.0.1:5432/runner' has an @ in its password "
+        "or user name; percent-encode it (@ as %40, : as %3A, / as %2F)\n"))
+    assert "Pa55" not in result.stdout + result.stderr
+
+
+def test_a_password_with_an_at_and_a_slash_is_masked_whole():
+    url = "postgresql+psycopg://runner:a@b/Pa55@db.internal/runner"
+    assert safe_url(url) == "postgresql+psycopg://runner:***@db.internal/runner"
+    with pytest.raises(ConfigError) as err:
+        Database(url)
+    assert "Pa55" not in str(err.value) and "b/" not in str(err.value)
+
+
+@pytest.mark.parametrize("command_line", [["history"], ["jobs"], ["run-job", "hello"], ["db", "upgrade"], ["prune"]])
+def test_a_sqlite_url_with_two_slashes_is_exit_2_showing_the_form_meant(clean_env, tmp_path, command_line):
+    env = {**clean_env, "RUNNER_DATABASE_URL": "sqlite://var/runner.db", "RUNNER_JOBS": JOBS}
+    result = run_runner(env, tmp_path, *command_line)
+    assert (result.returncode, result.stdout, result.stderr) == (2, "", (
+        "runner: RUNNER_DATABASE_URL: 'sqlite://var/runner.db' has two slashes, which make 'var' a host name; "
+        "write sqlite:///var/runner.db (three slashes before a relative path, four before an absolute one)\n"))
+    assert sorted(os.listdir(tmp_path)) == []  # no stray ./runner.db
+
+
+@pytest.mark.parametrize("command_line, nothing", [
+    (["history"], "No runs recorded yet"), (["jobs"], "No job has run yet"),
+    (["token", "status"], "No cached token"), (["token", "issuances"], "No token issued yet"),
+])
+def test_reading_commands_create_no_table_in_an_empty_postgresql_database(postgres_server_url, clean_env, tmp_path, command_line, nothing):
+    name = f"runner_empty_{os.getpid()}_{command_line[-1]}"
+    admin = create_engine(postgres_server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(postgres_server_url).set(database=name)
+    try:
+        result = run_runner({**clean_env, "RUNNER_DATABASE_URL": url.render_as_string(hide_password=False)}, tmp_path, *command_line)
+        probe = create_engine(url)
+        with probe.connect() as conn:
+            tables = conn.execute(text("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")).scalar()
+        probe.dispose()
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+    assert (result.returncode, tables) == (0, 0), result.stderr
+    assert result.stdout.splitlines()[-1] == (
+        f"{nothing}: no runner tables in the database {url.render_as_string(hide_password=True)}; to read another, set "
+        "RUNNER_DATABASE_URL (or STATE_DIRECTORY, whose runner.db is the default)")
 
 
 # --- a damaged SQLite file ---------------------------------------------------------------------------

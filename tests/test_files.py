@@ -1,6 +1,7 @@
 """Files are complete or absent; formula cells are neutralised."""
 
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -41,7 +42,7 @@ def test_a_finished_write_replaces_the_file_with_the_export_mode(tmp_path):
 def test_clean_partials_removes_only_leftovers(tmp_path):
     (tmp_path / ".clients-x.csv.abc.partial").write_text("x")
     (tmp_path / "clients-latest.csv").write_text("keep")
-    assert [p.name for p in clean_partials(tmp_path, "clients-")] == [".clients-x.csv.abc.partial"]
+    assert [p.name for p in clean_partials(tmp_path, re.compile(r"clients-x\.csv"))] == [".clients-x.csv.abc.partial"]
     assert os.listdir(tmp_path) == ["clients-latest.csv"]
 
 

@@ -155,3 +155,20 @@ def test_pruning_never_lowers_runs_total(database_url, tmp_path):
     done = prune.apply(db, prune.plan(db, tmp_path, NOW, prune.Retention(90, None)))
     assert done.run_count == 3  # all but the latest run, which is also the latest success
     assert metrics.read(db).counts == before == {("hello", "failed"): 2, ("hello", "succeeded"): 2}
+
+
+@SQLITE_ONLY
+def test_metrics_textfile_says_the_database_is_down_when_its_header_is_damaged(local_runner, local_env, tmp_path):
+    assert local_runner("run-job", "hello", extra_env=QUIET).returncode == 0
+    target = tmp_path / "textfile" / "runner.prom"
+    target.parent.mkdir()
+    assert local_runner("metrics", "--textfile", str(target), extra_env=QUIET).returncode == 0
+    assert samples(target.read_text())[("runner_database_up", ())] == 1
+    path = tmp_path / "state" / "runner.db"
+    with open(path, "r+b") as f:
+        f.write(b"\xff" * 16)  # the header: "SQLite format 3\0"
+    result = local_runner("metrics", "--textfile", str(target), extra_env=QUIET)
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == f"runner: cannot use the database sqlite:///{path}: file is not a database; check RUNNER_DATABASE_URL\n"
+    assert samples(target.read_text()) == {("runner_database_up", ()): 0}  # the alert fires
+    assert [p.name for p in target.parent.iterdir()] == ["runner.prom"]

@@ -120,10 +120,29 @@ def test_the_log_archive_is_pruned_only_when_asked(local_runner, exports):
 
 
 @SQLITE_ONLY
-def test_a_bad_retention_is_a_setting_error(local_runner):
-    result = local_runner("prune", extra_env={"RUNNER_RETENTION_DAYS": "ninety"})
-    assert result.returncode == 2
-    assert result.stderr == "runner: RUNNER_RETENTION_DAYS: 'ninety' is not a number of days; give e.g. 90, or 'never'\n"
+@pytest.mark.parametrize("value, problem", [
+    ("ninety", "'ninety' is not a number of days; give one above 0 and below 100,000 (e.g. 90, or 0.5), or 'never'"),
+    ("-3", "'-3' is not a number of days; give one above 0 and below 100,000 (e.g. 90, or 0.5), or 'never'"),
+    ("0", "'0' would prune everything each day; give a number of days above 0 and below 100,000 (fractions too, e.g. 0.5), "
+          "or 'never'; for a one-off clean-up run `runner prune --older-than 0`"),
+])
+def test_a_bad_retention_is_a_setting_error_saying_what_is_allowed(local_runner, value, problem):
+    for command in (("prune",), ("serve",)):
+        result = local_runner(*command, extra_env={"RUNNER_RETENTION_DAYS": value})
+        assert (result.returncode, result.stderr) == (2, f"runner: RUNNER_RETENTION_DAYS: {problem}\n"), command
+
+
+def test_prune_older_than_0_removes_all_but_what_always_stays(local_runner, history, exports):
+    db, keep, gone = history
+    result = local_runner("prune", "--older-than", "0", "--json")
+    assert result.returncode == 0, result.stderr
+    assert _ids(db) == keep  # each job's latest run and latest success
+    after = _files(exports)
+    assert f"clients-{_stamp(NOW - timedelta(days=1))}.csv" in after  # the newest of its kind
+    assert f"snapshots/{_stamp(NOW - timedelta(days=1))}/clients.csv" in after and "snapshots/latest" in after
+    assert f"snapshots/{_stamp(OLD + timedelta(days=1))}/clients.csv" in after  # the one latest points to
+    assert sorted(json.loads(result.stdout)["files"]) == sorted(
+        str(exports / n) for n in (f"clients-{_stamp(OLD)}.csv", f"users-{_stamp(OLD)}.csv", f"snapshots/{_stamp(OLD)}"))
 
 
 def test_one_replica_prunes_once_a_day(history, tmp_path):
