@@ -24,6 +24,7 @@ from referencing.jsonschema import DRAFT202012
 
 from batchrunner import registry
 from batchrunner.sandbox import contract
+from batchrunner.sandbox.server import Exchange
 from conftest import ROOT, SQLITE_ONLY
 from test_sandbox import ALL_SCOPES, Api
 
@@ -80,59 +81,63 @@ def _coerced(schema: dict, text: str):
     return text
 
 
-def request_problems(exchange) -> list[str]:
-    url = urlsplit(exchange.target)
-    template = _template(url.path)
-    operation = DESCRIPTION["paths"].get(template, {}).get(exchange.method.lower()) if template else None
-    if operation is None:
-        return [f"{exchange.method} {url.path}: no such operation"]
-    where = _pointer("paths", template, exchange.method.lower(), "parameters")
-    problems, given = [], {}
+def _sent(operation: dict, template: str, url) -> list[tuple[str, str, object]]:
+    """(in, name, value) of each parameter a request sent: a query name given twice as a list (valid
+    only where the schema is an array), path parameters by their place in the template."""
+    arrays = {p["name"] for p in operation.get("parameters", []) if p["in"] == "query" and p["schema"].get("type") == "array"}
+    given: dict[str, list[str]] = {}
     for name, value in parse_qsl(url.query, keep_blank_values=True):
         given.setdefault(name, []).append(value)
+    sent = [("query", name, values if name in arrays or len(values) > 1 else values[0]) for name, values in given.items()]
+    parts = url.path.removeprefix("/api/v2").split("/")
+    return sent + [("path", part[1:-1], parts[i]) for i, part in enumerate(template.split("/")) if part.startswith("{")]
+
+
+def request_problems(exchange) -> list[str]:
+    url = urlsplit(exchange.target)
+    template, method = _template(url.path), exchange.method.lower()
+    operation = DESCRIPTION["paths"].get(template, {}).get(method) if template else None
+    if operation is None:
+        return [f"{exchange.method} {url.path}: no such operation"]
     params = {(p["in"], p["name"]): (i, p["schema"]) for i, p in enumerate(operation.get("parameters", []))}
-    values = [("query", name, v if params.get(("query", name), (0, {}))[1].get("type") == "array" else v[0])
-              for name, v in given.items()]
-    values += [("path", p["name"], url.path.removeprefix("/api/v2").split("/")[template.split("/").index("{" + p["name"] + "}")])
-               for p in operation.get("parameters", []) if p["in"] == "path"]
-    for place, name, value in values:
+    problems = []
+    for place, name, value in _sent(operation, template, url):
         if (place, name) not in params:
             problems.append(f"{exchange.method} {url.path}: undocumented {place} parameter {name}")
             continue
         index, schema = params[(place, name)]
         value = [_coerced(schema.get("items", {}), v) for v in value] if isinstance(value, list) else _coerced(schema, value)
-        problems += [f"{exchange.method} {url.path}: {name}: {e.message}" for e in _validator(f"{where}/{index}/schema").iter_errors(value)]
+        validator = _validator(_pointer("paths", template, method, "parameters", str(index), "schema"))
+        problems += [f"{exchange.method} {url.path}: {name}: {e.message}" for e in validator.iter_errors(value)]
     if "requestBody" in operation:
-        body = _pointer("paths", template, exchange.method.lower(), "requestBody", "content", "application/json", "schema")
-        problems += [f"{exchange.method} {url.path}: body: {e.message}" for e in _validator(body).iter_errors(exchange.json)]
+        validator = _validator(_pointer("paths", template, method, "requestBody", "content", "application/json", "schema"))
+        problems += [f"{exchange.method} {url.path}: body: {e.message}" for e in validator.iter_errors(exchange.json)]
     return problems
 
 
-def response_problems(exchange) -> list[str]:
+def response_problems(exchange, origin: str) -> list[str]:
+    """What in an answer its documented schema does not allow; a `Link` must be on the origin asked."""
     url = urlsplit(exchange.target)
-    template = _template(url.path)
-    answers = DESCRIPTION["paths"][template][exchange.method.lower()]["responses"]
+    template, method = _template(url.path), exchange.method.lower()
+    answers = DESCRIPTION["paths"][template][method]["responses"]
     name = f"{exchange.method} {url.path} answered {exchange.status}"
     if str(exchange.status) not in answers:
         return [f"{name}: an undocumented status"]
-    content = answers[str(exchange.status)].get("content", {}).get("application/json")
-    if content is None:
+    if "application/json" not in answers[str(exchange.status)].get("content", {}):
         return []
-    where = _pointer("paths", template, exchange.method.lower(), "responses", str(exchange.status), "content", "application/json", "schema")
-    problems = [f"{name}: {e.message} at {e.json_path}" for e in _validator(where).iter_errors(exchange.body)]
+    validator = _validator(_pointer("paths", template, method, "responses", str(exchange.status), "content", "application/json", "schema"))
+    problems = [f"{name}: {e.message} at {e.json_path}" for e in validator.iter_errors(exchange.body)]
     link = exchange.headers.get("Link", "")
-    if link and not link.startswith(f"<{exchange.origin}/api/v2/"):
-        problems.append(f"{name}: Link {link} is not on the origin asked, {exchange.origin}")
+    if link and not link.startswith(f"<{origin}/api/v2/"):
+        problems.append(f"{name}: Link {link} is not on the origin asked, {origin}")
     return problems
 
 
-def checked(tenant, transcript) -> tuple[list, list]:
+def checked(transcript, origin: str) -> tuple[list, list]:
     """Each Management API exchange's request and response problems (the token and the signed
-    download are not Management API operations)."""
+    download are not Management API operations); `origin`: the one the requests were sent to."""
     api = [x for x in transcript if urlsplit(x.target).path.startswith("/api/v2/")]
-    for exchange in api:
-        exchange.origin = tenant.base_url  # the runner asks the stand-in by the address it is bound to
-    return [p for x in api for p in request_problems(x)], [p for x in api for p in response_problems(x)]
+    return [p for x in api for p in request_problems(x)], [p for x in api for p in response_problems(x, origin)]
 
 
 @pytest.fixture
@@ -160,7 +165,7 @@ def test_a_session_of_every_bundled_job_has_no_request_or_response_problem(runne
             result = runner("run-job", job, *args, timeout=120)
             assert result.returncode == 0, (job, result.stderr)
             tenant.logs.add(5)
-    requests_wrong, answers_wrong = checked(tenant, tenant.transcript)
+    requests_wrong, answers_wrong = checked(tenant.transcript, tenant.base_url)
     assert requests_wrong == [] and answers_wrong == []
     asked = {(x.method, _template(urlsplit(x.target).path)) for x in tenant.transcript if x.target.startswith("/api/v2/")}
     assert asked == {(method.upper(), path) for path, item in DESCRIPTION["paths"].items() for method in item}
@@ -182,7 +187,7 @@ def test_the_stand_ins_answers_beyond_the_jobs_requests_hold_to_the_description_
                            timeout=10)
     assert proxied.links["next"]["url"].startswith("http://auth0.example:8443/api/v2/logs?take=3&from=")
     transcript = api.tenant.transcript[:-1]
-    assert checked(api.tenant, transcript) == ([], [])
+    assert checked(transcript, api.tenant.base_url) == ([], [])
     assert all("length" not in x.body for x in transcript if isinstance(x.body, dict))
 
 
@@ -228,3 +233,17 @@ def test_the_stand_in_checks_requests_without_a_library_the_runner_does_not_inst
             "print(contract.check(op, {}, [('fields', 'id,realms')], None).text()[-36:])")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, cwd=ROOT)
     assert result.stdout == "))*$: id,realms' on property fields.\n", result.stderr
+
+
+def test_the_check_finds_what_the_runner_and_the_stand_in_used_to_send():
+    """The session's zero is no blind spot: the old requests and answers each show a problem."""
+    old = [Exchange("GET", "/api/v2/clients?fields=client_id,sso_disabled&include_fields=true&per_page=100", None, 200, {},
+                    {"start": 0, "limit": 100, "length": 1, "total": 1, "clients": [{"client_id": "x"}]}),
+           Exchange("GET", "/api/v2/clients?per_page=100", None, 200, {}, [{"client_id": "x", "logo_uri": None}]),
+           Exchange("POST", "/api/v2/jobs/users-exports", {"format": "json"}, 201, {}, {"id": "job_1", "type": "users_export", "status": "pending"}),
+           Exchange("GET", "/api/v2/logs?take=100", None, 200, {"Link": '<http://127.0.0.1:9/api/v2/logs?take=100>; rel="next"'}, [])]
+    requests_wrong, answers_wrong = checked(old, "http://auth0.example")
+    assert len(requests_wrong) == 1 and "'client_id,sso_disabled' does not match" in requests_wrong[0]
+    assert [problem.split(":")[0] for problem in answers_wrong] == [
+        "GET /api/v2/clients answered 200", "GET /api/v2/clients answered 200", "POST /api/v2/jobs/users-exports answered 201",
+        "GET /api/v2/logs answered 200"]
