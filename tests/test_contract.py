@@ -47,8 +47,8 @@ def _lists_read_as_any_of(description: dict) -> dict:
 
 REGISTRY = Registry().with_resource("urn:auth0", Resource.from_contents(_lists_read_as_any_of(DESCRIPTION),
                                                                           default_specification=DRAFT202012))
-# The whole description: beside the checkout in development and in CI, as `../shared`.
-WHOLE = [p / "auth0" / "management-api-oas.json" for p in (ROOT.parent / "shared", Path("/work/shared"))]
+# The whole description, where a copy of shared/ sits beside the checkout (development and CI).
+WHOLE = [ROOT.parent / "shared" / "auth0" / "management-api-oas.json"]
 
 
 def _validator(pointer: str) -> Draft202012Validator:
