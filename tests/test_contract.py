@@ -13,7 +13,6 @@ import json
 import runpy
 import subprocess
 import sys
-from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
