@@ -102,7 +102,9 @@ class Exports:
                       body.get("format", "json"), body.get("fields"), connection, body.get("limit"))
             self.jobs[job.id] = job
         threading.Thread(target=self._build, args=(job, self.users), daemon=True, name=f"export-{job.id}").start()
-        return Reply(201, self._view(job, "pending", None))
+        # Auth0 answers 200 (not 201) and names the connection; its description requires `connection`
+        # on this answer without defining it, so a tenant-wide export names none: "".
+        return Reply(200, {**self._view(job, "pending", None), "connection": job.connection["name"] if job.connection else ""})
 
     # --- GET /api/v2/jobs/{id} --------------------------------------------------------------------
 
@@ -198,13 +200,10 @@ class Exports:
         job.ready.set()
 
     def _view(self, job: Job, state: str, location: str | None) -> dict:
-        view = {"type": "users_export", "status": state, "id": job.id, "created_at": _iso(job.created),
-                "connection_id": job.connection["id"] if job.connection else None, "format": job.format,
+        view = {"type": "users_export", "status": state, "id": job.id, "created_at": _iso(job.created), "format": job.format,
                 "fields": job.fields or DEFAULT_FIELDS}
-        if job.connection is None:
-            del view["connection_id"]
-        else:
-            view["connection"] = job.connection["name"]
+        if job.connection is not None:
+            view.update(connection_id=job.connection["id"], connection=job.connection["name"])
         if job.limit is not None:
             view["limit"] = job.limit
         if location:

@@ -3,7 +3,7 @@ that server.py has already authenticated, checked for scope and let through the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
 from .paging import Listing, _integer, bad_query, list_reply
@@ -21,10 +21,19 @@ class Request:
     headers: dict
     json: object = None
     form: dict | None = None
+    pairs: list = field(default_factory=list)  # the query as sent, a parameter given twice twice
 
 
 def _not_found(message: str, code: str) -> Reply:
     return Reply(404, _api_error(404, "Not Found", message, code))
+
+
+def origin(sb, req: Request) -> str:
+    """The origin the client asked, from its Host header, for links it must follow: behind a proxy or
+    a port forward the address the stand-in is bound to is not the one the client can reach."""
+    host = next((v for k, v in req.headers.items() if k.lower() == "host"), "")
+    scheme = next((v for k, v in req.headers.items() if k.lower() == "x-forwarded-proto"), "http")
+    return f"{scheme}://{host}" if host else sb.base_url
 
 
 def _ids(row: dict) -> str:
@@ -85,8 +94,8 @@ def connections(sb, req: Request) -> Reply:
     rows = sb.directory.connections
     if req.query.get("name"):
         rows = [c for c in rows if c["name"] == req.query["name"]]
-    if req.query.get("strategy"):
-        wanted = set(req.query["strategy"].split(","))
+    wanted = {s for name, value in req.pairs if name == "strategy" for s in value.split(",") if s}
+    if wanted:
         rows = [c for c in rows if c["strategy"] in wanted]
     return list_reply(Listing("connections", checkpoint=True), req.query, rows, _ids)
 
@@ -109,7 +118,7 @@ def logs(sb, req: Request) -> Reply:
     events, total = sb.logs.newest_first(page * per_page, per_page)
     events = [_select_fields(e, req.query) for e in events]
     if req.query.get("include_totals", "").lower() == "true":
-        return Reply(200, {"start": page * per_page, "limit": per_page, "length": len(events), "total": total, "logs": events})
+        return Reply(200, {"start": page * per_page, "limit": per_page, "total": total, "logs": events})
     return Reply(200, events)
 
 
@@ -124,9 +133,7 @@ def _log_batch(sb, req: Request) -> Reply:
     # As Auth0: the next batch starts after the last event; an empty batch points at the same place.
     following = events[-1]["log_id"] if events else start
     params = {"take": take, **({"from": following} if following else {})}
-    # Named by the host the request was sent to (clients send it in lower case, without a default port).
-    host = next((v for k, v in req.headers.items() if k.lower() == "host"), None)
-    link = f'<{f"http://{host}" if host else sb.base_url}/api/v2/logs?{urlencode(params)}>; rel="next"'
+    link = f'<{origin(sb, req)}/api/v2/logs?{urlencode(params)}>; rel="next"'
     return Reply(200, events, {"Link": link})
 
 
@@ -144,7 +151,7 @@ def create_users_export(sb, req: Request) -> Reply:
 
 
 def job(sb, req: Request) -> Reply:
-    return sb.exports.status(req.params["id"], sb.base_url)
+    return sb.exports.status(req.params["id"], origin(sb, req))
 
 
 def download(sb, req: Request) -> Reply:

@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 from urllib.parse import parse_qsl, urlsplit
 
+from . import contract
 from . import management as api
 from .clock import SandboxClock
 from .directory import Directory
@@ -55,15 +56,16 @@ def _clients(sb: "Sandbox", req: Request) -> Reply:
     """GET /api/v2/clients: the tenant's own checks (tenant.py), then the Read Clients bucket."""
     app = sb.tenant
     app.count("api_requests")
-    reply = app.injected_failure(req.path) or app.list_clients(_authorization(req), req.query)
+    reply = app.injected_failure(req.path) or app.list_clients(_authorization(req), req.query, lambda: _refused(CLIENTS, req))
     if reply.status in (401, 403, 429):
         return reply
     return _endpoint_bucket(sb, "Read Clients", reply.headers) or _with_headers(reply, tighter(reply.headers, sb._last_taken.value))
 
 
+CLIENTS = Route("GET", "/api/v2/clients", _clients)
 ROUTES = [
     Route("POST", "/oauth/token", _token),
-    Route("GET", "/api/v2/clients", _clients),
+    CLIENTS,
     Route("GET", "/api/v2/client-grants", api.client_grants, ("read:client_grants",)),
     Route("GET", "/api/v2/resource-servers", api.resource_servers, ("read:resource_servers",)),
     Route("GET", "/api/v2/roles", api.roles, ("read:roles",)),
@@ -82,6 +84,15 @@ ROUTES = [
 
 def _authorization(req: Request) -> str:
     return next((v for k, v in req.headers.items() if k.lower() == "authorization"), "")
+
+
+def _refused(route: Route, req: Request) -> Reply | None:
+    """Auth0's 400 for a request its published description does not allow (contract.py), else None."""
+    operation = contract.operation(route.method, route.pattern)
+    problem = operation and contract.check(operation, req.params, req.pairs, req.json)
+    if not problem:
+        return None
+    return Reply(400, _api_error(400, "Bad Request", problem.text(), problem.code))
 
 
 def _with_headers(reply: Reply, headers: dict) -> Reply:
@@ -115,6 +126,9 @@ def _management(sb: "Sandbox", route: Route, req: Request) -> Reply:
         return problem
     if not set(route.scopes) & set(claims["scope"].split()):
         return Reply(403, _api_error(403, "Forbidden", "Insufficient scope, expected any of: " + ", ".join(route.scopes), "insufficient_scope"))
+    refused = _refused(route, req)
+    if refused:
+        return refused
     limited, headers = app._take_from_bucket()
     if limited:
         return limited
@@ -127,6 +141,18 @@ def _management(sb: "Sandbox", route: Route, req: Request) -> Reply:
     if reply.status < 300:
         app._count_success()
     return reply
+
+
+@dataclass
+class Exchange:
+    """A request as sent (`target`: path and query) and the stand-in's answer, for `Sandbox.transcript`."""
+
+    method: str
+    target: str
+    json: object
+    status: int
+    headers: dict
+    body: object  # as answered before encoding: a dict or list for JSON
 
 
 class _Server(ThreadingHTTPServer):
@@ -167,24 +193,27 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._body()
         sb = self.server.sandbox
         form = payload = None
+        pairs = parse_qsl(url.query, keep_blank_values=True)
         if self.command == "POST":
             form, payload = self._parse(body)
             entry = self._entry(url, form=form, json_body=payload)
         else:
-            entry = self._entry(url, query=dict(parse_qsl(url.query, keep_blank_values=True)))
+            entry = self._entry(url, query=dict(pairs))
         self._wait(sb.tenant.latency / 2)
         reply = NOT_FOUND
         for route in ROUTES:
             match = route.regex.match(url.path)
             if match and route.method == self.command:
-                req = Request(self.command, url.path, match.groupdict(), dict(parse_qsl(url.query, keep_blank_values=True)),
-                              dict(self.headers.items()), payload, form)
+                req = Request(self.command, url.path, match.groupdict(), dict(pairs), dict(self.headers.items()), payload, form, pairs)
                 reply = _management(sb, route, req) if route.scopes else route.handler(sb, req)
                 break
         self._send(reply, entry)
 
     def _send(self, reply: Reply, entry: dict) -> None:
         self._wait(self.server.app.latency / 2)
+        transcript = self.server.sandbox.transcript
+        if transcript is not None:
+            transcript.append(Exchange(self.command, self.path, entry["json"], reply.status, dict(reply.headers), reply.body))
         body = reply.body
         headers = dict(reply.headers)
         kind = headers.pop("Content-Type", "application/json; charset=utf-8")
@@ -265,6 +294,7 @@ class Sandbox:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self.directory = self._directory()
+        self.transcript: list[Exchange] | None = None  # a list: every exchange is added to it (off by default)
 
     def start(self) -> "Sandbox":
         self._server = _Server(("127.0.0.1", self.port), self)
@@ -290,6 +320,7 @@ class Sandbox:
         self.logs.reset()
         self.exports.reset()
         self.directory = self._directory()
+        self.transcript = None
 
     def set_scopes(self, scopes: list[str]) -> None:
         """The scopes granted to the default machine-to-machine application (tokens issued from now on)."""

@@ -128,7 +128,8 @@ class SandboxApp:
 
     def global_client(self, keys: bool) -> dict:
         app = application(self.seed, -1, keys)
-        app.update(name="All Applications", app_type=None, description=None, **{"global": True})
+        app.update(name="All Applications", **{"global": True})
+        del app["app_type"], app["description"]  # unset: Auth0 leaves a field out rather than send null
         return app
 
     # --- requests --------------------------------------------------------------------------
@@ -178,14 +179,17 @@ class SandboxApp:
         return Reply(200, {"access_token": self._jwt(params["client_id"], scope), "scope": scope,
                            "expires_in": self.token_lifetime, "token_type": "Bearer"})
 
-    def list_clients(self, authorization: str, query: dict) -> Reply:
-        """GET /api/v2/clients: authentication, scope, rate limit, then the page."""
+    def list_clients(self, authorization: str, query: dict, refused: Callable[[], Reply | None] = lambda: None) -> Reply:
+        """GET /api/v2/clients: authentication, scope, `refused` (the request's check), rate limit, then the page."""
         claims, problem = self._authenticate(authorization)
         if problem:
             return problem
         scopes = claims["scope"].split()
         if "read:clients" not in scopes:
             return Reply(403, _api_error(403, "Forbidden", "Insufficient scope, expected any of: read:clients", "insufficient_scope"))
+        problem = refused()
+        if problem:
+            return problem
         limited, headers = self._take_from_bucket()
         if limited:
             return limited
@@ -286,7 +290,7 @@ class SandboxApp:
                 app = self.application(index - prepended, keys)
             items.append(_select_fields(app, query))
         if query.get("include_totals", "").lower() == "true":
-            return Reply(200, {"start": start, "limit": per_page, "length": len(items), "total": reported, "clients": items})
+            return Reply(200, {"start": start, "limit": per_page, "total": reported, "clients": items})
         return Reply(200, items)
 
 
@@ -381,7 +385,6 @@ def _application(seed: int, i: int, keys: bool) -> dict:
         "web_origins": [f"https://{host}"] if app_type in ("spa", "regular_web") else [],
         "allowed_logout_urls": [f"https://{host}/"] if urls else [],
         "initiate_login_uri": f"https://{host}/login" if i % 6 == 1 else "",
-        "logo_uri": f"https://{host}/logo.png" if i % 2 else None,
         "grant_types": GRANTS[app_type],
         "token_endpoint_auth_method": "none" if app_type in ("spa", "native") else "client_secret_post",
         "jwt_configuration": {"alg": "RS256", "lifetime_in_seconds": 36000, "secret_encoded": False},
@@ -394,6 +397,8 @@ def _application(seed: int, i: int, keys: bool) -> dict:
         "callback_url_template": False,
         "custom_login_page_on": True,
     }
+    if i % 2:  # the others have none: Auth0 leaves an unset field out rather than send null
+        app["logo_uri"] = f"https://{host}/logo.png"
     if keys:
         app["client_secret"] = _secret(f"{seed}:{i}")
         app["signing_keys"] = [{"cert": f"-----BEGIN CERTIFICATE-----{KEY_MARK}{i}-----END CERTIFICATE-----",
