@@ -2,7 +2,8 @@
 
 Single-flight: the first caller to find no valid token takes a lease on the cache row in a short
 write transaction, commits, and only then asks Auth0; everyone else polls the row (plain reads,
-no lock) until the token is there. No database lock is held while waiting on the network.
+no lock) until the token is there. No database lock is held while waiting on the network. Within
+a process one thread goes (a _Flight) and the others wait for its answer, an error included.
 
 A lease held on this node lapses when its holder's process is gone (its pid, with that process's
 start time: process.py), and never while it lives. A lease held on another node lapses
@@ -62,6 +63,39 @@ class CacheKey:
         )
 
 
+class _Flight:
+    """One trip of this process for a token: every thread that asked meanwhile gets its answer.
+
+    A rejection or an exhausted retry is the answer too (README "Tokens"): the page fetched beside
+    page 0 must not ask Auth0 again with the secret Auth0 just refused, nor retry a 503 once more.
+    """
+
+    def __init__(self):
+        self.done = threading.Event()
+        self.token: Token | None = None
+        self.error: BaseException | None = None
+
+    def fly(self, fetch: Callable[[], Token], key: CacheKey) -> None:
+        try:
+            self.token = fetch()
+        except BaseException as exc:  # raised in every thread that waited for it, this one too
+            self.error = exc
+        finally:
+            with _flights_lock:
+                del _flights[key]
+            self.done.set()
+
+    def answer(self) -> Token:
+        self.done.wait()
+        if self.error is not None:
+            raise self.error
+        return self.token
+
+
+_flights: dict[CacheKey, _Flight] = {}
+_flights_lock = threading.Lock()
+
+
 class CachedTokenSource:
     def __init__(
         self,
@@ -78,17 +112,24 @@ class CachedTokenSource:
         self.now, self.sleep = now, sleep
         self.owner = uuid.uuid4().hex
         self.issued = 0  # tokens this source asked Auth0 for
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # invalidate() against itself
         self._memo: Token | None = None
 
     def token(self) -> Token:
         memo = self._memo
         if memo is not None and memo.valid(self.now()):
             return memo
-        with self._lock:  # one thread per process goes to the database; the rest wait here
-            if self._memo is None or not self._memo.valid(self.now()):
-                self._memo = self._from_database()
-            return self._memo
+        # One thread per process goes to the database (and to Auth0); the rest wait for its answer.
+        with _flights_lock:
+            flight = _flights.get(self.key)
+            leading = flight is None
+            if leading:
+                flight = _flights[self.key] = _Flight()
+        if leading:
+            flight.fly(self._from_database, self.key)
+        token = flight.answer()
+        self._memo = token
+        return token
 
     def invalidate(self, token: Token) -> None:
         """Drop `token` (rejected by the API) so the next caller gets a new one; a newer one stays."""

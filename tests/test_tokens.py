@@ -374,3 +374,22 @@ def test_the_sandbox_says_nothing_when_a_client_goes_away_mid_answer(tmp_path):
     time.sleep(0.6)  # the answers are written after the stand-in's latency
     _, err = stop(sandbox)
     assert "Traceback" not in err and "BrokenPipe" not in err and "ConnectionReset" not in err
+
+
+@SQLITE_ONLY
+def test_a_rejected_secret_is_one_token_request_for_every_page_waiting(runner, tenant):
+    # Page 0 and the speculative page 1 ask at once; the second waits for the first's answer.
+    tenant.tenant.token_latency = 0.3
+    result = runner("run-job", "export-clients", extra_env={"AUTH0_CLIENT_SECRET": "wrong-secret-Zq81x"})
+    assert result.returncode == 1
+    assert "Auth0 refused the token request (HTTP 401 access_denied: Unauthorized)" in result.stderr
+    assert tenant.tenant.token_requests == 1
+
+
+@SQLITE_ONLY
+def test_an_exhausted_retry_is_the_answer_for_every_page_waiting(runner, tenant):
+    tenant.tenant.fail_next("/oauth/token", [503] * 12, retry_after=0)
+    result = runner("run-job", "export-clients")
+    assert result.returncode == 1
+    assert "could not get a token from " in result.stderr and "after retrying: HTTP 503" in result.stderr
+    assert tenant.tenant.token_requests == 5  # TOKEN_ATTEMPTS, once for the process
