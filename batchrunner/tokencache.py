@@ -23,13 +23,13 @@ import logging
 import random
 import threading
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable
 
 from sqlalchemy import and_, insert, select, update
 
-from . import clock, logs, process
+from . import clock, fingerprint, logs, process
 from .db import Database, DatabaseError, database_time, through_outages
 from .errors import TokenError
 from .http import TOKEN_TIMEOUT
@@ -54,6 +54,9 @@ class CacheKey:
     tenant: str
     client_id: str
     audience: str
+    # The row is the first three; a cached token is used only with the secret it was issued for, so
+    # that a rotated or mistyped secret shows at once, not at the next renewal (README "Tokens").
+    secret: str = field(repr=False)
 
     def where(self):
         return and_(
@@ -146,6 +149,21 @@ class CachedTokenSource:
     def cached(self) -> Token | None:
         return self._look()[0]
 
+    def renew(self) -> Token:
+        """A token Auth0 issued now, whatever is cached (`runner token check`), cached for the others.
+
+        A token another process gets meanwhile with the same secret answers as well."""
+        return self._from_database(newer_than=self.now())
+
+    def _usable(self, row) -> Token | None:
+        """The row's token, if it was issued for this secret (a row cached before fingerprints was not)."""
+        token = _token(row)
+        if token is None or fingerprint.matches(self.key.secret, row.secret_hash):
+            return token
+        if token.valid(self.now()):
+            log.info("the cached token was issued with another client secret; asking Auth0 for a token with this one")
+        return None
+
     def _look(self) -> tuple[Token | None, bool]:
         """The cached token, and whether the lease is free to take; a plain read, no lock."""
         # Which of this process's sources are asking, taken before the read: one that finishes in
@@ -155,17 +173,17 @@ class CachedTokenSource:
         with self.db.read() as conn:
             row = conn.execute(select(token_cache).where(self.key.where())).one_or_none()
             free = row is None or not row.lease_owner or _lapsed(row, database_time(conn), asking)
-        return _token(row), free
+        return self._usable(row), free
 
-    def _from_database(self) -> Token:
+    def _from_database(self, newer_than: datetime | None = None) -> Token:
         deadline = self.now() + timedelta(seconds=LEASE_SECONDS + 30)
         while True:
             now = self.now()
             found, free = self._look()  # waiters take no write lock while another issues
-            if found is not None and found.valid(now):
+            if _fits(found, now, newer_than):
                 return found
             if free:
-                claim = self._claim(now)
+                claim = self._claim(now, newer_than)
                 if isinstance(claim, Token):
                     return claim
                 if claim:
@@ -174,13 +192,13 @@ class CachedTokenSource:
                 raise TokenError("timed out waiting for another process to get a token; run again")
             self.sleep(POLL_SECONDS * (0.5 + random.random()))
 
-    def _claim(self, now: datetime) -> Token | bool:
+    def _claim(self, now: datetime, newer_than: datetime | None = None) -> Token | bool:
         """In one write transaction: a valid token, or True when we took the lease, or False to wait."""
         with self.db.write() as conn:
             self.db.insert_ignore(conn, token_cache, self._key_values())
             row = conn.execute(self.db.for_update(select(token_cache).where(self.key.where()))).one()
-            found = _token(row)
-            if found is not None and found.valid(now):
+            found = self._usable(row)
+            if _fits(found, now, newer_than):
                 return found
             db_now = database_time(conn)
             if row.lease_owner and not _lapsed(row, db_now):
@@ -240,6 +258,7 @@ class CachedTokenSource:
                         scope=token.scope,
                         issued_at=token.issued_at,
                         expires_at=token.expires_at,
+                        secret_hash=fingerprint.fingerprint(self.key.secret),
                         **_NO_LEASE,
                     )
                 )
@@ -277,6 +296,10 @@ _NO_LEASE = {"lease_owner": None, "lease_host": None, "lease_node": None, "lease
              "lease_pid_started": None, "lease_expires_at": None}
 
 
+def _fits(token: Token | None, now: datetime, newer_than: datetime | None) -> bool:
+    return token is not None and token.valid(now) and (newer_than is None or token.issued_at >= newer_than)
+
+
 def _token(row) -> Token | None:
     if row is None or not row.access_token or row.expires_at is None:
         return None
@@ -297,7 +320,7 @@ def cached_source(db: Database, credentials, requested_by: str, run_id: int | No
     """The token source every command and job uses: Auth0 behind the shared SQL cache."""
     from .tokens import ClientCredentialsSource
 
-    key = CacheKey(credentials.base_url, credentials.client_id, credentials.audience)
+    key = CacheKey(credentials.base_url, credentials.client_id, credentials.audience, credentials.client_secret)
     return CachedTokenSource(db, key, ClientCredentialsSource(credentials, session), requested_by, run_id)
 
 

@@ -95,7 +95,7 @@ def test_unusable_token_responses_are_clear_errors(body, fragment):
 def _source(tenant, database_url, clock, sleep=lambda s: None):
     creds = load_credentials(tenant.settings())
     db = open_database(database_url)
-    key = CacheKey(creds.base_url, creds.client_id, creds.audience)
+    key = CacheKey(creds.base_url, creds.client_id, creds.audience, creds.client_secret)
     return CachedTokenSource(db, key, ClientCredentialsSource(creds, now=clock, sleep=sleep), "test", now=clock, sleep=sleep)
 
 
@@ -393,3 +393,43 @@ def test_an_exhausted_retry_is_the_answer_for_every_page_waiting(runner, tenant)
     assert result.returncode == 1
     assert "could not get a token from " in result.stderr and "after retrying: HTTP 503" in result.stderr
     assert tenant.tenant.token_requests == 5  # TOKEN_ATTEMPTS, once for the process
+
+
+REFUSED = ("runner: Auth0 refused the token request (HTTP 401 access_denied: Unauthorized); "
+           "check AUTH0_CLIENT_ID and the client secret (were they rotated?) and AUTH0_DOMAIN\n")
+
+
+@SQLITE_ONLY
+def test_a_cached_token_is_used_only_with_the_secret_it_was_issued_for(runner, tenant, database_url):
+    first = runner("token", "print")
+    assert first.returncode == 0 and tenant.tenant.token_requests == 1
+
+    # A mistyped secret is refused now, not served from the cache until the renewal, at night.
+    mistyped = runner("token", "print", extra_env={"AUTH0_CLIENT_SECRET": tenant.client_secret + "x"})
+    assert (mistyped.returncode, mistyped.stderr) == (1, REFUSED)
+    assert tenant.tenant.token_requests == 2
+    assert runner("token", "print").stdout == first.stdout  # the right secret's token is still cached
+    assert tenant.tenant.token_requests == 2
+
+    rotated = "rotated-secret-Lk20p"
+    tenant.tenant.add_m2m(tenant.client_id, rotated, ["read:clients"])  # rotated in the dashboard
+    new = runner("token", "print", extra_env={"AUTH0_CLIENT_SECRET": rotated})
+    assert new.returncode == 0 and new.stdout != first.stdout
+    assert runner("token", "print", extra_env={"AUTH0_CLIENT_SECRET": rotated}).stdout == new.stdout
+    assert tenant.tenant.token_requests == 3
+    old = runner("token", "print")  # a host still set to the old secret hears of it at once
+    assert (old.returncode, old.stderr) == (1, REFUSED)
+
+    with open_database(database_url).read() as conn:
+        [stored] = conn.execute(select(token_cache.c.secret_hash)).scalars().all()
+    assert stored.startswith("scrypt$16384$8$1$") and rotated not in stored and tenant.client_secret not in stored
+
+
+def test_a_token_cached_before_secrets_were_fingerprinted_is_renewed_once(tenant, database_url):
+    clock = Clock()
+    first = _source(tenant, database_url, clock).token()
+    with open_database(database_url).write() as conn:
+        conn.execute(update(token_cache).values(secret_hash=None))  # as revision 0006 left it
+    assert _source(tenant, database_url, clock).token().access_token != first.access_token
+    assert _source(tenant, database_url, clock).token().access_token != first.access_token
+    assert tenant.tenant.token_requests == 2
