@@ -34,7 +34,7 @@ from .db import Database, DatabaseError, database_time, through_outages
 from .errors import TokenError
 from .http import TOKEN_TIMEOUT
 from .models import token_cache, token_issuances
-from .tokens import TOKEN_RETRY_SECONDS, Token, TokenSource
+from .tokens import TOKEN_RETRY_SECONDS, Token, TokenSource, scope_warning
 
 LEASE_SECONDS = 60
 # The issuer's retries start no attempt after TOKEN_RETRY_SECONDS, and an attempt ends within its
@@ -227,6 +227,9 @@ class CachedTokenSource:
                 raise
             logs.redact_secret(token.access_token)
             self.issued += 1
+            warning = scope_warning(token, self.key.client_id)
+            if warning:  # once per issuance: a day's runs share the token, and the log its warning
+                log.warning("%s", warning)
             self._record(token)
             self._cache(token)
         finally:

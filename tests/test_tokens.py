@@ -433,3 +433,39 @@ def test_a_token_cached_before_secrets_were_fingerprinted_is_renewed_once(tenant
     assert _source(tenant, database_url, clock).token().access_token != first.access_token
     assert _source(tenant, database_url, clock).token().access_token != first.access_token
     assert tenant.tenant.token_requests == 2
+
+
+@SQLITE_ONLY
+def test_token_check_asks_auth0_whatever_is_cached(runner, tenant):
+    cached = runner("token", "print").stdout
+    check = runner("token", "check")
+    assert (check.returncode, check.stderr) == (0, "")
+    [line] = check.stdout.splitlines()
+    assert line.startswith(f"The credentials work: Auth0 issued a token for {tenant.client_id} ({tenant.audience}), "
+                           "scope read:clients, valid until ")
+    assert tenant.tenant.token_requests == 2
+    assert runner("token", "print").stdout not in (cached, "")  # the checked token is the one cached now
+    assert tenant.tenant.token_requests == 2
+    ledger = json.loads(runner("token", "issuances", "--json").stdout)
+    assert [row["requested_by"] for row in ledger] == ["token check", "token print"]
+
+    tenant.tenant.add_m2m(tenant.client_id, "rotated-secret-Lk20p", ["read:clients"])  # rotated, not yet in the runner
+    assert runner("token", "print").returncode == 0  # the cached token still works...
+    refused = runner("token", "check")  # ...but the secret does not
+    assert (refused.returncode, refused.stdout, refused.stderr) == (1, "", REFUSED)
+
+
+@SQLITE_ONLY
+def test_a_token_holding_read_client_keys_is_warned_of(runner, tenant):
+    tenant.tenant.add_m2m("keys-app", "keys-app-secret-9f8e7d", ["read:clients", "read:client_keys"])
+    keys = {"AUTH0_CLIENT_ID": "keys-app", "AUTH0_CLIENT_SECRET": "keys-app-secret-9f8e7d"}
+    warning = ("the token holds read:client_keys, with which the Management API returns every application's secret "
+               "and keys; no job needs it: remove it from application keys-app (Dashboard > Applications > APIs > "
+               "Auth0 Management API > Machine To Machine Applications)")
+    run = runner("run-job", "export-clients", extra_env=keys)
+    assert run.returncode == 0, run.stderr
+    assert [line for line in run.stderr.splitlines() if "read:client_keys" in line] == [
+        next(line for line in run.stderr.splitlines() if line.endswith(warning))]
+    check = runner("token", "check", extra_env=keys)
+    assert check.returncode == 0 and check.stderr.rstrip().endswith(f" WARNING job=- run=- {warning}")
+    assert "read:client_keys" not in runner("token", "check").stderr
