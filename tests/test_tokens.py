@@ -469,3 +469,17 @@ def test_a_token_holding_read_client_keys_is_warned_of(runner, tenant):
     check = runner("token", "check", extra_env=keys)
     assert check.returncode == 0 and check.stderr.rstrip().endswith(f" WARNING job=- run=- {warning}")
     assert "read:client_keys" not in runner("token", "check").stderr
+
+
+@SQLITE_ONLY
+def test_read_logs_or_read_logs_users_is_either_one_not_both(runner, tenant):
+    tenant.set_scopes(["read:clients"])
+    result = runner("run-job", "export-logs")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        "runner: export-logs failed (run 1): the token lacks the scope read:logs or read:logs_users for GET /api/v2/logs; "
+        "grant one of them to application sandboxM2MClient0000000000000001 (Dashboard > Applications > APIs > "
+        "Auth0 Management API > Machine To Machine Applications), then run again")
+    tenant.set_scopes(["read:logs_users"])  # the token without it was dropped: the next run has the new scope
+    result = runner("run-job", "export-logs")
+    assert result.returncode == 0, result.stderr
