@@ -117,6 +117,7 @@ class CachedTokenSource:
         self.issued = 0  # tokens this source asked Auth0 for
         self._lock = threading.Lock()  # invalidate() against itself
         self._memo: Token | None = None
+        self._told_other_secret = False
 
     def token(self) -> Token:
         memo = self._memo
@@ -160,8 +161,10 @@ class CachedTokenSource:
         token = _token(row)
         if token is None or fingerprint.matches(self.key.secret, row.secret_hash):
             return token
-        if token.valid(self.now()):
-            log.info("the cached token was issued with another client secret; asking Auth0 for a token with this one")
+        if token.valid(self.now()) and not self._told_other_secret:  # once, not at every poll
+            self._told_other_secret = True
+            which = "another client secret" if row.secret_hash else "a secret an earlier version did not record"
+            log.info("the cached token was issued with %s; asking Auth0 for a token with this one", which)
         return None
 
     def _look(self) -> tuple[Token | None, bool]:
