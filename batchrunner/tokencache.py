@@ -253,6 +253,7 @@ class CachedTokenSource:
 
     def _cache(self, token: Token) -> None:
         """Cache the token while the lease is still ours; one that cannot be cached is used all the same."""
+        secret_hash = fingerprint.fingerprint(self.key.secret)  # slow on purpose: before the write lock, not in it
         try:
             with self.db.write() as conn:
                 conn.execute(
@@ -264,7 +265,7 @@ class CachedTokenSource:
                         scope=token.scope,
                         issued_at=token.issued_at,
                         expires_at=token.expires_at,
-                        secret_hash=fingerprint.fingerprint(self.key.secret),
+                        secret_hash=secret_hash,
                         **_NO_LEASE,
                     )
                 )
