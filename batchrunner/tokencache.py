@@ -115,7 +115,7 @@ class CachedTokenSource:
         self.now, self.sleep = now, sleep
         self.owner = uuid.uuid4().hex
         self.issued = 0  # tokens this source asked Auth0 for
-        self._lock = threading.Lock()  # invalidate() against itself
+        self._lock = threading.Lock()  # the memo and the database, against invalidate()
         self._memo: Token | None = None
         self._told_other_secret = False
 
@@ -130,10 +130,16 @@ class CachedTokenSource:
             if leading:
                 flight = _flights[self.key] = _Flight()
         if leading:
-            flight.fly(self._from_database, self.key)
-        token = flight.answer()
-        self._memo = token
-        return token
+            flight.fly(self._fetch, self.key)
+        return flight.answer()
+
+    def _fetch(self) -> Token:
+        # Not beside an invalidate() of this source: the token it is dropping is not read back from
+        # the database before its write is done, nor kept here after it.
+        with self._lock:
+            if self._memo is None or not self._memo.valid(self.now()):
+                self._memo = self._from_database()
+            return self._memo
 
     def invalidate(self, token: Token) -> None:
         """Drop `token` (rejected by the API) so the next caller gets a new one; a newer one stays."""
