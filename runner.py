@@ -344,17 +344,40 @@ def token_print():
     For ad-hoc calls: curl -H "Authorization: Bearer $(runner token print)" ...
     The token is a secret: do not paste it into tickets or chats.
     """
+    click.echo(_token_source("token print").token().access_token)
+
+
+@token.command("check")
+def token_check():
+    """Ask Auth0 for a new token now, to check the credentials.
+
+    A cached token shows only that the secret worked when it was issued;
+    this asks Auth0 whatever is cached (one token of the monthly quota),
+    and caches the new token for the jobs. Exit 0 when Auth0 issued one,
+    1 with Auth0's reason when it refused.
+    """
+    from batchrunner.output import iso
+
+    source = _token_source("token check")
+    fresh = source.renew()
+    click.echo(f"The credentials work: Auth0 issued a token for {source.key.client_id} ({source.key.audience}), "
+               f"scope {fresh.scope or '(none)'}, valid until {iso(fresh.expires_at)}.")
+
+
+def _token_source(requested_by: str):
+    """The cached token source for the settings' credentials; warnings (a scope never to grant) on stderr."""
     from batchrunner.config import load_credentials
     from batchrunner.db import open_database
     from batchrunner.http import new_session
-    from batchrunner.logs import redact_secret
+    from batchrunner.logs import redact_secret, setup
     from batchrunner.tokencache import cached_source
 
     settings = _settings()
+    setup(level="WARNING", fmt=settings.log_format)
     credentials = load_credentials(settings.env)
     redact_secret(credentials.client_secret)
     session = new_session(pool_size=1, settings=settings)
-    click.echo(cached_source(open_database(settings.database_url), credentials, "token print", session=session).token().access_token)
+    return cached_source(open_database(settings.database_url), credentials, requested_by, session=session)
 
 
 @token.command("issuances")

@@ -32,6 +32,7 @@ from .errors import ApiError
 from .http import TIMEOUT, new_session, redirect_error
 from .pacing import Pacer
 from .progress import Progress
+from .tokens import GRANT_WHERE
 
 log = logging.getLogger("runner.api")
 
@@ -305,12 +306,14 @@ class ManagementApi:
         if response.status_code == 403 and body.get("errorCode") == "insufficient_scope":
             # The cached token carries the old scopes; drop it so a newly granted scope takes effect.
             self.tokens.invalidate(token)
-            # Auth0 says "Insufficient scope, expected any of: read:clients".
-            needed = str(body.get("message", "")).partition("expected any of:")[2].strip() or "the required scope"
+            # Auth0 says "Insufficient scope, expected any of: read:logs, read:logs_users": any ONE of
+            # them will do, so they are named as alternatives, never as a list that reads like all.
+            expected = str(body.get("message", "")).partition("expected any of:")[2]
+            scopes = [scope.strip() for scope in expected.split(",") if scope.strip()] or ["the required scope"]
+            grant = scopes[0] if len(scopes) == 1 else "one of them"
             return ApiError(
-                f"the token lacks the scope {needed} for {call}; grant {needed} to application "
-                f"{self.client_id} (Dashboard > Applications > APIs > Auth0 Management API > "
-                "Machine To Machine Applications), then run again"
+                f"the token lacks the scope {' or '.join(scopes)} for {call}; grant {grant} to application "
+                f"{self.client_id} ({GRANT_WHERE}), then run again"
             )
         if response.status_code == 401:
             return ApiError(f"the Management API rejected a newly issued token for {call} ({_message(response)}); check AUTH0_AUDIENCE")

@@ -70,6 +70,8 @@ token_cache = Table(
     Column("scope", Text),
     Column("issued_at", UtcDateTime),
     Column("expires_at", UtcDateTime),
+    # A slow salted hash of the client secret the token was issued for, never the secret (fingerprint.py).
+    Column("secret_hash", String(255)),
     # The single-flight lease: who is asking Auth0 for a token right now, and until when
     # the others wait for them (SPEC section 4; README "Tokens").
     Column("lease_owner", String(64)),

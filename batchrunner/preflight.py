@@ -1,7 +1,8 @@
 """`runner serve` gets a token before it reports ready, so a rejected credential stops it at start
 (exit 2, as any bad setting) instead of failing the first run, at 2 a.m. A tenant that does not
 answer is no reason to stop: serve goes on, and keeps trying in the background until it gets one.
-The shared token cache makes this free when a valid token is cached.
+The shared token cache makes this free when a valid token is cached; it says which it was, since a
+cached token proves only that this secret worked when it was issued (README "The scheduler").
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ import threading
 
 from .db import Database
 from .errors import CredentialsRejected, RefusedAtStart, one_line
+from .output import iso
 from .tokencache import cached_source
+from .tokens import scope_warning
 
 log = logging.getLogger("runner.serve")
 
@@ -34,7 +37,7 @@ def check_token(db: Database, credentials, stopping: threading.Event, wait: floa
     elif first.error is not None:
         log.warning("no token yet: %s; serve goes on and tries again every %.0f s", one_line(first.error), RETRY_SECONDS)
     else:
-        log.info("the tenant issued a token (or one is cached) for %s", credentials.client_id)
+        first.report(credentials.client_id)
         return
     threading.Thread(target=_keep_trying, args=(first, reported, db, credentials, stopping), name="token-check", daemon=True).start()
 
@@ -42,6 +45,8 @@ def check_token(db: Database, credentials, stopping: threading.Event, wait: floa
 class _Attempt:
     def __init__(self, db: Database, credentials, settings=None):
         self.error: Exception | None = None
+        self.token = None
+        self.issued = False  # whether this attempt asked Auth0, or found the token cached
         self.settings = settings
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._run, args=(db, credentials), name="token-check", daemon=True)
@@ -51,11 +56,25 @@ class _Attempt:
 
         try:
             session = new_session(pool_size=1, settings=self.settings)
-            cached_source(db, credentials, "serve (start)", session=session).token()
+            source = cached_source(db, credentials, "serve (start)", session=session)
+            self.token = source.token()
+            self.issued = source.issued > 0
         except Exception as exc:  # reported by whoever waits for it
             self.error = exc
         finally:
             self.done.set()
+
+    def report(self, client_id: str) -> None:
+        token = self.token
+        if self.issued:
+            log.info("Auth0 issued a token for %s: the credentials work", client_id)
+        else:  # the secret matched the one the token was issued for (tokencache); Auth0 was not asked
+            log.info("a token for %s is cached, issued with this client secret at %s and valid until %s; "
+                     "Auth0 was not asked (runner token check asks it now)",
+                     client_id, iso(token.issued_at), iso(token.expires_at))
+            warning = scope_warning(token, client_id)  # told when it was issued; said again at start
+            if warning:
+                log.warning("%s", warning)
 
 
 def _keep_trying(first: _Attempt, reported: bool, db: Database, credentials, stopping: threading.Event) -> None:
@@ -63,7 +82,7 @@ def _keep_trying(first: _Attempt, reported: bool, db: Database, credentials, sto
     while True:
         attempt.done.wait()
         if attempt.error is None:
-            log.info("the tenant answered: got a token for %s", credentials.client_id)
+            attempt.report(credentials.client_id)
             return
         if isinstance(attempt.error, CredentialsRejected):
             log.error("%s", attempt.error.message())

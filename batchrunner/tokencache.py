@@ -2,7 +2,8 @@
 
 Single-flight: the first caller to find no valid token takes a lease on the cache row in a short
 write transaction, commits, and only then asks Auth0; everyone else polls the row (plain reads,
-no lock) until the token is there. No database lock is held while waiting on the network.
+no lock) until the token is there. No database lock is held while waiting on the network. Within
+a process one thread goes (a _Flight) and the others wait for its answer, an error included.
 
 A lease held on this node lapses when its holder's process is gone (its pid, with that process's
 start time: process.py), and never while it lives. A lease held on another node lapses
@@ -22,18 +23,18 @@ import logging
 import random
 import threading
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable
 
 from sqlalchemy import and_, insert, select, update
 
-from . import clock, logs, process
+from . import clock, fingerprint, logs, process
 from .db import Database, DatabaseError, database_time, through_outages
 from .errors import TokenError
 from .http import TOKEN_TIMEOUT
 from .models import token_cache, token_issuances
-from .tokens import TOKEN_RETRY_SECONDS, Token, TokenSource
+from .tokens import TOKEN_RETRY_SECONDS, Token, TokenSource, scope_warning
 
 LEASE_SECONDS = 60
 # The issuer's retries start no attempt after TOKEN_RETRY_SECONDS, and an attempt ends within its
@@ -53,6 +54,9 @@ class CacheKey:
     tenant: str
     client_id: str
     audience: str
+    # The row is the first three; a cached token is used only with the secret it was issued for, so
+    # that a rotated or mistyped secret shows at once, not at the next renewal (README "Tokens").
+    secret: str = field(repr=False)
 
     def where(self):
         return and_(
@@ -60,6 +64,39 @@ class CacheKey:
             token_cache.c.client_id == self.client_id,
             token_cache.c.audience == self.audience,
         )
+
+
+class _Flight:
+    """One trip of this process for a token: every thread that asked meanwhile gets its answer.
+
+    A rejection or an exhausted retry is the answer too (README "Tokens"): the page fetched beside
+    page 0 must not ask Auth0 again with the secret Auth0 just refused, nor retry a 503 once more.
+    """
+
+    def __init__(self):
+        self.done = threading.Event()
+        self.token: Token | None = None
+        self.error: BaseException | None = None
+
+    def fly(self, fetch: Callable[[], Token], key: CacheKey) -> None:
+        try:
+            self.token = fetch()
+        except BaseException as exc:  # raised in every thread that waited for it, this one too
+            self.error = exc
+        finally:
+            with _flights_lock:
+                del _flights[key]
+            self.done.set()
+
+    def answer(self) -> Token:
+        self.done.wait()
+        if self.error is not None:
+            raise self.error
+        return self.token
+
+
+_flights: dict[CacheKey, _Flight] = {}
+_flights_lock = threading.Lock()
 
 
 class CachedTokenSource:
@@ -78,14 +115,28 @@ class CachedTokenSource:
         self.now, self.sleep = now, sleep
         self.owner = uuid.uuid4().hex
         self.issued = 0  # tokens this source asked Auth0 for
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the memo and the database, against invalidate()
         self._memo: Token | None = None
+        self._told_other_secret = False
 
     def token(self) -> Token:
         memo = self._memo
         if memo is not None and memo.valid(self.now()):
             return memo
-        with self._lock:  # one thread per process goes to the database; the rest wait here
+        # One thread per process goes to the database (and to Auth0); the rest wait for its answer.
+        with _flights_lock:
+            flight = _flights.get(self.key)
+            leading = flight is None
+            if leading:
+                flight = _flights[self.key] = _Flight()
+        if leading:
+            flight.fly(self._fetch, self.key)
+        return flight.answer()
+
+    def _fetch(self) -> Token:
+        # Not beside an invalidate() of this source: the token it is dropping is not read back from
+        # the database before its write is done, nor kept here after it.
+        with self._lock:
             if self._memo is None or not self._memo.valid(self.now()):
                 self._memo = self._from_database()
             return self._memo
@@ -105,6 +156,23 @@ class CachedTokenSource:
     def cached(self) -> Token | None:
         return self._look()[0]
 
+    def renew(self) -> Token:
+        """A token Auth0 issued now, whatever is cached (`runner token check`), cached for the others.
+
+        A token another process gets meanwhile with the same secret answers as well."""
+        return self._from_database(newer_than=self.now())
+
+    def _usable(self, row) -> Token | None:
+        """The row's token, if it was issued for this secret (a row cached before fingerprints was not)."""
+        token = _token(row)
+        if token is None or fingerprint.matches(self.key.secret, row.secret_hash):
+            return token
+        if token.valid(self.now()) and not self._told_other_secret:  # once, not at every poll
+            self._told_other_secret = True
+            which = "another client secret" if row.secret_hash else "a secret an earlier version did not record"
+            log.info("the cached token was issued with %s; asking Auth0 for a token with this one", which)
+        return None
+
     def _look(self) -> tuple[Token | None, bool]:
         """The cached token, and whether the lease is free to take; a plain read, no lock."""
         # Which of this process's sources are asking, taken before the read: one that finishes in
@@ -114,17 +182,17 @@ class CachedTokenSource:
         with self.db.read() as conn:
             row = conn.execute(select(token_cache).where(self.key.where())).one_or_none()
             free = row is None or not row.lease_owner or _lapsed(row, database_time(conn), asking)
-        return _token(row), free
+        return self._usable(row), free
 
-    def _from_database(self) -> Token:
+    def _from_database(self, newer_than: datetime | None = None) -> Token:
         deadline = self.now() + timedelta(seconds=LEASE_SECONDS + 30)
         while True:
             now = self.now()
             found, free = self._look()  # waiters take no write lock while another issues
-            if found is not None and found.valid(now):
+            if _fits(found, now, newer_than):
                 return found
             if free:
-                claim = self._claim(now)
+                claim = self._claim(now, newer_than)
                 if isinstance(claim, Token):
                     return claim
                 if claim:
@@ -133,13 +201,13 @@ class CachedTokenSource:
                 raise TokenError("timed out waiting for another process to get a token; run again")
             self.sleep(POLL_SECONDS * (0.5 + random.random()))
 
-    def _claim(self, now: datetime) -> Token | bool:
+    def _claim(self, now: datetime, newer_than: datetime | None = None) -> Token | bool:
         """In one write transaction: a valid token, or True when we took the lease, or False to wait."""
         with self.db.write() as conn:
             self.db.insert_ignore(conn, token_cache, self._key_values())
             row = conn.execute(self.db.for_update(select(token_cache).where(self.key.where()))).one()
-            found = _token(row)
-            if found is not None and found.valid(now):
+            found = self._usable(row)
+            if _fits(found, now, newer_than):
                 return found
             db_now = database_time(conn)
             if row.lease_owner and not _lapsed(row, db_now):
@@ -168,6 +236,9 @@ class CachedTokenSource:
                 raise
             logs.redact_secret(token.access_token)
             self.issued += 1
+            warning = scope_warning(token, self.key.client_id)
+            if warning:  # once per issuance: a day's runs share the token, and the log its warning
+                log.warning("%s", warning)
             self._record(token)
             self._cache(token)
         finally:
@@ -188,6 +259,7 @@ class CachedTokenSource:
 
     def _cache(self, token: Token) -> None:
         """Cache the token while the lease is still ours; one that cannot be cached is used all the same."""
+        secret_hash = fingerprint.fingerprint(self.key.secret)  # slow on purpose: before the write lock, not in it
         try:
             with self.db.write() as conn:
                 conn.execute(
@@ -199,6 +271,7 @@ class CachedTokenSource:
                         scope=token.scope,
                         issued_at=token.issued_at,
                         expires_at=token.expires_at,
+                        secret_hash=secret_hash,
                         **_NO_LEASE,
                     )
                 )
@@ -236,6 +309,10 @@ _NO_LEASE = {"lease_owner": None, "lease_host": None, "lease_node": None, "lease
              "lease_pid_started": None, "lease_expires_at": None}
 
 
+def _fits(token: Token | None, now: datetime, newer_than: datetime | None) -> bool:
+    return token is not None and token.valid(now) and (newer_than is None or token.issued_at >= newer_than)
+
+
 def _token(row) -> Token | None:
     if row is None or not row.access_token or row.expires_at is None:
         return None
@@ -256,7 +333,7 @@ def cached_source(db: Database, credentials, requested_by: str, run_id: int | No
     """The token source every command and job uses: Auth0 behind the shared SQL cache."""
     from .tokens import ClientCredentialsSource
 
-    key = CacheKey(credentials.base_url, credentials.client_id, credentials.audience)
+    key = CacheKey(credentials.base_url, credentials.client_id, credentials.audience, credentials.client_secret)
     return CachedTokenSource(db, key, ClientCredentialsSource(credentials, session), requested_by, run_id)
 
 

@@ -63,6 +63,21 @@ class Token:
         return now < self.expires_at - self.margin
 
 
+# Scopes the runner's token should never hold. With read:client_keys the Management API returns every
+# application's secret and keys; the README ("The export", Least privilege) says never to grant it.
+NEVER_GRANT = ("read:client_keys",)
+GRANT_WHERE = "Dashboard > Applications > APIs > Auth0 Management API > Machine To Machine Applications"
+
+
+def scope_warning(token: Token, client_id: str) -> str | None:
+    """One line when the token holds a scope it should not; None when it holds none of them."""
+    held = [scope for scope in NEVER_GRANT if scope in token.scope.split()]
+    if not held:
+        return None
+    return (f"the token holds {', '.join(held)}, with which the Management API returns every application's "
+            f"secret and keys; no job needs it: remove it from application {client_id} ({GRANT_WHERE})")
+
+
 class TokenSource(Protocol):
     def token(self) -> Token: ...
 
@@ -159,8 +174,7 @@ def _hint(error: str, description: str, creds: Credentials) -> str:
     text = description.lower()
     if "client-grant" in text or "not authorized to access" in text:
         return (
-            f"authorise application {creds.client_id} for the API {creds.audience} "
-            "(Dashboard > Applications > APIs > Auth0 Management API > Machine To Machine Applications)"
+            f"authorise application {creds.client_id} for the API {creds.audience} ({GRANT_WHERE})"
         )
     if "service not found" in text:
         return f"check AUTH0_AUDIENCE: no API has the identifier {creds.audience}"

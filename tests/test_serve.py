@@ -260,10 +260,17 @@ def test_serve_gets_its_token_before_it_is_ready(runner, serve_env, tenant, tmp_
     env = {**serve_env, **tenant.settings(), "RUNNER_SCHEDULE_PING": "0 7 * * *"}
     proc = start_runner(env, tmp_path, "serve")
     lines = read_until(proc, "scheduling")
-    assert any("the tenant issued a token (or one is cached)" in line for line in lines), lines
+    assert any(line.rstrip().endswith(f" Auth0 issued a token for {tenant.client_id}: the credentials work") for line in lines), lines
     assert stop(proc)[0] == 0
     [issued] = json.loads(runner("token", "issuances", "--json", extra_env=env).stdout)
     assert issued["requested_by"] == "serve (start)"
+
+    again = start_runner(env, tmp_path, "serve")  # says the token was cached: Auth0 did not check the secret
+    lines = read_until(again, "scheduling")
+    assert any(f" a token for {tenant.client_id} is cached, issued with this client secret at {issued['issued_at'][:19]}" in line
+               and line.rstrip().endswith("; Auth0 was not asked (runner token check asks it now)") for line in lines), lines
+    assert stop(again)[0] == 0
+    assert tenant.tenant.token_requests == 1
 
 
 @SQLITE_ONLY

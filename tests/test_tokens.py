@@ -95,7 +95,7 @@ def test_unusable_token_responses_are_clear_errors(body, fragment):
 def _source(tenant, database_url, clock, sleep=lambda s: None):
     creds = load_credentials(tenant.settings())
     db = open_database(database_url)
-    key = CacheKey(creds.base_url, creds.client_id, creds.audience)
+    key = CacheKey(creds.base_url, creds.client_id, creds.audience, creds.client_secret)
     return CachedTokenSource(db, key, ClientCredentialsSource(creds, now=clock, sleep=sleep), "test", now=clock, sleep=sleep)
 
 
@@ -374,3 +374,112 @@ def test_the_sandbox_says_nothing_when_a_client_goes_away_mid_answer(tmp_path):
     time.sleep(0.6)  # the answers are written after the stand-in's latency
     _, err = stop(sandbox)
     assert "Traceback" not in err and "BrokenPipe" not in err and "ConnectionReset" not in err
+
+
+@SQLITE_ONLY
+def test_a_rejected_secret_is_one_token_request_for_every_page_waiting(runner, tenant):
+    # Page 0 and the speculative page 1 ask at once; the second waits for the first's answer.
+    tenant.tenant.token_latency = 0.3
+    result = runner("run-job", "export-clients", extra_env={"AUTH0_CLIENT_SECRET": "wrong-secret-Zq81x"})
+    assert result.returncode == 1
+    assert "Auth0 refused the token request (HTTP 401 access_denied: Unauthorized)" in result.stderr
+    assert tenant.tenant.token_requests == 1
+
+
+@SQLITE_ONLY
+def test_an_exhausted_retry_is_the_answer_for_every_page_waiting(runner, tenant):
+    tenant.tenant.fail_next("/oauth/token", [503] * 12, retry_after=0)
+    result = runner("run-job", "export-clients")
+    assert result.returncode == 1
+    assert "could not get a token from " in result.stderr and "after retrying: HTTP 503" in result.stderr
+    assert tenant.tenant.token_requests == 5  # TOKEN_ATTEMPTS, once for the process
+
+
+REFUSED = ("runner: Auth0 refused the token request (HTTP 401 access_denied: Unauthorized); "
+           "check AUTH0_CLIENT_ID and the client secret (were they rotated?) and AUTH0_DOMAIN\n")
+
+
+@SQLITE_ONLY
+def test_a_cached_token_is_used_only_with_the_secret_it_was_issued_for(runner, tenant, database_url):
+    first = runner("token", "print")
+    assert first.returncode == 0 and tenant.tenant.token_requests == 1
+
+    # A mistyped secret is refused now, not served from the cache until the renewal, at night.
+    mistyped = runner("token", "print", extra_env={"AUTH0_CLIENT_SECRET": tenant.client_secret + "x"})
+    assert (mistyped.returncode, mistyped.stderr) == (1, REFUSED)
+    assert tenant.tenant.token_requests == 2
+    assert runner("token", "print").stdout == first.stdout  # the right secret's token is still cached
+    assert tenant.tenant.token_requests == 2
+
+    rotated = "rotated-secret-Lk20p"
+    tenant.tenant.add_m2m(tenant.client_id, rotated, ["read:clients"])  # rotated in the dashboard
+    new = runner("token", "print", extra_env={"AUTH0_CLIENT_SECRET": rotated})
+    assert new.returncode == 0 and new.stdout != first.stdout
+    assert runner("token", "print", extra_env={"AUTH0_CLIENT_SECRET": rotated}).stdout == new.stdout
+    assert tenant.tenant.token_requests == 3
+    old = runner("token", "print")  # a host still set to the old secret hears of it at once
+    assert (old.returncode, old.stderr) == (1, REFUSED)
+
+    with open_database(database_url).read() as conn:
+        [stored] = conn.execute(select(token_cache.c.secret_hash)).scalars().all()
+    assert stored.startswith("scrypt$16384$8$1$") and rotated not in stored and tenant.client_secret not in stored
+
+
+def test_a_token_cached_before_secrets_were_fingerprinted_is_renewed_once(tenant, database_url):
+    clock = Clock()
+    first = _source(tenant, database_url, clock).token()
+    with open_database(database_url).write() as conn:
+        conn.execute(update(token_cache).values(secret_hash=None))  # as revision 0006 left it
+    assert _source(tenant, database_url, clock).token().access_token != first.access_token
+    assert _source(tenant, database_url, clock).token().access_token != first.access_token
+    assert tenant.tenant.token_requests == 2
+
+
+@SQLITE_ONLY
+def test_token_check_asks_auth0_whatever_is_cached(runner, tenant):
+    cached = runner("token", "print").stdout
+    check = runner("token", "check")
+    assert (check.returncode, check.stderr) == (0, "")
+    [line] = check.stdout.splitlines()
+    assert line.startswith(f"The credentials work: Auth0 issued a token for {tenant.client_id} ({tenant.audience}), "
+                           "scope read:clients, valid until ")
+    assert tenant.tenant.token_requests == 2
+    assert runner("token", "print").stdout not in (cached, "")  # the checked token is the one cached now
+    assert tenant.tenant.token_requests == 2
+    ledger = json.loads(runner("token", "issuances", "--json").stdout)
+    assert [row["requested_by"] for row in ledger] == ["token check", "token print"]
+
+    tenant.tenant.add_m2m(tenant.client_id, "rotated-secret-Lk20p", ["read:clients"])  # rotated, not yet in the runner
+    assert runner("token", "print").returncode == 0  # the cached token still works...
+    refused = runner("token", "check")  # ...but the secret does not
+    assert (refused.returncode, refused.stdout, refused.stderr) == (1, "", REFUSED)
+
+
+@SQLITE_ONLY
+def test_a_token_holding_read_client_keys_is_warned_of(runner, tenant):
+    tenant.tenant.add_m2m("keys-app", "keys-app-secret-9f8e7d", ["read:clients", "read:client_keys"])
+    keys = {"AUTH0_CLIENT_ID": "keys-app", "AUTH0_CLIENT_SECRET": "keys-app-secret-9f8e7d"}
+    warning = ("the token holds read:client_keys, with which the Management API returns every application's secret "
+               "and keys; no job needs it: remove it from application keys-app (Dashboard > Applications > APIs > "
+               "Auth0 Management API > Machine To Machine Applications)")
+    run = runner("run-job", "export-clients", extra_env=keys)
+    assert run.returncode == 0, run.stderr
+    assert [line for line in run.stderr.splitlines() if "read:client_keys" in line] == [
+        next(line for line in run.stderr.splitlines() if line.endswith(warning))]
+    check = runner("token", "check", extra_env=keys)
+    assert check.returncode == 0 and check.stderr.rstrip().endswith(f" WARNING job=- run=- {warning}")
+    assert "read:client_keys" not in runner("token", "check").stderr
+
+
+@SQLITE_ONLY
+def test_read_logs_or_read_logs_users_is_either_one_not_both(runner, tenant):
+    tenant.set_scopes(["read:clients"])
+    result = runner("run-job", "export-logs")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        "runner: export-logs failed (run 1): the token lacks the scope read:logs or read:logs_users for GET /api/v2/logs; "
+        "grant one of them to application sandboxM2MClient0000000000000001 (Dashboard > Applications > APIs > "
+        "Auth0 Management API > Machine To Machine Applications), then run again")
+    tenant.set_scopes(["read:logs_users"])  # the token without it was dropped: the next run has the new scope
+    result = runner("run-job", "export-logs")
+    assert result.returncode == 0, result.stderr

@@ -1,0 +1,59 @@
+"""A cached token is used only with the client secret it was issued for (README "Tokens").
+
+Beside the cached token the database keeps a fingerprint of the secret: a slow, salted hash, never
+the secret (README "Configuration": secrets never appear in the database). Why scrypt with a salt
+of the row's own rather than HMAC-SHA256: an HMAC needs a key kept apart from the database, and
+every host that shares the database would need the same one, a second secret to deploy. A fast
+hash without such a key would let anyone holding a copy of the database (a backup, a dump) try
+guesses at a billion a second, which matters for a secret a person typed or chose. scrypt at
+N=2^14, r=8 (16 MiB, about 60 ms) makes each guess that costly, and the salt makes each row its
+own work; a process checks a row once (`matches` remembers), so the cost is paid per issuance.
+The parameters are stored with the hash, so they can be raised later without a migration.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import hmac
+import os
+
+SCHEME = "scrypt"
+N, R, P = 2**14, 8, 1
+SALT_BYTES = 16
+HASH_BYTES = 32
+MAX_N = 2**17  # the most a stored fingerprint may ask for: 128 MiB at r=8
+
+
+def fingerprint(secret: str) -> str:
+    """`scrypt$N$r$p$SALT$HASH` (base64) of `secret`, with a new random salt."""
+    salt = os.urandom(SALT_BYTES)
+    return _format(N, R, P, salt, _derive(secret, salt, N, R, P))
+
+
+@functools.lru_cache(maxsize=16)
+def matches(secret: str, stored: str | None) -> bool:
+    """Whether `stored` is a fingerprint of `secret`; False for none (a row cached before fingerprints)
+    or one this version cannot read."""
+    try:
+        scheme, n, r, p, salt, digest = (stored or "").split("$")
+        if scheme != SCHEME:
+            return False
+        n, r, p = int(n), int(r), int(p)
+        if not (2 <= n <= MAX_N and 1 <= r <= 32 and 1 <= p <= 16):  # a damaged row must not cost gigabytes
+            return False
+        salt, digest = base64.b64decode(salt, validate=True), base64.b64decode(digest, validate=True)
+        derived = _derive(secret, salt, n, r, p)
+    except (ValueError, OverflowError, MemoryError):  # damaged or absurd parameters: not a match
+        return False
+    return hmac.compare_digest(derived, digest)
+
+
+def _derive(secret: str, salt: bytes, n: int, r: int, p: int) -> bytes:
+    # maxmem: what these parameters need (128 * n * r bytes) and a little more; OpenSSL's default is 32 MiB.
+    return hashlib.scrypt(secret.encode(), salt=salt, n=n, r=r, p=p, dklen=HASH_BYTES, maxmem=256 * n * r + 2**20)
+
+
+def _format(n: int, r: int, p: int, salt: bytes, digest: bytes) -> str:
+    return "$".join([SCHEME, str(n), str(r), str(p), base64.b64encode(salt).decode(), base64.b64encode(digest).decode()])
