@@ -16,7 +16,7 @@ from . import alerts, clock, logs, ratelimits, runs, timeouts
 from .api import POOL_SIZE, ManagementApi
 from .config import Settings, load_credentials
 from .db import Database
-from .errors import RunnerError
+from .errors import RunnerError, one_line
 from .http import new_session
 from .models import RunStatus, Trigger
 from .registry import Job, JobContext
@@ -66,14 +66,15 @@ def execute(request: RunRequest, settings: Settings, db: Database, now: Callable
 
 def _run(request: RunRequest, run_id: int, credentials, settings: Settings, db: Database, now, timeout=None) -> Outcome:
     job = request.job
-    logs.bind(job.name, run_id)
-    hooks = alerts.for_run(job.name, run_id, settings.env, db)  # pings and notifications (SPEC section 16)
-    log.info("started (%s)", request.trigger.value)
-    if hooks:
-        hooks.started()
     outcome = Outcome(RunStatus.FAILED, run_id)
     lost = threading.Event()
+    hooks = None
+    # Everything after runs.start is inside this try: a run recorded `running` always has its end
+    # recorded, or this process would keep it running (and skip the job's every later fire) for good.
     try:
+        logs.bind(job.name, run_id)
+        log.info("started (%s)", request.trigger.value)
+        hooks = _hooks(job.name, run_id, settings, db)
         with runs.Heartbeat(db, run_id, lost=lost):
             ctx = _context(request, run_id, credentials, settings, db, now, lost)
             with timeouts.limit(timeout, cancel=lost):
@@ -103,6 +104,19 @@ def _run(request: RunRequest, run_id: int, credentials, settings: Settings, db: 
         hooks.finished(outcome.status, outcome.error)
     logs.bind("-", None)
     return outcome
+
+
+def _hooks(job: str, run_id: int, settings: Settings, db: Database) -> alerts.RunHooks | None:
+    """The run's pings and notifications (README, "Pings"), started; best-effort like their delivery:
+    when their thread cannot start (the process is out of threads), the run goes on without them."""
+    try:
+        hooks = alerts.for_run(job, run_id, settings.env, db)
+        if hooks:
+            hooks.started()
+        return hooks
+    except Exception as exc:
+        log.warning("cannot send this run's pings or notifications (%s); the run goes on without them", one_line(exc))
+        return None
 
 
 class BadResult(RunnerError):
