@@ -110,7 +110,7 @@ def _hooks(job: str, run_id: int, settings: Settings, db: Database) -> alerts.Ru
     """The run's pings and notifications (README, "Pings"), started; best-effort like their delivery:
     when their thread cannot start (the process is out of threads), the run goes on without them."""
     try:
-        hooks = alerts.for_run(job, run_id, settings.env, db)
+        hooks = alerts.for_run(job, run_id, settings.env, db, settings)
         if hooks:
             hooks.started()
         return hooks

@@ -51,7 +51,7 @@ def export_users(ctx) -> dict:
     job_id = created["id"]
     ctx.log.info("Auth0 export job %s created; waiting for it", job_id)
     done = asyncjobs.wait(ctx.api, job_id, clock.monotonic() + WAIT_SECONDS, ctx.stopping)
-    users = asyncjobs.lines(done, refresh=lambda: ctx.api.get(f"jobs/{job_id}"))
+    users = asyncjobs.lines(done, refresh=lambda: ctx.api.get(f"jobs/{job_id}"), settings=ctx.settings)
     result = export_csv(ctx, "users", csv_columns(columns), users)
     return {**result, "job_id": job_id, "seconds": round(clock.monotonic() - started, 3)}
 
