@@ -21,9 +21,10 @@ from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Callable, Iterator
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 import requests
+import urllib3
 
 from . import buckets, logs, retry
 from .errors import ApiError
@@ -232,6 +233,8 @@ class ManagementApi:
             )
         except requests.RequestException as exc:
             pacer.forget(seq, time.monotonic())  # no answer will come
+            if method == "POST" and _maybe_received(exc):
+                raise _unanswered_post(url, exc) from None
             raise retry.connection_failure(url.split("?")[0], exc, ApiError) from None
         self._count("requests")
         pacer.observe(seq, response.headers, time.monotonic(), time.time())  # a redirect is an answer too
@@ -381,6 +384,26 @@ class _DaemonPool:
                 future.set_exception(error)
             else:
                 future.set_result(result)
+
+
+def _maybe_received(exc: requests.RequestException) -> bool:
+    """Whether the request may have reached Auth0: it went out and no answer came (a read timeout, the
+    connection lost meanwhile). With the session's retries at 0, urllib3 wraps only failures before
+    sending (no connection, connect timeout, the proxy's refusal) in MaxRetryError."""
+    if isinstance(exc, requests.exceptions.SSLError):
+        return False
+    if isinstance(exc, requests.ReadTimeout):
+        return True
+    cause = exc.args[0] if exc.args else None
+    return isinstance(exc, requests.ConnectionError) and not isinstance(cause, urllib3.exceptions.MaxRetryError)
+
+
+def _unanswered_post(url: str, exc: requests.RequestException) -> ApiError:
+    """A POST is not sent twice (README, "The user export"): Auth0 may have acted on the first, and a
+    second `POST jobs/users-exports` starts a second export. No answer means no job id to look for."""
+    what = "timed out waiting for Auth0's answer" if isinstance(exc, requests.Timeout) else "lost the connection before Auth0 answered"
+    path = urlsplit(url).path
+    return ApiError(f"POST {path} {what}; not sent again, since Auth0 may have acted on it (a second export, say); run again later")
 
 
 def _changed(key: str, what: str | None = None) -> ApiError:
