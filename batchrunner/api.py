@@ -163,7 +163,7 @@ class ManagementApi:
         base = {**(params or {}), "per_page": PER_PAGE, "include_totals": "true"}
         pacer = self._pacer("GET", path)
         speculate = pacer.first_wave_pages()
-        pool = _DaemonPool("page")
+        pool = DaemonPool("page")
         try:
             window = deque(self._fetch(pool, path, base, number) for number in range(1 + speculate))
             total = _total(window[0].result(), key)
@@ -201,10 +201,10 @@ class ManagementApi:
         self._cancelled.set()
         self.session.close()
 
-    def _fetch(self, pool: "_DaemonPool", path: str, base: dict, number: int) -> Future:
+    def _fetch(self, pool: "DaemonPool", path: str, base: dict, number: int) -> Future:
         return pool.submit(logs.tagged(self.get), path, {**base, "page": number})
 
-    def _in_order(self, pool: "_DaemonPool", window: deque, path: str, base: dict, pages: int, in_flight: int) -> Iterator[dict]:
+    def _in_order(self, pool: "DaemonPool", window: deque, path: str, base: dict, pages: int, in_flight: int) -> Iterator[dict]:
         """The pages' bodies in order, at most `in_flight` fetched at once; `window` holds the first ones asked for."""
         following = iter(range(len(window), pages))
         for number in following:
@@ -324,26 +324,28 @@ class ManagementApi:
             setattr(self.stats, name, getattr(self.stats, name) + 1)
 
 
-class _DaemonPool:
-    """Threads that fetch pages, as daemons: a process that is ending (SIGTERM, a failed run) must
-    not wait for answers nobody will read. ThreadPoolExecutor's workers are joined at exit, so with
-    pages answering in 25 s `run-job` ended seconds after SIGTERM instead of at once (issue 9).
+class DaemonPool:
+    """Threads that fetch pages (and a snapshot's tables and lists), as daemons: a process that is
+    ending (SIGTERM, a failed run) must not wait for answers nobody will read. ThreadPoolExecutor's
+    workers are joined at exit, so with pages answering in 25 s `run-job` ended seconds after
+    SIGTERM instead of at once (issue 9). At most `limit` threads; calls beyond them queue.
     """
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, limit: int = MAX_IN_FLIGHT):
         self._work: queue.SimpleQueue = queue.SimpleQueue()
         self._name = name
+        self._limit = limit
         self._workers = 0
         self._idle = 0  # workers waiting for a call, less the calls queued for them
         self._lock = threading.Lock()
 
     def submit(self, call, *args) -> Future:
-        """Run `call(*args)` in a worker; one is started when none is idle, up to MAX_IN_FLIGHT (the window).
+        """Run `call(*args)` in a worker; one is started when none is idle, up to the limit (for pages, the window).
 
         No more threads than calls at once: each thread that allocates may get a malloc arena of its
         own, and 50 of them where 16 pages were in flight cost 8 MB of resident memory."""
         with self._lock:
-            start = self._idle <= 0 and self._workers < MAX_IN_FLIGHT
+            start = self._idle <= 0 and self._workers < self._limit
             if start:
                 self._workers += 1
             else:

@@ -89,6 +89,7 @@ def _run(request: RunRequest, run_id: int, credentials, settings: Settings, db: 
         log.exception("the job raised")
         outcome.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
     except BaseException as exc:  # SIGTERM / Ctrl-C while running: record it, then let it go on
+        lost.set()  # first: the run's API calls stop now, not after the recording and the pings
         outcome.error = f"interrupted ({type(exc).__name__})"
         runs.finish(db, run_id, RunStatus.FAILED, now(), outcome.error)
         if hooks:
