@@ -77,11 +77,12 @@ def _run(request: RunRequest, run_id: int, credentials, settings: Settings, db: 
         hooks = _hooks(job.name, run_id, settings, db)
         with runs.Heartbeat(db, run_id, lost=lost):
             ctx = _context(request, run_id, credentials, settings, db, now, lost)
-            with timeouts.limit(timeout, cancel=lost):
-                outcome.result = checked_result(job, job.func(ctx))
+            outcome.result = checked_result(job, timeouts.call(timeout, lost, job.func, ctx))
             outcome.status = RunStatus.SUCCEEDED
-    except timeouts.TimedOut:
+    except timeouts.TimedOut as exc:
         outcome.error = timeouts.TimedOut(timeout).message()
+        if exc.__cause__ is not None:  # what the job's end raised once interrupted (a broken cleanup)
+            log.warning("past its time limit, the job ended with %s: %s", type(exc.__cause__).__name__, one_line(exc.__cause__))
     except RunnerError as exc:
         outcome.error = exc.message()
         outcome.result = getattr(exc, "result", None)  # JobFailed carries one
