@@ -74,3 +74,15 @@ def messy(ctx):
             time.sleep(0.05)
     finally:  # PostgreSQL's rollback of a query interrupted mid-way raises, and replaces what interrupted it
         raise RuntimeError("sending query failed: another command is already in progress")
+
+
+@job("swallower", schedule="off", description="Catches the first interruption it gets, and goes on.", needs_api=False, timeout=60)
+def swallower(ctx):
+    caught = 0
+    while True:
+        try:
+            time.sleep(0.05)
+        except BaseException:  # a job's own `except BaseException` (or a library's) catches the first one
+            caught += 1
+            if caught > 1:
+                raise
