@@ -73,8 +73,8 @@ def _run(request: RunRequest, run_id: int, credentials, settings: Settings, db: 
     # recorded, or this process would keep it running (and skip the job's every later fire) for good.
     try:
         logs.bind(job.name, run_id)
+        hooks = _hooks(job.name, run_id, settings, db)  # first: the failure ping carries the run's log lines
         log.info("started (%s)", request.trigger.value)
-        hooks = _hooks(job.name, run_id, settings, db)
         with runs.Heartbeat(db, run_id, lost=lost):
             ctx = _context(request, run_id, credentials, settings, db, now, lost)
             outcome.result = checked_result(job, timeouts.call(timeout, lost, job.func, ctx))
