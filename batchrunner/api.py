@@ -389,21 +389,19 @@ class DaemonPool:
 
 
 def _maybe_received(exc: requests.RequestException) -> bool:
-    """Whether the request may have reached Auth0: it went out and no answer came (a read timeout, the
-    connection lost meanwhile). With the session's retries at 0, urllib3 wraps only failures before
-    sending (no connection, connect timeout, the proxy's refusal) in MaxRetryError."""
+    """Whether the request may have reached Auth0: anything but a failure before it went out. With the
+    session's retries at 0, urllib3 wraps only those (no connection, a connect timeout, the proxy's
+    refusal) in MaxRetryError; a TLS failure is one too, and final anyway."""
     if isinstance(exc, requests.exceptions.SSLError):
         return False
-    if isinstance(exc, requests.ReadTimeout):
-        return True
     cause = exc.args[0] if exc.args else None
-    return isinstance(exc, requests.ConnectionError) and not isinstance(cause, urllib3.exceptions.MaxRetryError)
+    return not (isinstance(exc, requests.ConnectionError) and isinstance(cause, urllib3.exceptions.MaxRetryError))
 
 
 def _unanswered_post(url: str, exc: requests.RequestException) -> ApiError:
     """A POST is not sent twice (README, "The user export"): Auth0 may have acted on the first, and a
     second `POST jobs/users-exports` starts a second export. No answer means no job id to look for."""
-    what = "timed out waiting for Auth0's answer" if isinstance(exc, requests.Timeout) else "lost the connection before Auth0 answered"
+    what = "timed out waiting for Auth0's answer" if isinstance(exc, requests.Timeout) else "lost the connection before Auth0's whole answer"
     path = urlsplit(url).path
     return ApiError(f"POST {path} {what}; not sent again, since Auth0 may have acted on it (a second export, say); run again later")
 
