@@ -67,11 +67,11 @@ _active: dict[int, "RunHooks"] = {}  # run id -> its hooks, while the run is goi
 class RunHooks:
     """What one run sends: pings at start and end, a notification when it failed or recovered."""
 
-    def __init__(self, job: str, run_id: int, env: Mapping[str, str], db: Database):
+    def __init__(self, job: str, run_id: int, env: Mapping[str, str], db: Database, settings=None):
         self.job, self.run_id, self.db = job, run_id, db
         self.notify_url = notify_url(env)
         ping_url = pings.url_for(job, env)
-        self.sender = webhooks.Sender(f"run-{run_id}")
+        self.sender = webhooks.Sender(f"run-{run_id}", settings)  # through RUNNER_HTTPS_PROXY, as Auth0 is
         self.pinger = pings.Pinger(ping_url, str(uuid.uuid4()), run_id, self.sender) if ping_url else None
         _active[run_id] = self
 
@@ -108,8 +108,8 @@ class RunHooks:
         return payload(event, self.job, self.run_id, text, error if event == "failed" else None)
 
 
-def for_run(job: str, run_id: int, env: Mapping[str, str], db: Database) -> RunHooks | None:
+def for_run(job: str, run_id: int, env: Mapping[str, str], db: Database, settings=None) -> RunHooks | None:
     """The run's hooks, or None when neither pings nor notifications are configured (nothing to pay for)."""
     if not (notify_url(env) or pings.url_for(job, env)):
         return None
-    return RunHooks(job, run_id, env, db)
+    return RunHooks(job, run_id, env, db, settings)

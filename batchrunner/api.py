@@ -24,6 +24,7 @@ from typing import Callable, Iterator
 from urllib.parse import parse_qsl, urlsplit
 
 import requests
+import urllib3
 
 from . import buckets, logs, retry
 from .config import origin
@@ -170,7 +171,7 @@ class ManagementApi:
         base = {**(params or {}), "per_page": PER_PAGE, "include_totals": "true"}
         pacer = self._pacer("GET", path)
         speculate = pacer.first_wave_pages()
-        pool = _DaemonPool("page")
+        pool = DaemonPool("page")
         try:
             window = deque(self._fetch(pool, path, base, number) for number in range(1 + speculate))
             total = _total(window[0].result(), key)
@@ -209,10 +210,10 @@ class ManagementApi:
         self.session.close()
         self._retry_warnings.flush()
 
-    def _fetch(self, pool: "_DaemonPool", path: str, base: dict, number: int) -> Future:
+    def _fetch(self, pool: "DaemonPool", path: str, base: dict, number: int) -> Future:
         return pool.submit(logs.tagged(self.get), path, {**base, "page": number})
 
-    def _in_order(self, pool: "_DaemonPool", window: deque, path: str, base: dict, pages: int, in_flight: int) -> Iterator[dict]:
+    def _in_order(self, pool: "DaemonPool", window: deque, path: str, base: dict, pages: int, in_flight: int) -> Iterator[dict]:
         """The pages' bodies in order, at most `in_flight` fetched at once; `window` holds the first ones asked for."""
         following = iter(range(len(window), pages))
         for number in following:
@@ -241,6 +242,8 @@ class ManagementApi:
             )
         except requests.RequestException as exc:
             pacer.forget(seq, time.monotonic())  # no answer will come
+            if method == "POST" and _maybe_received(exc):
+                raise _unanswered_post(url, exc) from None
             raise retry.connection_failure(url.split("?")[0], exc, ApiError) from None
         self._count("requests")
         pacer.observe(seq, response.headers, time.monotonic(), time.time())  # a redirect is an answer too
@@ -332,26 +335,28 @@ class ManagementApi:
             setattr(self.stats, name, getattr(self.stats, name) + 1)
 
 
-class _DaemonPool:
-    """Threads that fetch pages, as daemons: a process that is ending (SIGTERM, a failed run) must
-    not wait for answers nobody will read. ThreadPoolExecutor's workers are joined at exit, so with
-    pages answering in 25 s `run-job` ended seconds after SIGTERM instead of at once (issue 9).
+class DaemonPool:
+    """Threads that fetch pages (and a snapshot's tables and lists), as daemons: a process that is
+    ending (SIGTERM, a failed run) must not wait for answers nobody will read. ThreadPoolExecutor's
+    workers are joined at exit, so with pages answering in 25 s `run-job` ended seconds after
+    SIGTERM instead of at once (issue 9). At most `limit` threads; calls beyond them queue.
     """
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, limit: int = MAX_IN_FLIGHT):
         self._work: queue.SimpleQueue = queue.SimpleQueue()
         self._name = name
+        self._limit = limit
         self._workers = 0
         self._idle = 0  # workers waiting for a call, less the calls queued for them
         self._lock = threading.Lock()
 
     def submit(self, call, *args) -> Future:
-        """Run `call(*args)` in a worker; one is started when none is idle, up to MAX_IN_FLIGHT (the window).
+        """Run `call(*args)` in a worker; one is started when none is idle, up to the limit (for pages, the window).
 
         No more threads than calls at once: each thread that allocates may get a malloc arena of its
         own, and 50 of them where 16 pages were in flight cost 8 MB of resident memory."""
         with self._lock:
-            start = self._idle <= 0 and self._workers < MAX_IN_FLIGHT
+            start = self._idle <= 0 and self._workers < self._limit
             if start:
                 self._workers += 1
             else:
@@ -392,6 +397,24 @@ class _DaemonPool:
                 future.set_exception(error)
             else:
                 future.set_result(result)
+
+
+def _maybe_received(exc: requests.RequestException) -> bool:
+    """Whether the request may have reached Auth0: anything but a failure before it went out. With the
+    session's retries at 0, urllib3 wraps only those (no connection, a connect timeout, the proxy's
+    refusal) in MaxRetryError; a TLS failure is one too, and final anyway."""
+    if isinstance(exc, requests.exceptions.SSLError):
+        return False
+    cause = exc.args[0] if exc.args else None
+    return not (isinstance(exc, requests.ConnectionError) and isinstance(cause, urllib3.exceptions.MaxRetryError))
+
+
+def _unanswered_post(url: str, exc: requests.RequestException) -> ApiError:
+    """A POST is not sent twice (README, "The user export"): Auth0 may have acted on the first, and a
+    second `POST jobs/users-exports` starts a second export. No answer means no job id to look for."""
+    what = "timed out waiting for Auth0's answer" if isinstance(exc, requests.Timeout) else "lost the connection before Auth0's whole answer"
+    path = urlsplit(url).path
+    return ApiError(f"POST {path} {what}; not sent again, since Auth0 may have acted on it (a second export, say); run again later")
 
 
 def _changed(key: str, what: str | None = None) -> ApiError:

@@ -59,9 +59,11 @@ def wait(api, job_id: str, deadline: float, stopping: threading.Event | None = N
             raise ApiError(f"the run is ending; Auth0's job {job_id} was still {status}")
 
 
-def lines(job: dict, refresh: Callable[[], dict]) -> Iterator[dict]:
-    """The JSON Lines of a completed job's gzip result, decompressed as they stream in."""
-    response = _open(job, refresh)
+def lines(job: dict, refresh: Callable[[], dict], settings=None) -> Iterator[dict]:
+    """The JSON Lines of a completed job's gzip result, decompressed as they stream in.
+
+    `settings` give the download the way the API calls take: RUNNER_HTTPS_PROXY and RUNNER_CA_BUNDLE."""
+    response = _open(job, refresh, settings)
     try:
         yield from gzip_lines(response.raw, job.get("id"))
     finally:
@@ -80,8 +82,9 @@ def gzip_lines(stream, job_id: str | None) -> Iterator[dict]:
         raise ApiError(f"the download of Auth0's job {job_id} is not a whole gzip file ({exc}); run again") from None
 
 
-def _open(job: dict, refresh: Callable[[], dict]) -> requests.Response:
-    session = new_session(pool_size=1)  # its own session: the API session's bearer token must not go there
+def _open(job: dict, refresh: Callable[[], dict], settings=None) -> requests.Response:
+    # Its own session: the API session's bearer token must not go to the storage host.
+    session = new_session(pool_size=1, settings=settings)
     for attempt in range(REFRESHES + 1):
         url = _checked(job.get("location"))
         try:

@@ -16,7 +16,7 @@ from . import alerts, clock, logs, ratelimits, runs, timeouts
 from .api import POOL_SIZE, ManagementApi
 from .config import Settings, load_credentials
 from .db import Database
-from .errors import RunnerError
+from .errors import RunnerError, one_line
 from .http import new_session
 from .models import RunStatus, Trigger
 from .registry import Job, JobContext
@@ -66,21 +66,23 @@ def execute(request: RunRequest, settings: Settings, db: Database, now: Callable
 
 def _run(request: RunRequest, run_id: int, credentials, settings: Settings, db: Database, now, timeout=None) -> Outcome:
     job = request.job
-    logs.bind(job.name, run_id)
-    hooks = alerts.for_run(job.name, run_id, settings.env, db)  # pings and notifications (SPEC section 16)
-    log.info("started (%s)", request.trigger.value)
-    if hooks:
-        hooks.started()
     outcome = Outcome(RunStatus.FAILED, run_id)
     lost = threading.Event()
+    hooks = None
+    # Everything after runs.start is inside this try: a run recorded `running` always has its end
+    # recorded, or this process would keep it running (and skip the job's every later fire) for good.
     try:
+        logs.bind(job.name, run_id)
+        hooks = _hooks(job.name, run_id, settings, db)  # first: the failure ping carries the run's log lines
+        log.info("started (%s)", request.trigger.value)
         with runs.Heartbeat(db, run_id, lost=lost):
             ctx = _context(request, run_id, credentials, settings, db, now, lost)
-            with timeouts.limit(timeout, cancel=lost):
-                outcome.result = checked_result(job, job.func(ctx))
+            outcome.result = checked_result(job, timeouts.call(timeout, lost, job.func, ctx))
             outcome.status = RunStatus.SUCCEEDED
-    except timeouts.TimedOut:
+    except timeouts.TimedOut as exc:
         outcome.error = timeouts.TimedOut(timeout).message()
+        if exc.__cause__ is not None:  # what the job's end raised once interrupted (a broken cleanup)
+            log.warning("past its time limit, the job ended with %s: %s", type(exc.__cause__).__name__, one_line(exc.__cause__))
     except RunnerError as exc:
         outcome.error = exc.message()
         outcome.result = getattr(exc, "result", None)  # JobFailed carries one
@@ -88,6 +90,7 @@ def _run(request: RunRequest, run_id: int, credentials, settings: Settings, db: 
         log.exception("the job raised")
         outcome.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
     except BaseException as exc:  # SIGTERM / Ctrl-C while running: record it, then let it go on
+        lost.set()  # first: the run's API calls stop now, not after the recording and the pings
         outcome.error = f"interrupted ({type(exc).__name__})"
         runs.finish(db, run_id, RunStatus.FAILED, now(), outcome.error)
         if hooks:
@@ -103,6 +106,19 @@ def _run(request: RunRequest, run_id: int, credentials, settings: Settings, db: 
         hooks.finished(outcome.status, outcome.error)
     logs.bind("-", None)
     return outcome
+
+
+def _hooks(job: str, run_id: int, settings: Settings, db: Database) -> alerts.RunHooks | None:
+    """The run's pings and notifications (README, "Pings"), started; best-effort like their delivery:
+    when their thread cannot start (the process is out of threads), the run goes on without them."""
+    try:
+        hooks = alerts.for_run(job, run_id, settings.env, db, settings)
+        if hooks:
+            hooks.started()
+        return hooks
+    except Exception as exc:
+        log.warning("cannot send this run's pings or notifications (%s); the run goes on without them", one_line(exc))
+        return None
 
 
 class BadResult(RunnerError):

@@ -17,12 +17,13 @@ concurrency only fills the rate limit, never exceeds it.
 
 from __future__ import annotations
 
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 from . import lists, logs, outputs
+from .api import DaemonPool
 from .lists import Listing
 from .outputs import Column, write_rows
 from .progress import Tally
@@ -65,24 +66,27 @@ def fetch_all(api, tables: Sequence[Table], stopping=None, progress=None) -> dic
     chosen = {t.name: t for t in tables}
     tally = Tally(progress, len(chosen)) if progress else None
     futures: dict[str, Future] = {}
-    with ThreadPoolExecutor(len(chosen), thread_name_prefix="table") as tables_pool, \
-            ThreadPoolExecutor(FAN_OUT, thread_name_prefix="list") as lists_pool:
+    # Daemon threads, not waited for on the way out: an interrupted run (SIGTERM, its time limit)
+    # paged on until every list was done, 59 requests and 11 s after the signal.
+    tables_pool, lists_pool = DaemonPool("table", len(chosen)), DaemonPool("list", FAN_OUT)
 
-        def fetch(table: Table) -> Fetched:
-            inputs = {name: futures[name].result() for name in sorted(table.needs)}
-            items = _items(api, table, inputs, lists_pool)
-            fetched = Fetched(table, sorted_rows(table, tally.counting(items) if tally else items))
-            if tally:
-                tally.part_done()
-            return fetched
+    def fetch(table: Table) -> Fetched:
+        inputs = {name: futures[name].result() for name in sorted(table.needs)}
+        items = _items(api, table, inputs, lists_pool)
+        fetched = Fetched(table, sorted_rows(table, tally.counting(items) if tally else items))
+        if tally:
+            tally.part_done()
+        return fetched
 
-        for table in _in_dependency_order(chosen):
-            futures[table.name] = tables_pool.submit(logs.tagged(fetch), table)
-        try:
-            return {name: future.result() for name, future in futures.items()}
-        finally:
-            for future in futures.values():
-                future.cancel()
+    for table in _in_dependency_order(chosen):
+        futures[table.name] = tables_pool.submit(logs.tagged(fetch), table)
+    try:
+        return {name: future.result() for name, future in futures.items()}
+    finally:
+        for future in futures.values():
+            future.cancel()
+        tables_pool.shutdown()
+        lists_pool.shutdown()
 
 
 def sorted_rows(table: Table, items) -> list[Sequence[str]]:
@@ -98,7 +102,7 @@ def write(directory: Path, fetched: Fetched) -> Path:
     return path
 
 
-def _items(api, table: Table, inputs: dict[str, Fetched], pool: ThreadPoolExecutor):
+def _items(api, table: Table, inputs: dict[str, Fetched], pool: DaemonPool):
     joined = _join_index(table, inputs)
     if table.parent is None:
         for item in lists.items(api, table.listing):

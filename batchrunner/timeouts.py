@@ -11,19 +11,30 @@ one wrapper that records every run. How the job is ended depends on that thread:
   Python instruction. A job blocked in one long C call (a `time.sleep(3600)`) ends when that call
   returns; until then its run stays `running`, so no second run of the job overlaps it. The API's
   reads time out after 30 s, so the bundled jobs end within that.
+
+Either way the job is ended again every AGAIN_SECONDS until it has ended (at once when the
+interruption was ignored in a finaliser), and a run past its deadline is recorded timed out
+whatever its end raised.
 """
 
 from __future__ import annotations
 
 import ctypes
+import logging
 import signal
+import sys
 import threading
-from contextlib import contextmanager
-from typing import Iterator, Mapping
+from typing import Mapping
 
 from .errors import ConfigError
 
 OFF = ("off", "none", "0")
+# Past the deadline a job is ended again this often until it ends: an interruption can be lost (a
+# `__del__` or weakref callback ignores it, a job's `except BaseException` catches it). Long enough
+# for the first one's cleanup (its `finally` blocks, atomic files) to run undisturbed.
+AGAIN_SECONDS = 2.0
+
+log = logging.getLogger("runner.run")
 
 
 class TimedOut(BaseException):
@@ -58,69 +69,133 @@ def effective(job_name: str, default: float | None, env: Mapping[str, str]) -> f
     return seconds
 
 
-@contextmanager
-def limit(seconds: float | None, cancel: threading.Event) -> Iterator[None]:
-    """Raise `TimedOut` in this thread if the block is still running `seconds` from now."""
+def call(seconds: float | None, cancel: threading.Event, func, *args):
+    """`func(*args)`, ended with `TimedOut` if still running `seconds` from now, and ended again until
+    it ends. Past the deadline, whatever comes out is `TimedOut`: the error of a cleanup that the
+    interruption broke (PostgreSQL's, in the middle of a query) or even a return."""
     if seconds is None:
-        yield
-        return
-    if threading.current_thread() is threading.main_thread():
-        with _alarm(seconds, cancel):
-            yield
-    else:
-        with _watchdog(seconds, cancel):
-            yield
-
-
-@contextmanager
-def _alarm(seconds: float, cancel: threading.Event) -> Iterator[None]:
-    armed = [True]
-
-    def fire(signum, frame):
-        if armed[0]:
-            armed[0] = False
-            cancel.set()
+        return func(*args)
+    watch = _Alarm(seconds, cancel) if threading.current_thread() is threading.main_thread() else _Watchdog(seconds, cancel)
+    tracing = sys.gettrace()
+    with watch:
+        try:
+            result = _limited(func, args)
+        except TimedOut:
+            raise TimedOut(seconds) from None  # sent as a class into another thread: give it its seconds
+        except BaseException as exc:
+            if watch.fired and not isinstance(exc, KeyboardInterrupt):  # SIGTERM and Ctrl-C stay interruptions
+                raise TimedOut(seconds) from exc
+            raise
+        finally:
+            sys.settrace(tracing)  # as it was, should a finaliser have turned it on (_unraisable)
+        if watch.fired:
             raise TimedOut(seconds)
+        return result
 
-    previous = signal.signal(signal.SIGALRM, fire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        armed[0] = False
+
+def _limited(func, args):
+    """The frame the job runs under: an interruption is sent only while it is on the thread's stack."""
+    return func(*args)
+
+
+def _inside(frame) -> bool:
+    while frame is not None:
+        if frame.f_code is _limited.__code__:
+            return True
+        frame = frame.f_back
+    return False
+
+
+class _Alarm:
+    """The main thread (`run-job`): SIGALRM at the deadline and every AGAIN_SECONDS after it."""
+
+    def __init__(self, seconds: float, cancel: threading.Event):
+        self.seconds, self.cancel, self.fired, self.ended = seconds, cancel, False, False
+
+    def __enter__(self):
+        self._previous = signal.signal(signal.SIGALRM, self._fire)
+        _watches[threading.get_ident()] = self
+        signal.setitimer(signal.ITIMER_REAL, self.seconds, AGAIN_SECONDS)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.ended = True
         signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        signal.signal(signal.SIGALRM, self._previous)
+        _watches.pop(threading.get_ident(), None)
+
+    def _fire(self, signum, frame) -> None:
+        if self.ended or not _inside(frame):
+            return
+        self.fired = True
+        self.cancel.set()
+        raise TimedOut(self.seconds)
 
 
-@contextmanager
-def _watchdog(seconds: float, cancel: threading.Event) -> Iterator[None]:
-    target = threading.get_ident()
-    lock = threading.Lock()
-    armed = [True]
+class _Watchdog:
+    """A scheduler thread (`serve`): a thread raises `TimedOut` in it at the deadline, and again every
+    AGAIN_SECONDS while the job is still running."""
 
-    def fire():
-        with lock:
-            if not armed[0]:
-                return
-            armed[0] = False
-            cancel.set()
-            _raise_in(target, TimedOut)
+    def __init__(self, seconds: float, cancel: threading.Event):
+        self.seconds, self.cancel, self.fired = seconds, cancel, False
+        self.target = threading.get_ident()
+        self._lock = threading.Lock()
+        self._ended = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name=f"timeout-{self.target}", daemon=True)
 
-    timer = threading.Timer(seconds, fire)
-    timer.daemon = True
-    timer.name = f"timeout-{target}"
-    timer.start()
-    try:
-        yield
-    except TimedOut:
-        raise TimedOut(seconds) from None  # raised as a class in the thread: give it its seconds
-    finally:
-        with lock:
-            timer.cancel()
-            if armed[0]:
-                armed[0] = False
-            else:
-                _raise_in(target, None)  # fired: a pending exception must not surface after this block
+    def __enter__(self):
+        _watches[self.target] = self
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        with self._lock:
+            self._ended.set()
+            if self.fired:
+                _raise_in(self.target, None)  # one sent but not yet delivered must not surface after this
+        _watches.pop(self.target, None)
+
+    def _watch(self) -> None:
+        if self._ended.wait(self.seconds):
+            return
+        while True:
+            with self._lock:
+                if self._ended.is_set() or not _inside(sys._current_frames().get(self.target)):
+                    return
+                self.fired = True
+                self.cancel.set()
+                _raise_in(self.target, TimedOut)
+            self._ended.wait(AGAIN_SECONDS)
+
+
+_watches: dict[int, "_Alarm | _Watchdog"] = {}  # thread id -> the limit running in it
+
+
+def _unraisable(unraisable) -> None:
+    """An interruption that landed in a `__del__` or a weakref callback is ignored there ("Exception
+    ignored in ..."), and the job ran on, forever if it looped. Called in the job's thread as the
+    finaliser returns: the job is ended at its next line, in its own frames (not in the next
+    finaliser, where a signal or another thread's exception would most likely land again)."""
+    watch = _watches.get(threading.get_ident())
+    if watch is None or not isinstance(unraisable.exc_value, TimedOut):
+        return _previous_hook(unraisable)
+    log.warning("the time limit's interruption landed in a finaliser (%s) and was ignored; ending the job at its next line",
+                getattr(unraisable.object, "__qualname__", type(unraisable.object).__name__))
+
+    def at_next_line(frame, event, arg):
+        if event == "line":
+            raise TimedOut(watch.seconds)  # a trace function's exception is raised in the traced frame
+        return at_next_line
+
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code is not _limited.__code__:
+        frame.f_trace = at_next_line
+        frame = frame.f_back
+    sys.settrace(lambda *args: None)  # tracing on in this thread, for these frames alone
+
+
+_previous_hook = sys.unraisablehook
+sys.unraisablehook = _unraisable
 
 
 def _raise_in(thread_id: int, exc_type) -> None:

@@ -43,7 +43,8 @@ def _shown(url: str) -> str:
 class Sender:
     """Delivers calls in order from one background thread."""
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, settings=None):
+        self._settings = settings  # RUNNER_HTTPS_PROXY and RUNNER_CA_BUNDLE, as for Auth0
         self._queue: queue.Queue = queue.Queue()
         self._thread = threading.Thread(target=self._loop, name=f"webhooks-{name}", daemon=True)
         self._session = None
@@ -75,7 +76,7 @@ class Sender:
 
         from .http import new_session
 
-        self._session = self._session or new_session(pool_size=1)
+        self._session = self._session or new_session(pool_size=1, settings=self._settings)
         for attempt in range(RETRIES + 1):
             try:
                 response = self._session.post(url, data=body, headers={"Content-Type": content_type},

@@ -52,7 +52,7 @@ def export_users(ctx) -> dict:
     ctx.log.info("Auth0 export job %s created; waiting for it", job_id)
     with exports.terminal_progress("export-users", ctx.api) as progress:
         done = asyncjobs.wait(ctx.api, job_id, clock.monotonic() + WAIT_SECONDS, ctx.stopping, progress=progress)
-        users = asyncjobs.lines(done, refresh=lambda: ctx.api.get(f"jobs/{job_id}"))
+        users = asyncjobs.lines(done, refresh=lambda: ctx.api.get(f"jobs/{job_id}"), settings=ctx.settings)
         if progress:
             users = progress.counted(users, lambda n: f"{n:,} user{'' if n == 1 else 's'} written")
         result = export.write(csv_columns(columns), users)

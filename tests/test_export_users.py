@@ -99,3 +99,27 @@ def test_a_plan_without_bulk_export_fails_with_auth0s_words(runner, users_tenant
     assert result.returncode == 1
     assert result.stderr.splitlines()[-1] == (
         f"runner: export-users failed (run 1): POST /api/v2/jobs/users-exports failed: HTTP 403 {PLAN_REFUSAL}")
+
+
+@SQLITE_ONLY
+def test_a_post_that_times_out_is_not_sent_again(env, users_tenant, monkeypatch):
+    """A retry of `POST jobs/users-exports` that Auth0 received but did not answer in time would start
+    a second export in the tenant."""
+    from batchrunner import api
+    from batchrunner.config import load_settings
+    from batchrunner.db import open_database
+    from batchrunner.execute import RunRequest, execute
+    from batchrunner.registry import discover
+    from conftest import wait_for
+
+    monkeypatch.setattr(api, "TIMEOUT", (5.0, 0.3))  # 30 s in earnest; Auth0's answer comes after 1 s
+    users_tenant.tenant.latency = 1.0
+    settings = load_settings(env)
+    job = discover(settings.job_paths)["export-users"]
+    outcome = execute(RunRequest(job), settings, open_database(settings.database_url))
+    assert (outcome.status.value, outcome.error) == ("failed", (
+        "POST /api/v2/jobs/users-exports timed out waiting for Auth0's answer; not sent again, "
+        "since Auth0 may have acted on it (a second export, say); run again later"))
+    posts = lambda: [r for r in users_tenant.tenant.received if r["path"] == "/api/v2/jobs/users-exports"]
+    wait_for(lambda: len(posts()) >= 1)
+    assert len(posts()) == 1 and len(users_tenant.exports.jobs) == 1

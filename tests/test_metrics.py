@@ -172,3 +172,27 @@ def test_metrics_textfile_says_the_database_is_down_when_its_header_is_damaged(l
     assert result.stderr == f"runner: cannot use the database sqlite:///{path}: file is not a database; check RUNNER_DATABASE_URL\n"
     assert samples(target.read_text()) == {("runner_database_up", ()): 0}  # the alert fires
     assert [p.name for p in target.parent.iterdir()] == ["runner.prom"]
+
+
+def test_idle_connections_hold_no_thread_and_are_closed_while_the_endpoint_answers():
+    """500 connections that send nothing (or half a request) once held 500 threads, for ever."""
+    import socket
+    import threading
+
+    server = health.start(health.Address("127.0.0.1", 0), health.app(None, lambda: b"runner_database_up 1\n"), 0.1,
+                          timeout_seconds=1.0)
+    try:
+        threads = threading.active_count()
+        idle = [socket.create_connection(("127.0.0.1", server.server_port)) for _ in range(500)]
+        idle[-1].sendall(b"GET /metr")  # half a request line, and no more
+        code, text = get(f"http://127.0.0.1:{server.server_port}/metrics")
+        assert (code, text) == (200, "runner_database_up 1\n")
+        assert threading.active_count() <= threads
+        for conn in (idle[0], idle[-1]):  # the oldest beyond MAX_WAITING at once; the rest after the timeout
+            conn.settimeout(5)
+            assert conn.recv(1) == b""
+    finally:
+        for conn in idle:
+            conn.close()
+        server.shutdown()
+        server.server_close()

@@ -19,6 +19,7 @@ import pytest
 from batchrunner.pacing import FIRST_WAVE
 from batchrunner.sandbox.server import _Server
 from batchrunner.sandbox import Sandbox
+from conftest import JOBS
 
 HOST = "tenant.test"
 
@@ -41,8 +42,13 @@ def certificate(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def tls_tenant(certificate):
-    sandbox = Sandbox(clients=30, seed=3)
+def tls_sandbox():
+    return Sandbox(clients=30, seed=3)
+
+
+@pytest.fixture(scope="module")
+def tls_tenant(certificate, tls_sandbox):
+    sandbox = tls_sandbox
     app = sandbox.tenant
     app.audience, app.issuer = f"https://{HOST}/api/v2/", f"https://{HOST}/"
     server = _Server(("127.0.0.1", 0), sandbox)
@@ -171,3 +177,28 @@ def test_a_bad_network_setting_is_exit_2_in_one_line(runner, tmp_path, variable,
     (tmp_path / "not.pem").write_text("not a certificate\n")
     result = runner("run-job", "export-clients", extra_env={variable: value.format(tmp=tmp_path)})
     assert (result.returncode, result.stderr) == (2, f"runner: {message.format(tmp=tmp_path)}\n")
+
+
+@SQLITE_ONLY
+def test_the_user_export_downloads_through_the_proxy_without_the_token(local_runner, tls_env, tls_sandbox, proxy, certificate):
+    tls_sandbox.exports.reset()
+    tls_sandbox.set_scopes(["read:users"])
+    tls_sandbox.exports.download_base = f"https://{HOST}"  # the storage host: only the proxy knows its name
+    result = local_runner("run-job", "export-users", extra_env={**tls_env, "RUNNER_CA_BUNDLE": str(certificate[0])})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("export-users succeeded (run 1): 300 rows written to ")
+    assert [d["status"] for d in tls_sandbox.exports.downloads] == [200]
+    assert not tls_sandbox.exports.downloads[0]["authorization"]
+    assert proxy.asked and all(line.startswith(f"CONNECT {HOST}:443 HTTP/") for line in proxy.asked)
+
+
+@SQLITE_ONLY
+def test_pings_and_notifications_go_through_the_proxy_trusting_the_bundle(local_runner, tls_env, tls_tenant, proxy, certificate):
+    app, _ = tls_tenant
+    hooks = {"RUNNER_PING_URL": f"https://{HOST}/ping/{{job}}", "RUNNER_NOTIFY_URL": f"https://{HOST}/notify",
+             "RUNNER_CA_BUNDLE": str(certificate[0]), "RUNNER_JOBS": JOBS}
+    result = local_runner("run-job", "failing", extra_env={**tls_env, **hooks})  # a job that needs no API
+    assert result.returncode == 1
+    assert [(r["method"], r["path"]) for r in app.received] == [
+        ("POST", "/ping/failing/start"), ("POST", "/ping/failing/fail"), ("POST", "/notify")]
+    assert len(proxy.asked) >= 1 and all(line.startswith(f"CONNECT {HOST}:443 HTTP/") for line in proxy.asked)

@@ -132,3 +132,36 @@ def test_a_job_sends_drift(run, sink):
     [(_, body)] = sink.received
     assert json.loads(body) == {"text": "drifty: 1 role added", "event": "drift", "job": "drifty", "run": 1, "error": None,
                                 "changes": {"roles": {"added": 1, "removed": 0, "changed": 0}}}
+
+
+def test_a_ping_thread_that_cannot_start_neither_fails_the_run_nor_leaves_it_running(local_env, sink, monkeypatch, caplog):
+    """The process is out of threads as a run starts its pings: under `serve` the run used to stay
+    `running` for the life of the process, and every later fire of its job was `skipped`."""
+    from datetime import datetime, timezone
+
+    from batchrunner.config import load_settings
+    from batchrunner.db import open_database
+    from batchrunner.models import Trigger
+    from batchrunner.registry import discover
+    from batchrunner.runs import history
+    from batchrunner.serve import build
+
+    settings = load_settings({**local_env, **QUIET, "RUNNER_PING_URL": sink.url + "/ping/{job}"})
+    jobs = discover(settings.job_paths)
+    scheduler = build(settings, open_database(settings.database_url), jobs)
+    start = threading.Thread.start
+
+    def refused(thread):
+        if thread.name.startswith("webhooks-"):
+            raise RuntimeError("can't start new thread")
+        return start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", refused)
+    hello = jobs["hello"]
+    first, second = (datetime(2026, 11, 23, 3, minute, tzinfo=timezone.utc) for minute in (0, 1))
+    with caplog.at_level("WARNING"):
+        scheduler._fire(hello, Trigger.SCHEDULE, first)
+        scheduler._fire(hello, Trigger.SCHEDULE, second)
+    assert [r["status"] for r in history(scheduler.db, "hello")] == ["succeeded", "succeeded"]
+    assert "cannot send this run's pings or notifications (can't start new thread); the run goes on without them" in caplog.text
+    assert sink.received == []

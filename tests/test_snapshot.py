@@ -268,3 +268,37 @@ def test_a_previous_snapshot_of_another_tenant_is_named_not_diffed(runner, direc
     assert run["changes"] is None and not (snapshots(tmp_path) / name / "changes.json").exists()
     assert run["drift"] == (f"20261124T023000Z is a snapshot of https://old.eu.auth0.com and "
                             f"{name} of {directory_tenant.base_url}: two tenants, not drift; nothing compared")
+
+
+@pytest.mark.parametrize("pings", ["none", "unanswered"])
+def test_sigterm_ends_a_snapshot_at_once_asking_nothing_more(local_env, lone_tenant, tmp_path, pings):
+    """Its table and list threads paged on after SIGTERM (59 requests, exit 11 s later): the pools
+    were waited for, and the run's API calls went on while its end was recorded and its failure
+    ping sent (up to 2 s)."""
+    import socket
+    import time
+
+    sizes = lone_tenant.sizes  # the stand-in of this test alone: its sizes are this test's
+    sizes.users, sizes.big_role_members, sizes.big_org_members = 1300, BIG, BIG
+    lone_tenant.set_scopes(ALL_SCOPES)
+    lone_tenant.directory = lone_tenant._directory()
+    app = lone_tenant.tenant
+    app.latency = 0.4
+    env = {**local_env, **lone_tenant.settings()}
+    if pings == "unanswered":
+        with socket.socket() as probe:  # a port where nothing listens: the failure ping is waited for 2 s
+            probe.bind(("127.0.0.1", 0))
+            env["RUNNER_PING_URL"] = f"http://127.0.0.1:{probe.getsockname()[1]}/{{job}}"
+    victim = start_runner(env, tmp_path, "run-job", "snapshot")
+    wait_for(lambda: len([r for r in app.received if "/members" in r["path"] or "/users" in r["path"]]) >= 2)
+    signalled, started = time.time(), time.monotonic()
+    victim.send_signal(signal.SIGTERM)
+    _, err = victim.communicate(timeout=40)
+    took = time.monotonic() - started
+    assert victim.returncode == 1, err
+    assert [line for line in err.splitlines() if line.startswith("runner: ")] == [
+        "runner: snapshot was interrupted; the run is recorded as failed"]
+    time.sleep(1.0)  # what was in flight at the signal is answered (and recorded) by now
+    asked_after = [r["path"] for r in app.received if r["at"] > signalled + 0.05]
+    assert took < 4 and len(asked_after) <= 2, (took, asked_after)
+    assert not snapshots(tmp_path).exists() or not [p for p in snapshots(tmp_path).iterdir() if not p.name.startswith(".")]

@@ -72,3 +72,57 @@ def test_the_bundled_export_has_a_limit_that_can_be_lifted():
     assert export.timeout == 3600
     assert timeouts.effective("export-clients", export.timeout, {"RUNNER_TIMEOUT_EXPORT_CLIENTS": "off"}) is None
     assert timeouts.effective("export-clients", export.timeout, {"RUNNER_TIMEOUT_EXPORT_CLIENTS": "90"}) == 90
+
+
+def test_run_job_ends_a_job_whose_interruption_a_finaliser_ignored(local_runner, quiet_env):
+    """The interruption lands in a `__del__`, which ignores it: the job looped on for ever."""
+    env = {**quiet_env, "RUNNER_TIMEOUT_FINALIZER": "0.5"}
+    result = local_runner("run-job", "finalizer", extra_env=env, timeout=20)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip().endswith("runner: finalizer failed (run 1): timed out after 0.5 s")
+
+
+def test_serve_ends_a_job_whose_interruption_a_finaliser_ignored(local_runner, quiet_env, tmp_path):
+    env = {**quiet_env, "RUNNER_SCHEDULE_FINALIZER": "* * * * * *", "RUNNER_TIMEOUT_FINALIZER": "0.5"}
+    proc = start_runner(env, tmp_path, "serve", "--stop-timeout", "0")
+    db = open_database(env["RUNNER_DATABASE_URL"])
+    wait_for(lambda: any(r["status"] == "failed" for r in runs.history(db, "finalizer")), timeout=20)
+    code, err = stop(proc)
+    assert code == 0, err
+    failed = [r for r in _history(local_runner, env, "finalizer") if r["status"] == "failed"]
+    assert failed[-1]["error"] == "timed out after 0.5 s"
+    assert "the time limit's interruption landed in a finaliser (finalizer.<locals>.Slow.__del__) and was ignored" in err
+
+
+@pytest.mark.parametrize("command", ["run-job", "serve"])
+def test_a_run_past_its_limit_is_timed_out_whatever_its_cleanup_raised(local_runner, quiet_env, tmp_path, command):
+    """The interruption broke a cleanup that then raised (PostgreSQL's, a query cut off mid-way):
+    its error, not the time limit, was recorded."""
+    env = {**quiet_env, "RUNNER_TIMEOUT_MESSY": "0.5"}
+    if command == "run-job":
+        result = local_runner("run-job", "messy", extra_env=env, timeout=20)
+        assert result.returncode == 1 and result.stderr.strip().endswith("runner: messy failed (run 1): timed out after 0.5 s")
+        return
+    env["RUNNER_SCHEDULE_MESSY"] = "* * * * * *"
+    proc = start_runner(env, tmp_path, "serve", "--stop-timeout", "0")
+    db = open_database(env["RUNNER_DATABASE_URL"])
+    wait_for(lambda: any(r["status"] == "failed" for r in runs.history(db, "messy")), timeout=20)
+    assert stop(proc)[0] == 0
+    failed = [r for r in _history(local_runner, env, "messy") if r["status"] == "failed"]
+    assert failed[0]["error"] == "timed out after 0.5 s"
+
+
+@pytest.mark.parametrize("command", ["run-job", "serve"])
+def test_a_job_that_catches_its_interruption_is_ended_again(local_runner, quiet_env, tmp_path, command):
+    env = {**quiet_env, "RUNNER_TIMEOUT_SWALLOWER": "0.5"}
+    if command == "run-job":
+        result = local_runner("run-job", "swallower", extra_env=env, timeout=20)
+        assert result.returncode == 1 and result.stderr.strip().endswith("runner: swallower failed (run 1): timed out after 0.5 s")
+        return
+    env["RUNNER_SCHEDULE_SWALLOWER"] = "*/5 * * * * *"
+    proc = start_runner(env, tmp_path, "serve", "--stop-timeout", "0")
+    db = open_database(env["RUNNER_DATABASE_URL"])
+    wait_for(lambda: any(r["status"] == "failed" for r in runs.history(db, "swallower")), timeout=20)
+    assert stop(proc)[0] == 0
+    failed = [r for r in _history(local_runner, env, "swallower") if r["status"] == "failed"]
+    assert failed[0]["error"] == "timed out after 0.5 s"

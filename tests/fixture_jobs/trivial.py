@@ -49,3 +49,40 @@ def drifty(ctx):
 
     notify(ctx, "drift", "drifty: 1 role added", changes={"roles": {"added": 1, "removed": 0, "changed": 0}})
     return {"changes": {"added": 1, "removed": 0, "changed": 0}}
+
+
+@job("finalizer", schedule="off", description="Loops in __del__, where an interruption is ignored.", needs_api=False, timeout=60)
+def finalizer(ctx):
+    class Slow:
+        def __del__(self):
+            _spin(0.05)
+
+    while True:  # never looks at ctx.stopping, and spends nearly all its time in __del__
+        Slow()  # its __del__ runs here, and ignores an exception raised in it ("Exception ignored in ...")
+
+
+def _spin(seconds):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+
+
+@job("messy", schedule="off", description="Its cleanup fails when it is interrupted, as a database call's may.", needs_api=False, timeout=60)
+def messy(ctx):
+    try:
+        while True:
+            time.sleep(0.05)
+    finally:  # PostgreSQL's rollback of a query interrupted mid-way raises, and replaces what interrupted it
+        raise RuntimeError("sending query failed: another command is already in progress")
+
+
+@job("swallower", schedule="off", description="Catches the first interruption it gets, and goes on.", needs_api=False, timeout=60)
+def swallower(ctx):
+    caught = 0
+    while True:
+        try:
+            time.sleep(0.05)
+        except BaseException:  # a job's own `except BaseException` (or a library's) catches the first one
+            caught += 1
+            if caught > 1:
+                raise
