@@ -1,4 +1,4 @@
-"""Settings from the environment (SPEC section 2), checked once, with one-line errors that name the variable.
+"""Settings from the environment (README, "Configuration"), checked once, with one-line errors that name the variable.
 
 Two groups: `Settings` (database, export directory, time zone, extra jobs) which every command
 needs, and `Credentials` (tenant, client id, secret, audience) which only commands that call
@@ -17,7 +17,7 @@ from typing import Mapping
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .errors import ConfigError
+from batchrunner.errors import ConfigError
 
 SECRET_CREDENTIAL_NAME = "auth0_client_secret"
 
@@ -26,7 +26,7 @@ SECRET_CREDENTIAL_NAME = "auth0_client_secret"
 KNOWN_SETTINGS = (
     "RUNNER_DATABASE_URL", "RUNNER_EXPORT_DIR", "RUNNER_TIMEZONE", "RUNNER_JOBS",
     "RUNNER_STOP_TIMEOUT", "RUNNER_LOG_FORMAT",
-    # operating it unattended (SPEC section 16)
+    # operating it unattended (README, "Operating it unattended")
     "RUNNER_RETENTION_DAYS", "RUNNER_LOGS_RETENTION_DAYS", "RUNNER_METRICS_ADDRESS", "RUNNER_PING_URL", "RUNNER_NOTIFY_URL",
     # talking to Auth0 through a proxy or a corporate CA
     "RUNNER_HTTPS_PROXY", "RUNNER_CA_BUNDLE", "RUNNER_RATE_LIMITS",
@@ -108,7 +108,7 @@ def _warnings(env: Mapping[str, str]) -> tuple[str, ...]:
 
 def _metrics_address(env: Mapping[str, str]) -> None:
     if _nonblank(env, "RUNNER_METRICS_ADDRESS"):
-        from .health import parse_address  # only then: it loads SQLAlchemy, which not every command needs
+        from batchrunner.operating.health import parse_address  # only then: it loads SQLAlchemy, which not every command needs
 
         parse_address(env["RUNNER_METRICS_ADDRESS"])
 

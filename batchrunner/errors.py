@@ -1,6 +1,6 @@
 """One error base class; each error builds its own one-line message and knows its exit code.
 
-Exit codes follow SPEC section 3: 1 a job or a call failed, 2 usage or configuration,
+Exit codes follow the README's "Commands": 1 a job or a call failed, 2 usage or configuration,
 75 (EX_TEMPFAIL) another run of the same job is in progress.
 """
 

@@ -1,7 +1,7 @@
 """Log lines on stderr: time, level, job and run id, message; text or JSON (for log shippers).
 
 Secrets registered with `redact_secret` are replaced wherever they would appear in a log line
-or a recorded error (SPEC section 2: secrets never appear in output, logs or the database).
+or a recorded error (README, "Configuration": secrets never appear in output, logs or the database).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import logging
 import sys
 from datetime import datetime, timezone
 
-from . import progress
+from batchrunner import progress
 
 _job = contextvars.ContextVar("job", default="-")
 _run = contextvars.ContextVar("run", default="-")

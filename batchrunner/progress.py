@@ -17,7 +17,7 @@ import threading
 import time
 from typing import Callable, Iterable, Iterator, TextIO
 
-from .output import plural
+from batchrunner.cli.render import plural
 
 LOCK = threading.RLock()  # held while the status line or a log line is written
 CLEAR_TO_END = "\x1b[K"  # erases what a longer earlier status left on the line

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Drift figures (SPEC section 17): `runner diff` in a child process on two client snapshots of
+"""Drift figures (README, "Development"): `runner diff` in a child process on two client snapshots of
 100,000 rows each with 1 % of the rows differing (600 changed, 200 removed, 200 added), written as
 the snapshot job writes them (tables.sorted_rows and outputs.write_rows, sorted by client_id, a
 manifest.json keeping the key): wall time and peak RSS of the whole process (bars: under 5 s,
@@ -16,11 +16,11 @@ from pathlib import Path
 
 from _common import clean_env, measured, state_dir
 
-from batchrunner.drift import MANIFEST
+from batchrunner.jobs.export_clients import CLIENTS
+from batchrunner.outputs.drift import MANIFEST
+from batchrunner.outputs.tables import sorted_rows
+from batchrunner.outputs.writers import write_rows
 from batchrunner.sandbox.tenant import application
-from batchrunner.tables import sorted_rows
-from batchrunner.outputs import write_rows
-from jobs.export_clients import CLIENTS
 
 ROWS = 100_000
 SEED = 3

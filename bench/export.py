@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
-"""Export figures (SPEC sections 10 and 17): `runner run-job export-clients` as a user runs it, a whole
+"""Export figures (README, "Development"): `runner run-job export-clients` as a user runs it, a whole
 process from start to exit, against the stand-in tenant (10,000 applications, 100 ms latency, a warm
 token cache: `runner token print` first, with the same database).
 
 1. At 2, 16, 20 and 50 requests/s, after an earlier export against the same database (as a nightly
-   job runs: the bucket it learned is remembered, batchrunner/ratelimits.py), and once on a new database (bursts 2, 50, 10, 50, as on Free, Enterprise production, the SPEC's
+   job runs: the bucket it learned is remembered, batchrunner/auth0/ratelimits.py), and once on a new database (bursts 2, 50, 10, 50, as on Free, Enterprise production, the README's
    example and a 50/s tenant): the wall time beside the floor the rate limit allows,
    (pages - burst) / rate + latency, plus a bare interpreter of the same venv importing
    `sqlalchemy, requests, click` (the start-up no Python tool on these libraries avoids; median of a

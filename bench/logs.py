@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Log archive figures (SPEC section 17), against the stand-in tenant in this process and the real
+"""Log archive figures (README, "Development"), against the stand-in tenant in this process and the real
 `runner run-job export-logs` in a child process:
 
 1. 100,000 events at 100 ms latency and 10 requests/s: wall time of the archive against the floor

@@ -1,6 +1,6 @@
 """200 trivial jobs every 5 seconds, for bench/replicas.py (loaded through RUNNER_JOBS)."""
 
-from batchrunner.registry import job
+from batchrunner.runs.registry import job
 
 COUNT = 200
 

@@ -28,9 +28,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from batchrunner.api import MAX_IN_FLIGHT, MIN_IN_FLIGHT  # noqa: E402
-from batchrunner.pacing import Pacer  # noqa: E402
-from batchrunner.retry import server_wait  # noqa: E402
+from batchrunner.auth0.api import MAX_IN_FLIGHT, MIN_IN_FLIGHT  # noqa: E402
+from batchrunner.auth0.pacing import Pacer  # noqa: E402
+from batchrunner.auth0.retry import server_wait  # noqa: E402
 
 SLEEP_OVERSHOOT = 0.0005  # a thread wakes a little after the time it asked for
 EPOCH = 1_700_000_000.3  # the server's clock at simulated time 0

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Replica figures (SPEC section 9): 3 `runner serve` replicas on one PostgreSQL database, 200
+"""Replica figures (README, "Running on several hosts"): 3 `runner serve` replicas on one PostgreSQL database, 200
 trivial jobs every 5 seconds, for a minute. Prints duplicate runs (bar: 0), missed fire times
 (bar: 0) and claim latency (a run's start minus its fire time) p50 and p99.
 
@@ -22,8 +22,8 @@ from _common import ROOT, RUNNER, clean_env, percentile, state_dir
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 
-from batchrunner.db import open_database
-from batchrunner.models import runs
+from batchrunner.store.database import open_database
+from batchrunner.store.schema import runs
 
 REPLICAS, EVERY = 3, 5
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Scheduler figures (SPEC section 10): fire lateness (start minus scheduled time) p50 and p99 over 30
+"""Scheduler figures (README, "Development"): fire lateness (start minus scheduled time) p50 and p99 over 30
 fires of a job every second; then the daemon's CPU time over 60 idle seconds and its RSS.
 
 With --metrics the idle daemon serves /metrics and /healthz (RUNNER_METRICS_ADDRESS on loopback);
@@ -19,8 +19,8 @@ from pathlib import Path
 
 from _common import RUNNER, ROOT, clean_env, percentile, state_dir
 
-from batchrunner import runs
-from batchrunner.db import open_database
+from batchrunner.runs import records as runs
+from batchrunner.store.database import open_database
 
 JOBS = ROOT / "tests" / "fixture_jobs"
 OFF = {f"RUNNER_SCHEDULE_{name}": "off" for name in ("EXPORT_CLIENTS", "HELLO", "SLEEPY", "FAILING", "LEAKY", "PING", "STUBBORN", "DRIFTY")}

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Snapshot figures (SPEC section 17), against the stand-in tenant in this process and the real
+"""Snapshot figures (README, "Development"), against the stand-in tenant in this process and the real
 `runner run-job snapshot` in a child process:
 
 10,000 applications, 20,000 client grants, 50 roles with 3,000 members each, at 100 ms latency,

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Token cache figures (SPEC section 10): token requests when 1, 10 and 50 processes start together on an
+"""Token cache figures (README, "Development"): token requests when 1, 10 and 50 processes start together on an
 empty cache (each must be 1); the in-process cache-hit time (bar: under 2 ms); the cold start of
 `runner token print` on a warm cache; the time `runner run-job` takes to its first request (bar: 0.3 s).
 
@@ -13,10 +13,10 @@ import time
 
 from _common import RUNNER, clean_env, median, percentile, run, state_dir
 
+from batchrunner.auth0.tokencache import cached_source
 from batchrunner.config import load_credentials
-from batchrunner.db import open_database
 from batchrunner.sandbox import Sandbox
-from batchrunner.tokencache import cached_source
+from batchrunner.store.database import open_database
 
 
 def concurrent_requests(sandbox, processes: int) -> tuple[int, int]:

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Two jobs at once in one `serve` against one bucket (SPEC sections 11 and 17): `export-clients` and a
+"""Two jobs at once in one `serve` against one bucket (README, "Write your own job" and "Development"): `export-clients` and a
 second job from a file in RUNNER_JOBS that also pages /clients, both scheduled for the same second,
 against the stand-in tenant with a rate limit. Prints the 429s the tenant answered (bar: 0) and
 each run's time beside the floor for the two exports' pages together: on a new database, and on one
@@ -20,12 +20,12 @@ from datetime import datetime, timezone
 
 from _common import RUNNER, clean_env, state_dir
 
-from batchrunner import runs
-from batchrunner.db import open_database
+from batchrunner.runs import records as runs
 from batchrunner.sandbox import Sandbox
+from batchrunner.store.database import open_database
 
 SECOND_JOB = textwrap.dedent('''
-    from batchrunner.registry import job
+    from batchrunner.runs.registry import job
 
     @job("count-clients", schedule="0 3 * * *", description="Count applications by type (bench/two_jobs.py).")
     def count_clients(ctx):

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""User export figures (SPEC section 17):
+"""User export figures (README, "Development"):
 
 1. Peak RSS of the real `runner run-job export-users` in a child process, against the stand-in
    tenant in this process, exporting 1,000 and 1,000,000 users (bar: within 20 MB of each other),
@@ -27,12 +27,12 @@ from types import SimpleNamespace
 
 from _common import clean_env, measured, state_dir
 
-from batchrunner import asyncjobs
-from batchrunner.exports import export_csv
+from batchrunner.auth0 import asyncjobs
+from batchrunner.jobs.export_users import csv_columns, fields
+from batchrunner.outputs.dated_csv import export_csv
 from batchrunner.sandbox import Sandbox, Sizes
 from batchrunner.sandbox.exports import _json_writer
 from batchrunner.sandbox.users import user
-from jobs.export_users import csv_columns, fields
 
 MILLION = 1_000_000
 

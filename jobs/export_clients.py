@@ -1,4 +1,4 @@
-"""The nightly application inventory: every client of the tenant in one CSV (SPEC section 6).
+"""The nightly application inventory: every client of the tenant in one CSV (README, "The export: `export-clients`").
 
 Columns are documented in the README ("The export"). The secret fields are left out by name
 (`include_fields=false`), so secret material is never requested; should the API send it anyway,
@@ -9,11 +9,11 @@ its query answers such a request 400 (README, "How the export treats the API").
 
 from __future__ import annotations
 
-from batchrunner import lists
-from batchrunner.exports import export_csv, terminal_progress
-from batchrunner.lists import OFFSET, Listing
-from batchrunner.registry import JobContext, job
-from batchrunner.tables import Table
+from batchrunner.auth0 import lists
+from batchrunner.auth0.lists import OFFSET, Listing
+from batchrunner.outputs.dated_csv import export_csv, terminal_progress
+from batchrunner.outputs.tables import Table
+from batchrunner.runs.registry import JobContext, job
 
 COLUMNS = [
     ("client_id", "client_id"),

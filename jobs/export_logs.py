@@ -1,17 +1,17 @@
-"""The log archive: every tenant log event kept for good, exactly once (SPEC section 14).
+"""The log archive: every tenant log event kept for good, exactly once (README, "The log archive: `export-logs`").
 
 Checkpoint paging of GET /api/v2/logs (`from` = the last archived log_id, `take=100`, following
 the Link header) into gzip JSON Lines files under {export_dir}/logs/YYYY/MM/DD/, each event
-exactly as the API returned it; batchrunner/archive.py keeps files and checkpoint in step.
+exactly as the API returned it; batchrunner/outputs/archive.py keeps files and checkpoint in step.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from batchrunner import archive
 from batchrunner.errors import ConfigError
-from batchrunner.registry import job
+from batchrunner.outputs import archive
+from batchrunner.runs.registry import job
 
 LOGS = archive.Archive(path="logs", id_field="log_id", date_field="date", folder="logs")
 

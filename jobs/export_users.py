@@ -1,17 +1,19 @@
-"""The user export: every user through Auth0's bulk export job (SPEC section 15).
+"""The user export: every user through Auth0's bulk export job (README, "The user export: `export-users`").
 
 `GET /api/v2/users` stops at 1,000 users; Auth0's bulk export does not. The run creates the export
 (format json: Auth0's CSV prefixes every string with `'`), waits for it, streams the gzip JSON
-Lines download into users-YYYYMMDDTHHMMSSZ.csv and users-latest.csv (batchrunner/asyncjobs.py,
+Lines download into users-YYYYMMDDTHHMMSSZ.csv and users-latest.csv (batchrunner/auth0/asyncjobs.py,
 exports.py). Metadata is exported only when named in RUNNER_USERS_FIELDS.
 """
 
 from __future__ import annotations
 
-from batchrunner import asyncjobs, clock, exports
+from batchrunner import clock
+from batchrunner.auth0 import asyncjobs
 from batchrunner.errors import ApiError, ConfigError
-from batchrunner.outputs import Key
-from batchrunner.registry import job
+from batchrunner.outputs import dated_csv as exports
+from batchrunner.outputs.writers import Key
+from batchrunner.runs.registry import job
 
 # (CSV column, the field Auth0 exports it from)
 FIELDS = [

@@ -1,6 +1,6 @@
 """The access snapshot: everything an access review reads, in one directory that appears whole
-(SPEC section 12). Each table below says where its rows come from, its columns and its key (the
-sort order); batchrunner/snapshots.py and tables.py do the fetching, sorting and writing.
+(README, "The access snapshot: `snapshot`"). Each table below says where its rows come from, its columns and its key (the
+sort order); batchrunner/outputs/snapshots.py and tables.py do the fetching, sorting and writing.
 
 Never read, never written: client secrets and keys, a resource server's signing_secret, a
 connection's options (they hold social and enterprise connections' secrets).
@@ -8,10 +8,10 @@ connection's options (they hold social and enterprise connections' secrets).
 
 from __future__ import annotations
 
-from batchrunner import snapshots
-from batchrunner.lists import CHECKPOINT, OFFSET, Listing
-from batchrunner.registry import job
-from batchrunner.tables import Table
+from batchrunner.auth0.lists import CHECKPOINT, OFFSET, Listing
+from batchrunner.outputs import snapshots
+from batchrunner.outputs.tables import Table
+from batchrunner.runs.registry import job
 
 from .export_clients import CLIENTS
 

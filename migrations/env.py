@@ -1,11 +1,11 @@
-"""Alembic environment: runs on the connection the runner hands over (batchrunner.db.Database.upgrade).
+"""Alembic environment: runs on the connection the runner hands over (batchrunner.store.database.Database.upgrade).
 
 With no connection handed over (the `alembic` command line), it connects to RUNNER_DATABASE_URL.
 """
 
 from alembic import context
 
-from batchrunner.models import metadata
+from batchrunner.store.schema import metadata
 
 
 def run(connection) -> None:
@@ -19,7 +19,7 @@ if connection is not None:
     run(connection)
 else:
     from batchrunner.config import load_settings
-    from batchrunner.db import Database
+    from batchrunner.store.database import Database
 
     with Database(load_settings().database_url).write() as conn:
         run(conn)

@@ -132,7 +132,7 @@ def postgres_url(postgres_server_url):
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     yield make_url(postgres_server_url).set(database=name).render_as_string(hide_password=False)
-    from batchrunner import db as dbmodule
+    from batchrunner.store import database as dbmodule
 
     for known in list(dbmodule._databases.values()):
         known.dispose()
@@ -152,7 +152,7 @@ def database_url(request, tmp_path):
 
 
 def empty_database(url: str) -> None:
-    from batchrunner.db import open_database
+    from batchrunner.store.database import open_database
 
     db = open_database(url)
     with db.write() as conn:
@@ -288,7 +288,7 @@ class Refusals:
     """
 
     def __init__(self, url: str):
-        from batchrunner.db import open_database
+        from batchrunner.store.database import open_database
 
         self.db = open_database(url)
         self.made: list[tuple[str, str]] = []

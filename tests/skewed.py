@@ -24,7 +24,7 @@ if args[:1] == ["--other-node"]:
     process.NODE = "another-node"
     args = args[1:]
 
-import runner  # noqa: E402
+from batchrunner.cli import main as runner  # noqa: E402
 
 sys.argv = ["runner", *args]
 runner.main()

@@ -10,7 +10,7 @@ import pytest
 
 from test_export import exports
 
-from batchrunner.pacing import FIRST_WAVE
+from batchrunner.auth0.pacing import FIRST_WAVE
 
 # Nothing here concerns the database: SQLite alone keeps the suite short.
 SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

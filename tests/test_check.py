@@ -1,4 +1,4 @@
-"""`runner check` (SPEC section 16): 0 when every scheduled job's latest run succeeded and none is overdue, else 1."""
+"""`runner check` (README, "Operating it unattended"): 0 when every scheduled job's latest run succeeded and none is overdue, else 1."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import insert
 
-from batchrunner import check, schedules
-from batchrunner.db import open_database
-from batchrunner.metrics import Scheduled
-from batchrunner.models import runs
+from batchrunner.operating import checks as check
+from batchrunner.operating.metrics import Scheduled
+from batchrunner.runs import schedules
+from batchrunner.store.database import open_database
+from batchrunner.store.schema import runs
 from conftest import QUIET
 
 SCHEDULED = {**QUIET, "RUNNER_SCHEDULE_HELLO": "0 3 * * *", "RUNNER_SCHEDULE_FAILING": "0 5 * * *"}

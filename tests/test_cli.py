@@ -90,7 +90,7 @@ def test_run_job_honours_runner_log_format(cli):
 
 def test_a_job_that_returns_no_dict_fails_naming_the_type(cli, tmp_path):
     (tmp_path / "listy.py").write_text(
-        "from batchrunner.registry import job\n\n"
+        "from batchrunner.runs.registry import job\n\n"
         "@job('listy', schedule='0 1 * * *', description='Returns a list.', needs_api=False)\n"
         "def listy(ctx):\n    return [1, 2]\n")
     extra = {"RUNNER_JOBS": str(tmp_path / "listy.py")}
@@ -103,7 +103,7 @@ def test_a_job_that_returns_no_dict_fails_naming_the_type(cli, tmp_path):
 
 
 def test_run_job_ends_with_its_database_closed_and_its_output_whole(cli, tmp_path):
-    # The process ends without the interpreter's teardown (batchrunner/ending.py), yet SQLite's
+    # The process ends without the interpreter's teardown (batchrunner/cli/ending.py), yet SQLite's
     # WAL is folded into the file as at a normal exit, and stdout and the log are complete.
     result = cli("run-job", "hello", "--json")
     assert result.returncode == 0, result.stderr
@@ -116,7 +116,7 @@ def test_a_thread_a_job_leaves_running_is_still_waited_for(cli, tmp_path):
     marker = tmp_path / "late.txt"
     (tmp_path / "late.py").write_text(
         "import threading, time\n"
-        "from batchrunner.registry import job\n\n"
+        "from batchrunner.runs.registry import job\n\n"
         "def finish(path):\n    time.sleep(0.3)\n    open(path, 'w').write('done')\n\n"
         "@job('late', schedule='0 1 * * *', description='Leaves a thread writing a file.', needs_api=False)\n"
         f"def late(ctx):\n    threading.Thread(target=finish, args=({str(marker)!r},)).start()\n")

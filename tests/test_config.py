@@ -1,4 +1,4 @@
-"""Settings as SPEC section 2 defines them, and the one-line error for each bad one."""
+"""Settings as the README's "Configuration" defines them, and the one-line error for each bad one."""
 
 import pytest
 
@@ -112,7 +112,7 @@ def test_unknown_time_zone():
 
 
 def test_malformed_database_url_exits_2(tmp_path):
-    from batchrunner.db import Database
+    from batchrunner.store.database import Database
 
     with pytest.raises(ConfigError) as err:
         Database("not a url")

@@ -21,7 +21,7 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from batchrunner import registry
+from batchrunner.runs import registry
 from batchrunner.sandbox import contract
 from batchrunner.sandbox.server import Exchange
 from conftest import ROOT, SQLITE_ONLY

@@ -10,9 +10,10 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import insert
 
-from batchrunner import process, schedules
-from batchrunner.db import open_database
-from batchrunner.models import runs
+from batchrunner import process
+from batchrunner.runs import schedules
+from batchrunner.store.database import open_database
+from batchrunner.store.schema import runs
 from conftest import ROOT, RUNNER, SQLITE_ONLY
 
 
@@ -57,7 +58,7 @@ def test_the_other_lines_are_valid_schedules_without_percent_signs():
 
 
 def test_every_bundled_job_has_a_line_at_its_own_schedule_and_the_upkeep_has_its_own():
-    from batchrunner.registry import discover
+    from batchrunner.runs.registry import discover
 
     lines = [l for l in (ROOT / "crontab.example").read_text().splitlines() if l and not l.startswith("#")]
     for job in discover().values():

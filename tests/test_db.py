@@ -12,11 +12,12 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, insert, text
 from sqlalchemy.engine import make_url
 
-from batchrunner import clock, runs
-from batchrunner.db import SCHEMA_HEAD, SCHEMA_REVISIONS, Database, alembic_config, open_database, safe_url
+from batchrunner import clock
 from batchrunner.errors import ConfigError
-from batchrunner.models import RunStatus, Trigger, metadata, token_issuances
-from batchrunner.models import runs as runs_table
+from batchrunner.runs import records as runs
+from batchrunner.store.database import SCHEMA_HEAD, SCHEMA_REVISIONS, Database, alembic_config, open_database, safe_url
+from batchrunner.store.schema import RunStatus, Trigger, metadata, token_issuances
+from batchrunner.store.schema import runs as runs_table
 from conftest import JOBS, QUIET, SQLITE_ONLY, empty_database, run_runner, start_runner, wait_for
 
 
@@ -68,7 +69,7 @@ def test_a_database_of_the_first_revision_is_brought_up_to_date_with_its_runs(lo
 
 @SQLITE_ONLY
 def test_a_database_file_others_may_read_loses_their_access_and_its_owner_keeps_theirs(local_runner, tmp_path):
-    # It holds bearer tokens (SPEC section 4). Made 0640 by hand, or 0440 (read-only for its owner).
+    # It holds bearer tokens (README, "Tokens"). Made 0640 by hand, or 0440 (read-only for its owner).
     path = tmp_path / "state" / "kept.db"
     url = {"RUNNER_DATABASE_URL": f"sqlite:///{path}"}
     assert local_runner("db", "upgrade", extra_env=url).returncode == 0

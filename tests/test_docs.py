@@ -9,7 +9,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-import runner as cli_module
+from batchrunner.cli import main as cli_module
 from conftest import ROOT
 
 README = (ROOT / "README.md").read_text()

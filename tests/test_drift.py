@@ -1,4 +1,4 @@
-"""Drift between snapshots (SPEC section 13): `runner diff` and its JSON, on snapshot directories
+"""Drift between snapshots (README, "Drift: what changed since the last snapshot"): `runner diff` and its JSON, on snapshot directories
 written with the toolkit's own writer."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from batchrunner.outputs import write_rows
+from batchrunner.outputs.writers import write_rows
 from conftest import SQLITE_ONLY
 
 ROLES_KEY = ["id"]

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from batchrunner.db import open_database
-from batchrunner.files import neutralise
-from batchrunner.models import rate_limit_buckets
-from batchrunner.pacing import FIRST_WAVE
-from batchrunner.runs import history
+from batchrunner.auth0.pacing import FIRST_WAVE
+from batchrunner.outputs.atomic import neutralise
+from batchrunner.runs.records import history
+from batchrunner.store.database import open_database
+from batchrunner.store.schema import rate_limit_buckets
 from conftest import SQLITE_ONLY, run_runner, start_runner, wait_for
 
 KEYS_APP = ("keys-app", "keys-app-secret-9f8e7d")
@@ -67,7 +67,7 @@ def pages_asked(tenant) -> list[int]:
 @SQLITE_ONLY
 @pytest.mark.parametrize("clients, pages", [(30, [0, 1]), (1150, list(range(12)))])
 def test_page_1_is_asked_beside_page_0_and_every_page_once(runner, tenant, tmp_path, clients, pages):
-    # Page 1 goes out with page 0, before `total` says whether there is one (batchrunner/api.py):
+    # Page 1 goes out with page 0, before `total` says whether there is one (batchrunner/auth0/api.py):
     # a tenant of one page spends one request more, a larger one none, and no row comes twice.
     tenant.tenant.set_clients(clients)
     tenant.tenant.latency = 0.05  # page 1 is sent before page 0's answer arrives
@@ -80,7 +80,7 @@ def test_page_1_is_asked_beside_page_0_and_every_page_once(runner, tenant, tmp_p
 
 def test_the_next_export_starts_from_the_bucket_the_last_one_learned(runner, tenant, database_url):
     # A new process knows nothing of the tenant's rate limit but what earlier runs left in the
-    # database (batchrunner/ratelimits.py): with it, more than the blind first wave goes out before
+    # database (batchrunner/auth0/ratelimits.py): with it, more than the blind first wave goes out before
     # the first answer, and still no request meets an empty bucket.
     app = tenant.tenant
     app.set_clients(3000)  # 30 pages, past the burst: the refill rate shows
@@ -297,7 +297,7 @@ def test_usage_errors_exit_2(runner, args, message):
 def test_a_job_of_ones_own_with_params(runner, tmp_path):
     job_file = tmp_path / "my_jobs.py"
     job_file.write_text(
-        "from batchrunner.registry import job\n\n"
+        "from batchrunner.runs.registry import job\n\n"
         "@job('count-to', schedule='*/5 * * * *', description='Counts.', needs_api=False, params=('n',))\n"
         "def count_to(ctx):\n    return {'numbers': list(range(int(ctx.params['n'])))}\n"
     )

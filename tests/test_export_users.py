@@ -1,4 +1,4 @@
-"""export-users through the stand-in's bulk export (SPEC section 15)."""
+"""export-users through the stand-in's bulk export (README, "The user export: `export-users`")."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from batchrunner.files import neutralise
+from batchrunner.outputs.atomic import neutralise
 from batchrunner.sandbox.users import user
 from conftest import SQLITE_ONLY
 from test_export import read_export
@@ -105,11 +105,11 @@ def test_a_plan_without_bulk_export_fails_with_auth0s_words(runner, users_tenant
 def test_a_post_that_times_out_is_not_sent_again(env, users_tenant, monkeypatch):
     """A retry of `POST jobs/users-exports` that Auth0 received but did not answer in time would start
     a second export in the tenant."""
-    from batchrunner import api
+    from batchrunner.auth0 import api
     from batchrunner.config import load_settings
-    from batchrunner.db import open_database
-    from batchrunner.execute import RunRequest, execute
-    from batchrunner.registry import discover
+    from batchrunner.runs.execute import RunRequest, execute
+    from batchrunner.runs.registry import discover
+    from batchrunner.store.database import open_database
     from conftest import wait_for
 
     monkeypatch.setattr(api, "TIMEOUT", (5.0, 0.3))  # 30 s in earnest; Auth0's answer comes after 1 s

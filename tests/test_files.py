@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from batchrunner.files import EXPORT_MODE, atomic_text, clean_partials, copy_atomic, neutralise
+from batchrunner.outputs.atomic import EXPORT_MODE, atomic_text, clean_partials, copy_atomic, neutralise
 
 
 @pytest.mark.parametrize("cell, expected", [
@@ -48,7 +48,7 @@ def test_clean_partials_removes_only_leftovers(tmp_path):
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full, a device that is always full")
 def test_a_full_disk_while_rows_are_written_is_one_line_naming_the_fix(tmp_path):
-    from batchrunner.files import WriteError, _Guarded
+    from batchrunner.outputs.atomic import WriteError, _Guarded
 
     full = open("/dev/full", "w", buffering=1)  # line-buffered: each row reaches the device
     guarded = _Guarded(full, tmp_path, "RUNNER_EXPORT_DIR")

@@ -7,8 +7,9 @@ import logging
 
 import pytest
 
-from batchrunner import logs, runs
-from batchrunner.db import open_database
+from batchrunner import logs
+from batchrunner.runs import records as runs
+from batchrunner.store.database import open_database
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The log archive through the stand-in tenant (SPEC section 14): every event the tenant held at a
+"""The log archive through the stand-in tenant (README, "The log archive: `export-logs`"): every event the tenant held at a
 run's time in exactly one file, whatever is killed when."""
 
 from __future__ import annotations
@@ -165,8 +165,8 @@ def stopped(pid: int) -> bool:
 
 
 def test_a_run_taken_over_while_paused_publishes_nothing_when_it_wakes(env, runner, logs_tenant, tmp_path):
-    from batchrunner.db import database_time, open_database
-    from batchrunner.models import runs
+    from batchrunner.store.database import database_time, open_database
+    from batchrunner.store.schema import runs
 
     stale = start_runner({**env, "RUNNER_JOBS": PAUSE, "RUNNER_LOGS_FILE_EVENTS": "50"}, tmp_path, "run-job", "export-logs")
     wait_for(lambda: stopped(stale.pid))  # paused with its first 50 events published
@@ -188,16 +188,16 @@ def test_a_run_taken_over_while_paused_publishes_nothing_when_it_wakes(env, runn
 # --- the archive's state and its files (README, "The log archive"): whatever the database lost ---
 
 def job_state_rows(url: str) -> list[dict]:
-    from batchrunner.db import open_database
-    from batchrunner.models import job_state
+    from batchrunner.store.database import open_database
+    from batchrunner.store.schema import job_state
 
     with open_database(url).read() as conn:
         return [dict(row._mapping) for row in conn.execute(select(job_state))]
 
 
 def put_back(url: str, rows: list[dict]) -> None:
-    from batchrunner.db import open_database
-    from batchrunner.models import job_state
+    from batchrunner.store.database import open_database
+    from batchrunner.store.schema import job_state
 
     with open_database(url).write() as conn:
         conn.execute(delete(job_state))

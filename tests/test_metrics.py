@@ -1,4 +1,4 @@
-"""Metrics and health (SPEC section 16): /metrics from the database, whoever ran the jobs; /healthz."""
+"""Metrics and health (README, "Operating it unattended"): /metrics from the database, whoever ran the jobs; /healthz."""
 
 from __future__ import annotations
 
@@ -11,9 +11,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import insert, select
 
-from batchrunner import health, metrics, prune, runs, tokencache
-from batchrunner.db import Database, open_database
-from batchrunner.models import RunStatus, runs as runs_table, token_cache
+from batchrunner.auth0 import tokencache
+from batchrunner.operating import health, metrics, retention as prune
+from batchrunner.runs import records as runs
+from batchrunner.store.database import Database, open_database
+from batchrunner.store.schema import RunStatus, runs as runs_table, token_cache
 from conftest import QUIET, SQLITE_ONLY, start_runner, stop, wait_for
 from test_serve import read_until
 

@@ -16,9 +16,9 @@ import threading
 
 import pytest
 
-from batchrunner.pacing import FIRST_WAVE
-from batchrunner.sandbox.server import _Server
+from batchrunner.auth0.pacing import FIRST_WAVE
 from batchrunner.sandbox import Sandbox
+from batchrunner.sandbox.server import _Server
 from conftest import JOBS
 
 HOST = "tenant.test"

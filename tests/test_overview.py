@@ -12,9 +12,9 @@ from datetime import datetime, timezone
 
 import pytest
 
-from batchrunner import runs
-from batchrunner.db import open_database
-from batchrunner.models import RunStatus, Trigger
+from batchrunner.runs import records as runs
+from batchrunner.store.database import open_database
+from batchrunner.store.schema import RunStatus, Trigger
 from conftest import QUIET, RUNNER, SQLITE_ONLY
 
 pytestmark = SQLITE_ONLY
@@ -83,7 +83,7 @@ def test_history_into_a_pipe_keeps_one_line_per_run(local_runner, long_history):
 
 
 def test_a_count_of_one_is_singular(local_runner):
-    from runner import _summary
+    from batchrunner.cli.main import _summary
 
     env = {**QUIET, "RUNNER_SCHEDULE_HELLO": "0 3 * * *"}
     assert local_runner("run-job", "hello", extra_env=env).returncode == 0

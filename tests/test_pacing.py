@@ -11,7 +11,7 @@ import math
 
 import pytest
 
-from batchrunner.pacing import FIRST_WAVE, Pacer, Seen
+from batchrunner.auth0.pacing import FIRST_WAVE, Pacer, Seen
 
 EPOCH = 1_700_000_000.3  # the simulated server's clock at simulated time 0
 

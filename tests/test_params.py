@@ -7,14 +7,14 @@ import json
 
 import pytest
 
-from batchrunner import runs
-from batchrunner.db import open_database
+from batchrunner.runs import records as runs
+from batchrunner.store.database import open_database
 from conftest import JOBS, QUIET, SQLITE_ONLY, _runner, start_runner, stop, wait_for
 
 pytestmark = SQLITE_ONLY
 
 JOB = '''
-from batchrunner.registry import job
+from batchrunner.runs.registry import job
 
 @job("admins-seen", schedule="*/30 * * * *", description="Needs a role.", needs_api=False, params=("note",), requires=("role",))
 def admins_seen(ctx):

@@ -1,4 +1,4 @@
-"""Pings (Healthchecks.io protocol) and notifications (SPEC section 16), received by a sink on loopback."""
+"""Pings (Healthchecks.io protocol) and notifications (README, "Operating it unattended"), received by a sink on loopback."""
 
 from __future__ import annotations
 
@@ -140,11 +140,11 @@ def test_a_ping_thread_that_cannot_start_neither_fails_the_run_nor_leaves_it_run
     from datetime import datetime, timezone
 
     from batchrunner.config import load_settings
-    from batchrunner.db import open_database
-    from batchrunner.models import Trigger
-    from batchrunner.registry import discover
-    from batchrunner.runs import history
-    from batchrunner.serve import build
+    from batchrunner.runs.records import history
+    from batchrunner.runs.registry import discover
+    from batchrunner.runs.serve import build
+    from batchrunner.store.database import open_database
+    from batchrunner.store.schema import Trigger
 
     settings = load_settings({**local_env, **QUIET, "RUNNER_PING_URL": sink.url + "/ping/{job}"})
     jobs = discover(settings.job_paths)

@@ -1,4 +1,4 @@
-"""Retention (SPEC section 16): `runner prune` and serve's daily prune remove old runs and dated
+"""Retention (README, "Operating it unattended"): `runner prune` and serve's daily prune remove old runs and dated
 files, never a job's latest run or success, a `latest` file, the ledger, or (by default) the log archive."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import func, insert, select
 
-from batchrunner import prune
-from batchrunner.db import open_database
-from batchrunner.models import pruned_runs, runs, token_issuances
+from batchrunner.operating import retention as prune
+from batchrunner.store.database import open_database
+from batchrunner.store.schema import pruned_runs, runs, token_issuances
 from conftest import SQLITE_ONLY
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)

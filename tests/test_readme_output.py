@@ -8,8 +8,8 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import insert
 
-from batchrunner.db import open_database
-from batchrunner.models import runs
+from batchrunner.store.database import open_database
+from batchrunner.store.schema import runs
 from conftest import QUIET, ROOT, SQLITE_ONLY
 
 README = (ROOT / "README.md").read_text()

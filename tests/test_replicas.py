@@ -1,4 +1,4 @@
-"""Several `runner serve` replicas on one PostgreSQL database (SPEC section 9): real processes,
+"""Several `runner serve` replicas on one PostgreSQL database (README, "Running on several hosts"): real processes,
 real signals, real connections cut by the server.
 
 The replicas share this machine's host name, so a killed replica's run is recognised by its gone
@@ -13,8 +13,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import create_engine, text
 
-from batchrunner import runs
-from batchrunner.db import open_database
+from batchrunner.runs import records as runs
+from batchrunner.store.database import open_database
 from conftest import QUIET, empty_database, start_runner, stop, wait_for
 from test_serve import read_until
 

@@ -10,9 +10,10 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import insert, select, update
 
-from batchrunner import process, runs
-from batchrunner.db import database_time, open_database
-from batchrunner.models import RunStatus, Trigger, runs as runs_table
+from batchrunner import process
+from batchrunner.runs import records as runs
+from batchrunner.store.database import database_time, open_database
+from batchrunner.store.schema import RunStatus, Trigger, runs as runs_table
 from conftest import QUIET, run_skewed, start_runner, wait_for
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)

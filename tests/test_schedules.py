@@ -5,8 +5,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from batchrunner import schedules
 from batchrunner.errors import ConfigError
+from batchrunner.runs import schedules
 
 UTC = ZoneInfo("UTC")
 MONDAY = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import insert
 
-from batchrunner import runs as runs_module
-from batchrunner.db import open_database
-from batchrunner.models import runs as runs_table
+from batchrunner.runs import records as runs_module
+from batchrunner.store.database import open_database
+from batchrunner.store.schema import runs as runs_table
 from conftest import QUIET, ROOT, SQLITE_ONLY, start_runner, stop, wait_for
 
 @pytest.fixture
@@ -225,8 +225,8 @@ def test_the_systemd_unit_verifies(tmp_path):
 
 def test_a_late_tick_warns_and_runs_the_missed_fire_times_as_one(serve_env, caplog):
     from batchrunner.config import load_settings
-    from batchrunner.registry import discover
-    from batchrunner.serve import build
+    from batchrunner.runs.registry import discover
+    from batchrunner.runs.serve import build
 
     settings = load_settings({**serve_env, "RUNNER_SCHEDULE_HELLO": "*/5 * * * * *"})
     scheduler = build(settings, open_database(settings.database_url), discover(settings.job_paths))
@@ -309,8 +309,8 @@ def test_an_export_that_outlives_the_stop_timeout_leaves_no_partial_file(runner,
 @SQLITE_ONLY
 def test_a_changed_schedule_does_not_run_an_abandoned_fire_time_of_the_old_one(serve_env, database_url, caplog):
     from batchrunner.config import load_settings
-    from batchrunner.registry import discover
-    from batchrunner.serve import build
+    from batchrunner.runs.registry import discover
+    from batchrunner.runs.serve import build
 
     old_fire = datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc)  # the old schedule, 0 2 * * *
     with open_database(database_url).write() as conn:

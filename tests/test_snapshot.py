@@ -1,4 +1,4 @@
-"""The access snapshot and its drift through the stand-in tenant (SPEC sections 12 and 13)."""
+"""The access snapshot and its drift through the stand-in tenant (README, "The access snapshot: `snapshot`" and "Drift: what changed since the last snapshot")."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from batchrunner.outputs import read_rows
+from batchrunner.outputs.writers import read_rows
 from batchrunner.sandbox.directory import API_SECRET, CONNECTION_SECRET
 from conftest import SQLITE_ONLY, start_runner, wait_for
 

@@ -1,4 +1,4 @@
-"""Start-up (SPEC sections 10 and 17): `run-job` imports nothing before its first request that the
+"""Start-up (README, "Development"): `run-job` imports nothing before its first request that the
 first request does not need, read from `python -X importtime` up to the moment the process opens
 its first connection to the tenant."""
 
@@ -32,7 +32,7 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 # Heavy packages the first request of an export does not need: migrations and the scheduler
 # (`serve`, `migrate`), metrics, and the stand-in tenant.
 NOT_BEFORE_FIRST_REQUEST = ["alembic", "mako", "apscheduler", "prometheus_client", "batchrunner.sandbox",
-                            "batchrunner.serve", "batchrunner.schedules", "psycopg",
+                            "batchrunner.runs.serve", "batchrunner.runs.schedules", "psycopg",
                             # SQLAlchemy's PostgreSQL dialect (asyncpg, pg8000...): SQLite needs none of it
                             "sqlalchemy.dialects.postgresql"]
 
@@ -62,7 +62,7 @@ def test_run_job_imports_no_heavy_package_before_its_first_request(runner, env, 
 
 
 def test_run_job_collects_garbage_again_once_its_imports_are_done(runner, env, tenant, database_url):
-    # The collector is held off while the libraries load (batchrunner/startup.py); a job that ran
+    # The collector is held off while the libraries load (batchrunner/cli/startup.py); a job that ran
     # without it would keep every reference cycle it made, and `serve` runs for months.
     if database_url.startswith("postgresql"):
         pytest.skip("the same start-up on either database")

@@ -1,4 +1,4 @@
-"""Timeouts (SPEC section 16): a run past its limit ends, is recorded failed, leaves no partial output."""
+"""Timeouts (README, "Operating it unattended"): a run past its limit ends, is recorded failed, leaves no partial output."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from batchrunner import runs
-from batchrunner.db import open_database
+from batchrunner.runs import records as runs
+from batchrunner.store.database import open_database
 from conftest import QUIET, _runner, start_runner, stop, wait_for
 
 
@@ -65,8 +65,8 @@ def test_a_bad_timeout_is_a_setting_error(local_runner, quiet_env):
 
 
 def test_the_bundled_export_has_a_limit_that_can_be_lifted():
-    from batchrunner import timeouts
-    from batchrunner.registry import discover
+    from batchrunner.runs import timeouts
+    from batchrunner.runs.registry import discover
 
     export = discover()["export-clients"]
     assert export.timeout == 3600

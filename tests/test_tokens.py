@@ -16,12 +16,12 @@ import pytest
 from sqlalchemy import event, select, update
 
 from batchrunner import clock
+from batchrunner.auth0.tokencache import LEASE_SECONDS, CacheKey, CachedTokenSource, cached_source
+from batchrunner.auth0.tokens import ClientCredentialsSource, Token
 from batchrunner.config import load_credentials
-from batchrunner.db import database_time, open_database
 from batchrunner.errors import TokenError
-from batchrunner.models import metadata, token_cache
-from batchrunner.tokencache import LEASE_SECONDS, CacheKey, CachedTokenSource, cached_source
-from batchrunner.tokens import ClientCredentialsSource, Token
+from batchrunner.store.database import database_time, open_database
+from batchrunner.store.schema import metadata, token_cache
 
 from conftest import SQLITE_ONLY, run_skewed, start_runner, stop, wait_for
 

@@ -1,4 +1,4 @@
-"""The job toolkit (SPEC section 11): lists, durable state, outputs, as a job's author uses them."""
+"""The job toolkit (README, "Write your own job"): lists, durable state, outputs, as a job's author uses them."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from batchrunner import asyncjobs
+from batchrunner.auth0 import asyncjobs
 from batchrunner.errors import ApiError
-from batchrunner.outputs import Key, clean_staged, point_link, read_rows, row, rows, staged_directory, write_csv, write_jsonl_gz
-from batchrunner.state import JobState
+from batchrunner.outputs.job_state import JobState
+from batchrunner.outputs.writers import Key, clean_staged, point_link, read_rows, row, rows, staged_directory, write_csv, write_jsonl_gz
 from conftest import SQLITE_ONLY
 
 GOLDEN = Path(__file__).parent / "data" / "clients-seed7-120.csv"
@@ -89,7 +89,7 @@ def test_latest_is_a_relative_link_replaced_in_place(tmp_path):
 
 
 def test_state_survives_and_is_per_job(database_url):
-    from batchrunner.db import open_database
+    from batchrunner.store.database import open_database
 
     db = open_database(database_url)
     JobState(db, "export-logs").put(checkpoint="900", files=3)
@@ -102,7 +102,7 @@ def test_state_survives_and_is_per_job(database_url):
 
 @pytest.mark.parametrize("killed_after", ["intent", "rename"])
 def test_an_output_and_its_state_agree_whenever_the_process_dies(database_url, tmp_path, killed_after):
-    from batchrunner.db import open_database
+    from batchrunner.store.database import open_database
 
     db = open_database(database_url)
     state = JobState(db, "archive")
@@ -122,7 +122,7 @@ def test_an_output_and_its_state_agree_whenever_the_process_dies(database_url, t
 
 
 def test_publish_renames_and_records_in_one_step(database_url, tmp_path):
-    from batchrunner.db import open_database
+    from batchrunner.store.database import open_database
 
     state = JobState(open_database(database_url), "archive")
     staged = tmp_path / ".b.partial"
@@ -136,8 +136,8 @@ def test_publish_renames_and_records_in_one_step(database_url, tmp_path):
 
 
 def test_an_offset_list_yields_every_item_and_a_refusal_keeps_its_status(tenant, database_url):
-    from batchrunner import lists
-    from batchrunner.lists import OFFSET, Listing
+    from batchrunner.auth0 import lists
+    from batchrunner.auth0.lists import OFFSET, Listing
 
     api = _api(tenant, database_url)
     tenant.tenant.set_clients(30)
@@ -150,10 +150,10 @@ def test_an_offset_list_yields_every_item_and_a_refusal_keeps_its_status(tenant,
 
 
 def _api(tenant, database_url):
-    from batchrunner.api import ManagementApi
+    from batchrunner.auth0.api import ManagementApi
+    from batchrunner.auth0.tokencache import cached_source
     from batchrunner.config import load_credentials
-    from batchrunner.db import open_database
-    from batchrunner.tokencache import cached_source
+    from batchrunner.store.database import open_database
 
     credentials = load_credentials(tenant.settings())
     return ManagementApi(credentials.base_url, cached_source(open_database(database_url), credentials, "test"), credentials.client_id)
@@ -172,8 +172,8 @@ def test_gzip_json_lines_come_whole_across_chunks_and_a_bad_line_is_named():
 
 
 def test_a_publish_lands_only_on_the_state_it_began_from(database_url, tmp_path):
-    from batchrunner.db import open_database
-    from batchrunner.state import Superseded
+    from batchrunner.outputs.job_state import Superseded
+    from batchrunner.store.database import open_database
 
     state = JobState(open_database(database_url), "archive")
     state.put(checkpoint="7")  # another run published while this one worked from 5
@@ -188,11 +188,11 @@ def test_a_publish_lands_only_on_the_state_it_began_from(database_url, tmp_path)
 def test_a_publish_by_a_run_marked_abandoned_lands_nowhere(database_url, tmp_path):
     from sqlalchemy import update
 
-    from batchrunner import runs
-    from batchrunner.db import open_database
-    from batchrunner.models import RunStatus, Trigger
-    from batchrunner.models import runs as runs_table
-    from batchrunner.state import Superseded
+    from batchrunner.outputs.job_state import Superseded
+    from batchrunner.runs import records as runs
+    from batchrunner.store.database import open_database
+    from batchrunner.store.schema import RunStatus, Trigger
+    from batchrunner.store.schema import runs as runs_table
 
     db = open_database(database_url)
     run = runs.start(db, "archive", Trigger.MANUAL, None, {}, datetime.now(timezone.utc))
@@ -206,7 +206,7 @@ def test_a_publish_by_a_run_marked_abandoned_lands_nowhere(database_url, tmp_pat
 
 
 def test_a_final_name_that_exists_counts_as_published_when_it_says_what_it_holds(database_url, tmp_path):
-    from batchrunner.db import open_database
+    from batchrunner.store.database import open_database
 
     state = JobState(open_database(database_url), "archive")
     (tmp_path / "1-5").write_text("1 to 5")  # put in place by a run whose record was lost
@@ -221,7 +221,7 @@ def test_job_state_is_written_with_a_full_sync_on_sqlite(database_url):
     # A power loss rolls back SQLite's last commits under synchronous=NORMAL: a checkpoint behind its files.
     from sqlalchemy import event
 
-    from batchrunner.db import open_database
+    from batchrunner.store.database import open_database
 
     db = open_database(database_url)
     levels = []

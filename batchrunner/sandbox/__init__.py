@@ -1,4 +1,4 @@
-"""A local stand-in for the parts of Auth0 the runner uses, on loopback only (SPEC section 8)."""
+"""A local stand-in for the parts of Auth0 the runner uses, on loopback only (README, "The stand-in tenant")."""
 
 from .server import Sandbox
 from .sizes import Sizes

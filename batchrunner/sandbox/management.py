@@ -40,7 +40,7 @@ def _ids(row: dict) -> str:
     return row["id"]
 
 
-# --- the snapshot's resources (SPEC section 12) ---------------------------------------------------
+# --- the snapshot's resources (README, "The access snapshot: `snapshot`") ---------------------------------------------------
 
 def client_grants(sb, req: Request) -> Reply:
     rows = sb.directory.client_grants
@@ -100,7 +100,7 @@ def connections(sb, req: Request) -> Reply:
     return list_reply(Listing("connections", checkpoint=True), req.query, rows, _ids)
 
 
-# --- logs (SPEC section 14) ----------------------------------------------------------------------
+# --- logs (README, "The log archive: `export-logs`") ----------------------------------------------------------------------
 
 def logs(sb, req: Request) -> Reply:
     """Checkpoint paging when `from` or `take` is given ("Any parameter other than from and take will
@@ -144,7 +144,7 @@ def log(sb, req: Request) -> Reply:
     return Reply(200, event)
 
 
-# --- bulk user export (SPEC section 15) -----------------------------------------------------------
+# --- bulk user export (README, "The user export: `export-users`") -----------------------------------------------------------
 
 def create_users_export(sb, req: Request) -> Reply:
     return sb.exports.create(req.json, sb.directory.connections)

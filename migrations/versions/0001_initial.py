@@ -6,7 +6,7 @@ Revises:
 import sqlalchemy as sa
 from alembic import op
 
-from batchrunner.models import UtcDateTime
+from batchrunner.store.schema import UtcDateTime
 
 revision = "0001"
 down_revision = None

@@ -6,7 +6,7 @@ Revises: 0002
 import sqlalchemy as sa
 from alembic import op
 
-from batchrunner.models import UtcDateTime
+from batchrunner.store.schema import UtcDateTime
 
 revision = "0003"
 down_revision = "0002"

@@ -1,4 +1,4 @@
-"""Durable job state: a job's checkpoint and the like, beside its runs (SPEC section 11).
+"""Durable job state: a job's checkpoint and the like, beside its runs (README, "Write your own job").
 
 Revision ID: 0005
 Revises: 0004
@@ -6,7 +6,7 @@ Revises: 0004
 import sqlalchemy as sa
 from alembic import op
 
-from batchrunner.models import UtcDateTime
+from batchrunner.store.schema import UtcDateTime
 
 revision = "0005"
 down_revision = "0004"

@@ -1,4 +1,4 @@
-"""What each tenant's rate-limit buckets were seen to be, for the next process to start from (SPEC section 17).
+"""What each tenant's rate-limit buckets were seen to be, for the next process to start from (README, "Development").
 
 Revision ID: 0006
 Revises: 0005

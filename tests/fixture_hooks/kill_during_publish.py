@@ -9,7 +9,7 @@ JobState.publish, the KILL_AFTER-th time it gets there. The steps:
 import os
 import signal
 
-from batchrunner import state
+from batchrunner.outputs import job_state as state
 
 STEP = os.environ.get("KILL_AT", "")
 AFTER = int(os.environ.get("KILL_AFTER", "1"))

@@ -5,7 +5,7 @@ or a debugger would, and goes on where it was once the test sends SIGCONT."""
 import os
 import signal
 
-from batchrunner import archive
+from batchrunner.outputs import archive
 
 _start = archive._Writer._start
 _files = []

@@ -3,7 +3,7 @@
 import os
 import time
 
-from batchrunner.registry import job
+from batchrunner.runs.registry import job
 
 
 @job("hello", schedule="0 3 * * *", description="Returns a greeting; needs no API.", needs_api=False, params=("name",))
@@ -35,7 +35,7 @@ def ping(ctx):
 
 @job("stubborn", schedule="0 8 * * *", description="Writes a file slowly, ignoring ctx.stopping.", needs_api=False, timeout=60)
 def stubborn(ctx):
-    from batchrunner.files import atomic_text
+    from batchrunner.outputs.atomic import atomic_text
 
     with atomic_text(ctx.export_dir / "stubborn.txt") as handle:
         while True:  # a pure Python loop that never looks at ctx.stopping
@@ -45,7 +45,7 @@ def stubborn(ctx):
 
 @job("drifty", schedule="0 9 * * *", description="Reports drift through the notification hook.", needs_api=False)
 def drifty(ctx):
-    from batchrunner.alerts import notify
+    from batchrunner.operating.notifications import notify
 
     notify(ctx, "drift", "drifty: 1 role added", changes={"roles": {"added": 1, "removed": 0, "changed": 0}})
     return {"changes": {"added": 1, "removed": 0, "changed": 0}}

@@ -1,0 +1,216 @@
+"""Prometheus metrics (README, "Operating it unattended"), computed from the database at every scrape.
+
+Runs started by cron, a Kubernetes CronJob or another replica are in the database, so they count
+here too; every replica reports the same values (alert with `max by (job_name)`). The label is
+`job_name`, never `job`, which Prometheus keeps for the scrape target. prometheus_client is
+imported only when metrics are asked for, off every other command's start-up.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Callable
+
+from sqlalchemy import func, select
+
+from batchrunner import clock
+from batchrunner.errors import one_line
+from batchrunner.runs import schedules
+from batchrunner.store.database import Database
+from batchrunner.store.schema import RunStatus, pruned_runs, runs, token_cache, token_issuances
+
+log = logging.getLogger("runner.metrics")
+
+FINISHED = (RunStatus.SUCCEEDED.value, RunStatus.FAILED.value, RunStatus.ABANDONED.value)
+LOGS_JOB, SNAPSHOT_JOB = "export-logs", "snapshot"  # jobs whose results feed two metrics (README, "The log archive: `export-logs`" and "The access snapshot: `snapshot`")
+
+
+@dataclass(frozen=True)
+class Scheduled:
+    name: str
+    trigger: object | None  # CronTrigger; None: the job's schedule is off
+
+
+def scheduled_jobs(settings, jobs: dict) -> list[Scheduled]:
+    """Every registered job with its schedule in force (RUNNER_SCHEDULE_<JOB> included)."""
+    found = []
+    for job in jobs.values():
+        expression, source = schedules.effective(job.name, job.schedule, settings.env)
+        found.append(Scheduled(job.name, schedules.trigger(expression, settings.timezone, source)))
+    return found
+
+
+@dataclass
+class Snapshot:
+    """What one scrape read from the database."""
+
+    counts: dict[tuple[str, str], int]
+    last_success: dict[str, datetime]
+    last_run: dict[str, datetime]
+    last_finished: dict[str, tuple[datetime, datetime, str]]  # job -> (started, finished, status)
+    tokens: list[tuple[str, str, datetime]]  # (audience, client_id, expires_at)
+    issuances: int
+    logs_newest: datetime | None
+    snapshot_changes: dict[tuple[str, str], int]  # (resource, kind) -> count
+
+
+def read(db: Database) -> Snapshot:
+    with db.read() as conn:
+        counts: dict[tuple[str, str], int] = {}
+        for row in conn.execute(select(runs.c.job, runs.c.status, func.count()).group_by(runs.c.job, runs.c.status)):
+            counts[(row[0], row[1])] = row[2]
+        for row in conn.execute(select(pruned_runs)):  # a counter: what retention removed still counts
+            counts[(row.job, row.status)] = counts.get((row.job, row.status), 0) + row.count
+        last_success = dict(conn.execute(
+            select(runs.c.job, func.max(runs.c.finished_at)).where(runs.c.status == RunStatus.SUCCEEDED.value).group_by(runs.c.job)).all())
+        last_run = dict(conn.execute(
+            select(runs.c.job, func.max(runs.c.started_at)).where(runs.c.status != RunStatus.SKIPPED.value).group_by(runs.c.job)).all())
+        newest = select(func.max(runs.c.id)).where(runs.c.status.in_(FINISHED)).group_by(runs.c.job)
+        last_finished = {row.job: (row.started_at, row.finished_at, row.status) for row in conn.execute(
+            select(runs.c.job, runs.c.started_at, runs.c.finished_at, runs.c.status).where(runs.c.id.in_(newest)))}
+        tokens = [tuple(row) for row in conn.execute(
+            select(token_cache.c.audience, token_cache.c.client_id, token_cache.c.expires_at)
+            .where(token_cache.c.access_token.is_not(None)))]
+        issuances = conn.execute(select(func.count()).select_from(token_issuances)).scalar()
+        logs_result, snapshot_result = (_latest_result(conn, job) for job in (LOGS_JOB, SNAPSHOT_JOB))
+    return Snapshot(counts, last_success, last_run, last_finished, tokens, issuances,
+                    _timestamp(logs_result.get("newest_event_at")), _changes(snapshot_result))
+
+
+def _latest_result(conn, job: str) -> dict:
+    text = conn.execute(
+        select(runs.c.result).where(runs.c.job == job, runs.c.status == RunStatus.SUCCEEDED.value)
+        .order_by(runs.c.id.desc()).limit(1)
+    ).scalar()
+    try:
+        value = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _timestamp(text) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(text).replace("Z", "+00:00")) if text else None
+    except ValueError:
+        return None
+
+
+def _changes(result: dict) -> dict[tuple[str, str], int]:
+    """Per (resource, kind) from the snapshot run's `changes_by_resource` (in the database, so every
+    replica sees it), else its totals as resource "all"."""
+    by_resource = result.get("changes_by_resource")
+    if isinstance(by_resource, dict):
+        return {(resource, kind): int(n) for resource, kinds in by_resource.items() if isinstance(kinds, dict)
+                for kind, n in kinds.items() if isinstance(n, (int, float))}
+    totals = result.get("changes")
+    if isinstance(totals, dict):
+        return {("all", kind): int(n) for kind, n in totals.items() if isinstance(n, (int, float))}
+    return {}
+
+
+class Collector:
+    """A prometheus_client collector: every scrape reads the database once (`read`)."""
+
+    def __init__(self, db: Database | None, jobs: list[Scheduled], now: Callable[[], datetime] = clock.utcnow):
+        self.db, self.jobs, self.now = db, jobs, now  # db None: one that could not be opened
+
+    def describe(self):
+        return []  # families depend on the database; no describe-time read
+
+    def collect(self):
+        from prometheus_client.core import GaugeMetricFamily
+
+        up = GaugeMetricFamily("runner_database_up", "1 when the runner's database answered this scrape, else 0.")
+        snap = self._read()
+        up.add_metric([], 0 if snap is None else 1)
+        yield up
+        if snap is not None:
+            yield from self._families(snap)
+
+    def _read(self) -> Snapshot | None:
+        if self.db is None:  # it could not even be opened (`runner metrics` says why)
+            return None
+        try:
+            return read(self.db)
+        except Exception as exc:  # a scrape must answer, saying the database did not
+            log.warning("metrics: cannot read the database: %s", one_line(exc))
+            return None
+
+    def _families(self, snap: Snapshot):
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        names = sorted({j.name for j in self.jobs} | {job for job, _ in snap.counts})
+        gauge = lambda name, text, labels=("job_name",): GaugeMetricFamily(name, text, labels=list(labels))
+        success = gauge("runner_job_last_success_timestamp_seconds", "End of the job's newest succeeded run (Unix time).")
+        last = gauge("runner_job_last_run_timestamp_seconds", "Start of the job's newest run that was not skipped (Unix time).")
+        duration = gauge("runner_job_last_run_duration_seconds", "How long the job's newest finished run took.")
+        succeeded = gauge("runner_job_last_run_succeeded", "1 when the job's newest finished run succeeded, else 0.")
+        running = gauge("runner_job_running", "Runs of the job in progress (0 or 1), on any host.")
+        upcoming = gauge("runner_job_next_run_timestamp_seconds", "The job's next scheduled time (Unix time); absent when its schedule is off.")
+        total = CounterMetricFamily("runner_job_runs", "Runs recorded, by how they ended; pruning never lowers it.", labels=["job_name", "status"])
+        triggers = {j.name: j.trigger for j in self.jobs}
+        now = self.now()
+        for name in names:
+            if name in snap.last_success:
+                success.add_metric([name], snap.last_success[name].timestamp())
+            if name in snap.last_run:
+                last.add_metric([name], snap.last_run[name].timestamp())
+            if name in snap.last_finished:
+                started, finished, status = snap.last_finished[name]
+                duration.add_metric([name], max(0.0, (finished - started).total_seconds()) if finished else 0.0)
+                succeeded.add_metric([name], 1 if status == RunStatus.SUCCEEDED.value else 0)
+            running.add_metric([name], snap.counts.get((name, RunStatus.RUNNING.value), 0))
+            fire = schedules.next_fire(triggers.get(name), now)
+            if fire is not None:
+                upcoming.add_metric([name], fire.timestamp())
+            for status in RunStatus:  # every status from 0, so rate() and alerts see the first failure
+                if status is not RunStatus.RUNNING:
+                    total.add_metric([name, status.value], snap.counts.get((name, status.value), 0))
+        yield from (success, last, duration, succeeded, running, upcoming, total)
+        yield from self._tokens_and_jobs(snap)
+
+    def _tokens_and_jobs(self, snap: Snapshot):
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        expiry = GaugeMetricFamily("runner_token_expiry_timestamp_seconds", "When the cached Management API token expires (Unix time).",
+                                   labels=["audience", "client_id"])
+        for audience, client_id, expires_at in snap.tokens:
+            if expires_at is not None:
+                expiry.add_metric([audience, client_id], expires_at.timestamp())
+        yield expiry
+        yield CounterMetricFamily("runner_token_issuances", "Tokens issued by Auth0 to the runner (the ledger).", value=snap.issuances)
+        newest = GaugeMetricFamily("runner_logs_newest_event_timestamp_seconds", "Date of the newest archived tenant log event (Unix time).")
+        if snap.logs_newest is not None:
+            newest.add_metric([], snap.logs_newest.timestamp())
+        yield newest
+        changes = GaugeMetricFamily("runner_snapshot_changes", "Drift found by the newest snapshot, per resource and kind.",
+                                    labels=["resource", "kind"])
+        for (resource, kind), count in sorted(snap.snapshot_changes.items()):
+            changes.add_metric([resource, kind], count)
+        yield changes
+
+
+def registry(db: Database | None, jobs: list[Scheduled], now: Callable[[], datetime] = clock.utcnow):
+    """A registry of our collector alone (not the process default), as the textfile collector advises."""
+    from prometheus_client import CollectorRegistry
+
+    reg = CollectorRegistry(auto_describe=False)
+    reg.register(Collector(db, jobs, now))
+    return reg
+
+
+def exposition(db: Database | None, jobs: list[Scheduled], now: Callable[[], datetime] = clock.utcnow) -> bytes:
+    from prometheus_client import generate_latest
+
+    return generate_latest(registry(db, jobs, now))
+
+
+def write_textfile(path: str, db: Database | None, jobs: list[Scheduled]) -> None:
+    """Written beside `path` and renamed into place, so node_exporter never reads half a file."""
+    from prometheus_client import write_to_textfile
+
+    write_to_textfile(path, registry(db, jobs))

@@ -1,0 +1,72 @@
+"""A job's parameters: `RUNNER_PARAMS_<JOB>` for every run, `--param KEY=VALUE` of `run-job` over it.
+
+A scheduled run has no command line, so its parameters come from the environment
+(`RUNNER_PARAMS_ADMINS_SEEN="role=rol_123 note='two words'"`: KEY=VALUE pairs separated by spaces,
+quoted as a shell quotes). A parameter the job requires (`@job(..., requires=("role",))`) that is
+given nowhere is a setting error before anything is recorded (README, "Write your own job"),
+not a run that fails with `KeyError: 'role'` every night.
+"""
+
+from __future__ import annotations
+
+import shlex
+from typing import Mapping
+
+from batchrunner.errors import ConfigError, UsageError
+from batchrunner.runs.registry import Job
+
+PREFIX = "RUNNER_PARAMS_"
+
+
+def variable(job_name: str) -> str:
+    return PREFIX + job_name.upper().replace("-", "_")
+
+
+def from_env(job: Job, env: Mapping[str, str]) -> dict[str, str]:
+    """The job's RUNNER_PARAMS_<JOB> pairs; ConfigError naming the variable when malformed or unknown."""
+    name = variable(job.name)
+    text = env.get(name, "")
+    try:
+        words = shlex.split(text)
+    except ValueError as exc:  # "No closing quotation"
+        raise ConfigError(name, f"{exc.args[0].lower()}; give KEY=VALUE pairs separated by spaces, quoted as in a shell") from None
+    found = {}
+    for word in words:
+        key, sep, value = word.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(name, f"{word!r} is no KEY=VALUE pair; give e.g. {name}=\"role=rol_123 note='two words'\"")
+        found[key.strip()] = value
+    if job.params is not None:
+        unknown = sorted(set(found) - set(job.params))
+        if unknown:
+            raise ConfigError(name, f"{job.name} takes no param {unknown[0]}; its parameters: {', '.join(job.params) or 'none'}")
+    return found
+
+
+def for_run(job: Job, env: Mapping[str, str], given: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The run's parameters: RUNNER_PARAMS_<JOB>, then `given` (--param) over it key by key.
+
+    UsageError for a --param the job does not take, or a required one given nowhere.
+    """
+    job.check_params(dict(given or {}))
+    params = {**from_env(job, env), **(given or {})}
+    missing = [key for key in job.requires if key not in params]
+    if missing:
+        raise UsageError(f"{job.name} requires the param {missing[0]}: give --param {missing[0]}=VALUE, "
+                         f"or set {variable(job.name)}=\"{missing[0]}=VALUE\" for every run")
+    return params
+
+
+def check_scheduled(env: Mapping[str, str], jobs: Mapping[str, Job], scheduled: list[Job]) -> None:
+    """At `serve`'s start: every RUNNER_PARAMS_ variable names a job, and each scheduled job has its
+    required params (ConfigError naming the variable, exit 2), since no one is there at 2 a.m. to give them."""
+    known = {variable(name) for name in jobs}
+    for name in sorted(env):
+        if name.startswith(PREFIX) and name not in known:
+            raise ConfigError(name, f"names no registered job; the variables of the registered jobs are {', '.join(sorted(known)) or 'none'}")
+    for job in scheduled:
+        params = from_env(job, env)
+        missing = [key for key in job.requires if key not in params]
+        if missing:
+            raise ConfigError(variable(job.name), f"{job.name} requires the param {missing[0]} for its scheduled runs; "
+                              f"set e.g. {variable(job.name)}=\"{missing[0]}=VALUE\", or turn the job off")

@@ -1,0 +1,254 @@
+"""`runner serve`: fire every registered job on its cron schedule, catch up on missed runs, stop cleanly.
+
+Deciding is apart from waiting: `Scheduler.tick(now)` starts what is due and returns how long
+until something is due again; `serve()` only waits on an event that SIGTERM and SIGINT set.
+The schedules are APScheduler 3.11 CronTriggers (schedules.py); each fire time is claimed in the
+runs table, so replicas sharing a database run it once between them (README, "The scheduler: `runner serve`" and "Running on several hosts").
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Callable
+
+from batchrunner import clock, logs
+from batchrunner.config import Settings
+from batchrunner.errors import RunnerError
+from batchrunner.operating import health, retention as prune
+from batchrunner.operating.sdnotify import Notifier
+from batchrunner.outputs import atomic as files
+from batchrunner.runs import params, records as runs, schedules, timeouts
+from batchrunner.runs.execute import RunRequest, execute
+from batchrunner.runs.registry import Job
+from batchrunner.store.database import Database, DatabaseError
+from batchrunner.store.schema import Trigger
+
+log = logging.getLogger("runner.serve")
+
+SWEEP_SECONDS = 10  # how often to look for runs of dead processes (README, "Running on several hosts"); a read unless one is found
+MAX_WAIT = 60.0  # wake at least this often, so a changed clock is noticed
+LATE_SECONDS = 5.0  # a fire this late is worth a warning
+MAX_RERUNS = 2  # an abandoned fire time is run again at most this often (a job that kills its process)
+CLAIM_ATTEMPTS = 6  # a fire time survives a database restart of about a minute
+
+
+@dataclass
+class Entry:
+    job: Job
+    trigger: object  # CronTrigger
+    expression: str
+    next_at: datetime | None = None
+
+
+@dataclass
+class Scheduler:
+    settings: Settings
+    db: Database
+    entries: list[Entry]
+    now: Callable[[], datetime] = clock.utcnow
+    stopping: threading.Event = field(default_factory=threading.Event)
+    pool: ThreadPoolExecutor | None = None
+    _last_sweep: datetime | None = None
+    _orphans_seen: set = field(default_factory=set)  # (job, fire time) already re-run or given up on here
+    daily: prune.DailyPrune | None = None  # retention, once a day by one replica (README, "Operating it unattended")
+    last_tick: float | None = None  # monotonic time of the last tick that worked, for /healthz
+
+    def __post_init__(self):
+        self.pool = self.pool or ThreadPoolExecutor(max_workers=min(32, len(self.entries) + 2), thread_name_prefix="job")
+
+    def start(self, now: datetime) -> None:
+        """Plan the next fire of every job; run once what was abandoned or missed while down."""
+        self._last_sweep = now
+        rerun = self.sweep(now)
+        for entry in self.entries:
+            entry.next_at = schedules.next_fire(entry.trigger, now)
+            missed = self._missed(entry, now) if entry.job.name not in rerun else None
+            if missed is not None:
+                log.info("missed its run at %s; catching up once", missed.isoformat(), extra=logs.about(entry.job.name))
+                self.submit(entry.job, Trigger.CATCH_UP, missed)
+
+    def tick(self, now: datetime) -> float:
+        """Start every job that is due; seconds until the next is due."""
+        if self.stopping.is_set():
+            return MAX_WAIT
+        for entry in self.entries:
+            if entry.next_at is not None and entry.next_at <= now:
+                late = (now - entry.next_at).total_seconds()
+                if late > LATE_SECONDS:  # suspended, or starved: say so, since fire times coalesce
+                    log.warning("firing %.0f s late (due %s); fire times passed meanwhile run as this one",
+                                late, entry.next_at.isoformat(), extra=logs.about(entry.job.name))
+                self.submit(entry.job, Trigger.SCHEDULE, entry.next_at)
+                # From `now`, not from the fire time: fire times passed while suspended coalesce.
+                entry.next_at = schedules.next_fire(entry.trigger, max(now, entry.next_at))
+        if self._last_sweep is None or now - self._last_sweep >= timedelta(seconds=SWEEP_SECONDS):
+            self._last_sweep = now
+            self.sweep(now)
+        if self.daily is not None and self.daily.take(now):
+            self.pool.submit(self.daily.run, now)
+        self.last_tick = clock.monotonic()
+        upcoming = [e.next_at for e in self.entries if e.next_at is not None]
+        upcoming.append(self._last_sweep + timedelta(seconds=SWEEP_SECONDS))
+        return max(0.0, min(MAX_WAIT, (min(upcoming) - now).total_seconds()))
+
+    def submit(self, job: Job, trigger: Trigger, scheduled_for: datetime | None) -> Future:
+        return self.pool.submit(self._fire, job, trigger, scheduled_for)
+
+    def sweep(self, now: datetime) -> set[str]:
+        """Mark runs of dead processes abandoned and run their fire times once more (README, "Running on several hosts").
+
+        Any replica may find an orphaned fire time; the claim in the runs table lets one run it.
+        Returns the names of the jobs submitted again.
+        """
+        try:
+            for run in runs.sweep_dead(self.db, now):
+                log.warning("run %s was abandoned by %s (pid %s)", run["id"], run["host"], run["pid"], extra=logs.about(run["job"]))
+            orphans = runs.orphans(self.db)
+        except DatabaseError as exc:
+            log.error("%s; sweeping again in %s s", exc, SWEEP_SECONDS)
+            return set()
+        entries = {e.job.name: e for e in self.entries}
+        submitted = set()
+        for orphan in orphans:
+            if orphan.job not in entries or (orphan.job, orphan.scheduled_for) in self._orphans_seen:
+                continue
+            self._orphans_seen.add((orphan.job, orphan.scheduled_for))
+            if not schedules.fires_at(entries[orphan.job].trigger, orphan.scheduled_for):
+                # The schedule changed since (README, "Missed runs"): judged by the schedule in force,
+                # that fire time never was; the new schedule's missed fire, if any, is caught up instead.
+                log.info("the run for %s was abandoned; not running it again: the schedule in force (%s) has no such fire time",
+                         orphan.scheduled_for.isoformat(), entries[orphan.job].expression, extra=logs.about(orphan.job))
+                continue
+            if orphan.abandoned > MAX_RERUNS:
+                log.error("the run for %s was abandoned %d times; not running it again", orphan.scheduled_for.isoformat(), orphan.abandoned, extra=logs.about(orphan.job))
+                continue
+            log.info("the run for %s was abandoned; running it once more", orphan.scheduled_for.isoformat(), extra=logs.about(orphan.job))
+            self.submit(entries[orphan.job].job, Trigger.CATCH_UP, orphan.scheduled_for)
+            submitted.add(orphan.job)
+        return submitted
+
+    def _missed(self, entry: Entry, now: datetime) -> datetime | None:
+        last = runs.last_started(self.db, entry.job.name)
+        if last is None or entry.trigger is None:
+            return None  # a job that never ran has nothing to catch up on
+        return schedules.previous_fire(entry.trigger, now, last)
+
+    def _fire(self, job: Job, trigger: Trigger, scheduled_for: datetime | None):
+        request = RunRequest(job, trigger, scheduled_for, params.from_env(job, self.settings.env), stopping=self.stopping)
+        for attempt in range(CLAIM_ATTEMPTS):
+            if self.stopping.is_set():
+                return None
+            try:
+                return execute(request, self.settings, self.db, self.now)
+            except DatabaseError as exc:
+                if not exc.transient:  # read-only, locked, full, damaged: trying again does not mend it
+                    log.error("the run for %s was not started: %s", scheduled_for, exc, extra=logs.about(job.name))
+                    return None
+                wait = min(2 ** attempt, 20)
+                log.error("%s; trying again in %s s", exc, wait, extra=logs.about(job.name))
+                self.stopping.wait(wait)
+            except RunnerError as exc:  # e.g. a run whose end the database refused: one line, no traceback
+                log.error("%s", exc, extra=logs.about(job.name))
+                return None
+            except Exception:
+                log.exception("could not be started", extra=logs.about(job.name))
+                return None
+        log.error("the run for %s was not started: the database stayed unavailable", scheduled_for, extra=logs.about(job.name))
+        return None
+
+
+def build(settings: Settings, db: Database, jobs: dict[str, Job], now=clock.utcnow) -> Scheduler:
+    """A Scheduler for every job whose schedule is not off; ConfigError names a bad override."""
+    schedules.check_overrides(settings.env, jobs)
+    timeouts.check(settings.env, jobs)
+    entries = []
+    for job in jobs.values():
+        expression, source = schedules.effective(job.name, job.schedule, settings.env)
+        label = source if source != "job" else f"schedule of job {job.name}"
+        trig = schedules.trigger(expression, settings.timezone, label)
+        if trig is not None:
+            entries.append(Entry(job, trig, expression))
+    params.check_scheduled(settings.env, jobs, [e.job for e in entries])
+    daily = prune.DailyPrune(db, settings.export_dir, prune.retention(settings.env))
+    return Scheduler(settings, db, entries, now, daily=daily)
+
+
+def serve(scheduler: Scheduler, stop_timeout: float, notifier: Notifier | None = None) -> int:
+    """Run until SIGTERM or SIGINT; let running jobs finish for up to `stop_timeout` seconds.
+
+    A second signal ends the wait at once (Ctrl-C twice); what is still running is recorded.
+    """
+    notifier = notifier or Notifier()
+    wake, hurry = threading.Event(), threading.Event()
+
+    def on_signal(signum, frame):
+        name = signal.Signals(signum).name
+        if scheduler.stopping.is_set():
+            log.warning("received %s again; not waiting for running jobs", name)
+            hurry.set()
+            return
+        scheduler.stopping.set()  # before logging: a second signal may arrive while this one logs
+        wake.set()
+        log.info("received %s; starting no new runs", name)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    health.serve_for(scheduler)  # RUNNER_METRICS_ADDRESS; a bad one is exit 2 before anything runs
+    scheduler.start(scheduler.now())
+    names = ", ".join(f"{e.job.name} ({e.expression})" for e in scheduler.entries) or "none"
+    log.info("scheduling %s in %s", names, scheduler.settings.timezone.key)
+    notifier.ready(f"scheduling {len(scheduler.entries)} job{'' if len(scheduler.entries) == 1 else 's'}")
+    _loop(scheduler, wake, notifier)
+    # Ask systemd for the grace time and a little more, whatever its TimeoutStopSec= says.
+    notifier.stopping("stopping: waiting for running jobs", extend_seconds=stop_timeout + 15)
+    return _drain(scheduler, stop_timeout, hurry)
+
+
+def _loop(scheduler: Scheduler, wake: threading.Event, notifier: Notifier) -> None:
+    watchdog = notifier.watchdog_seconds
+    while not scheduler.stopping.is_set():
+        try:
+            wait = scheduler.tick(scheduler.now())
+            if watchdog:
+                notifier.watchdog()  # only after a tick that worked: a broken loop gets restarted
+        except Exception:
+            log.exception("scheduler tick failed; going on")
+            wait = 5.0
+        if watchdog:
+            wait = min(wait, watchdog / 2)
+        wake.wait(wait)
+        wake.clear()
+
+
+def _drain(scheduler: Scheduler, stop_timeout: float, hurry: threading.Event) -> int:
+    pool = scheduler.pool
+    pool.shutdown(wait=False, cancel_futures=True)
+    finished = threading.Event()
+
+    def wait_for_jobs():
+        pool.shutdown(wait=True)
+        finished.set()
+        hurry.set()
+
+    threading.Thread(target=wait_for_jobs, daemon=True).start()
+    hurry.wait(stop_timeout)
+    if finished.is_set():
+        log.info("stopped cleanly")
+        return 0
+    reason = f"interrupted: the scheduler was stopped and the run did not finish within {stop_timeout:g} s"
+    try:
+        count = runs.interrupt_own(scheduler.db, scheduler.now(), reason)
+        if count:
+            log.warning("stopped; %d run(s) did not finish in time and are recorded as failed", count)
+        else:
+            log.info("stopped cleanly")
+    except DatabaseError as exc:
+        log.error("stopped; could not record the interrupted runs (%s): they will be marked abandoned", exc)
+    # The process ends with the job still writing: what it wrote is no complete file (README, "The export: `export-clients`").
+    for partial in files.remove_open_partials():
+        log.info("removed %s, left by the interrupted run", partial)
+    return 0
