@@ -124,6 +124,11 @@ def load_tenants(env: Mapping[str, str] | None = None, jobs: Mapping[str, Any] |
     return found
 
 
+def default_tenant(env: Mapping[str, str]) -> Tenant:
+    """The tenant of a run that names none: `default`, made of the AUTH0_* variables."""
+    return _default(env)
+
+
 def check_jobs(tenants: Mapping[str, Tenant], jobs: Mapping[str, Any]) -> None:
     """ConfigError for a job named in the tenants file that is not registered (a typo would be ignored)."""
     for tenant in tenants.values():
