@@ -35,6 +35,8 @@ from batchrunner.errors import ConfigError, UsageError
 VARIABLE = "RUNNER_TENANTS_FILE"
 DEFAULT = "default"  # the tenant of the AUTH0_* variables, and of every row written before tenants existed
 ALL = "all"  # `--tenant all`: not a name a tenant may have
+# Nor the folders the bundled jobs keep in the export folder: a named tenant's folder sits beside them.
+RESERVED = {ALL: "is kept for --tenant all", "logs": "is the log archive's folder", "snapshots": "is the snapshots' folder"}
 NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")  # the database's tenant columns hold 64 characters
 SECRET_KEYS = ("client_secret", "client_secret_file", "client_secret_env")
 TENANT_KEYS = ("domain", "client_id", *SECRET_KEYS, "audience", "rate_limits", "jobs", "production")
@@ -186,8 +188,8 @@ def _tenant(file: Path, name: str, table: Any, env: Mapping[str, str], owner_onl
     def bad(problem: str) -> ConfigError:
         return ConfigError(VARIABLE, f"{file}, tenant {name}: {problem}")
 
-    if not NAME.match(name) or name == ALL:
-        reason = "is kept for --tenant all" if name == ALL else "use lower-case letters, digits and '-', starting with a letter or digit, at most 64"
+    if not NAME.match(name) or name in RESERVED:
+        reason = RESERVED.get(name) or "use lower-case letters, digits and '-', starting with a letter or digit, at most 64"
         raise ConfigError(VARIABLE, f"{file}: the tenant name {name!r} {reason}")
     if not isinstance(table, dict):
         raise bad("is not a table; write [tenants." + name + "] with domain, client_id and the secret's reference")

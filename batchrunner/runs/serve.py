@@ -190,19 +190,14 @@ def build(settings: Settings, db: Database, jobs: dict[str, Job], now=clock.utcn
     for entry in entries:
         if not entry.tenant.is_default:  # a required param given nowhere: no one is there at 2 a.m. to give it
             _check_params(entry)
-    daily = prune.DailyPrune(db, settings.export_dir, prune.retention(settings.env))
+    folders = tuple(t.export_dir(settings.export_dir) for t in tenants.values() if not t.is_default)
+    daily = prune.DailyPrune(db, settings.export_dir, prune.retention(settings.env), folders)
     return Scheduler(settings, db, entries, now, daily=daily)
 
 
 def _entry(job: Job, tenant: Tenant, settings: Settings) -> Entry | None:
     """The (job, tenant)'s entry: RUNNER_SCHEDULE_<JOB> for default, the tenants file's schedule for a named tenant."""
-    if tenant.is_default:
-        expression, source = schedules.effective(job.name, job.schedule, settings.env)
-        label = source if source != "job" else f"schedule of job {job.name}"
-    else:
-        given = tenant.settings_for(job.name).schedule
-        expression = given or job.schedule
-        label = f"{TENANTS_FILE} tenant {tenant.name}, jobs.{job.name}.schedule" if given else f"schedule of job {job.name}"
+    expression, label = schedules.for_tenant(job.name, job.schedule, settings.env, tenant)
     trig = schedules.trigger(expression, settings.timezone, label)
     return Entry(job, trig, expression, tenant=tenant) if trig is not None else None
 
