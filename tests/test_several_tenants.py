@@ -1,0 +1,137 @@
+"""Several tenants (README, "Several tenants"): one runner, one database, each tenant's runs, state and
+outputs its own; one tenant's bad secret fails its own run only; an installation of the release
+before goes on in place as the tenant `default`."""
+
+from __future__ import annotations
+
+import json
+import os
+import textwrap
+
+import pytest
+from sqlalchemy import text
+
+from batchrunner.sandbox import Sandbox
+from batchrunner.store.database import alembic_config, open_database
+from test_export import read_export
+
+
+@pytest.fixture
+def three():
+    """Three stand-in tenants of their own, each with its own applications (seed) and credentials."""
+    tenants = {name: Sandbox(clients=clients, seed=seed).start() for name, clients, seed in
+               (("prod", 3, 11), ("staging", 4, 12), ("dev", 5, 13))}
+    yield tenants
+    for sandbox in tenants.values():
+        sandbox.stop()
+
+
+def tenants_file(tmp_path, sandboxes: dict, secrets: dict | None = None) -> dict:
+    """A tenants file naming each stand-in, its secret in a file of its own (mode 0600)."""
+    parts = []
+    for name, sandbox in sandboxes.items():
+        secret = tmp_path / f"{name}.secret"
+        secret.write_text((secrets or {}).get(name, sandbox.client_secret) + "\n")
+        os.chmod(secret, 0o600)
+        parts.append(f'[tenants.{name}]\ndomain = "{sandbox.base_url}"\nclient_id = "{sandbox.client_id}"\n'
+                     f'client_secret_file = "{secret}"\n')
+    path = tmp_path / "tenants.toml"
+    path.write_text("\n".join(parts))
+    return {"RUNNER_TENANTS_FILE": str(path)}
+
+
+def ids_in(path) -> list[str]:
+    return [row["client_id"] for row in read_export(path)]
+
+
+def test_three_tenants_exports_each_hold_only_their_own(local_runner, three, tmp_path, database_url):
+    env = tenants_file(tmp_path, three)
+    result = local_runner("run-job", "export-clients", "--tenant", "all", extra_env=env)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert [line.split(" (run ")[0] for line in lines] == [f"export-clients for {name} succeeded" for name in three]
+    exports = tmp_path / "exports"
+    for name, sandbox in three.items():
+        expected = [sandbox.tenant.application(i)["client_id"] for i in range(sandbox.tenant.clients)]
+        assert ids_in(exports / name / "clients-latest.csv") == expected
+    assert not (exports / "clients-latest.csv").exists()  # nothing at the top: that is the tenant default's
+    history = json.loads(local_runner("history", "--json", extra_env=env).stdout)
+    assert sorted((r["tenant"], r["status"]) for r in history) == [(n, "succeeded") for n in sorted(three)]
+    only = json.loads(local_runner("history", "--json", "--tenant", "dev", extra_env=env).stdout)
+    assert [r["tenant"] for r in only] == ["dev"]
+
+
+def test_a_job_several_tenants_run_needs_tenant(local_runner, three, tmp_path):
+    env = tenants_file(tmp_path, three)
+    result = local_runner("run-job", "export-clients", extra_env=env)
+    assert result.returncode == 2
+    assert result.stderr == ("runner: export-clients runs for several tenants (prod, staging, dev); "
+                             "give --tenant NAME, or --tenant all for each in turn\n")
+    result = local_runner("run-job", "export-clients", "--tenant", "stage", extra_env=env)
+    assert result.returncode == 2
+    assert result.stderr == "runner: unknown tenant 'stage'; the tenants: prod, staging, dev (see RUNNER_TENANTS_FILE)\n"
+
+
+def test_one_tenant_with_a_wrong_secret_fails_its_own_run_only(local_runner, three, tmp_path, database_url):
+    env = tenants_file(tmp_path, three, secrets={"staging": "not-the-secret"})
+    result = local_runner("run-job", "export-clients", "--tenant", "all", extra_env=env)
+    assert result.returncode == 1
+    assert [line.split(" (run ")[0] for line in result.stdout.splitlines()] == [
+        "export-clients for prod succeeded", "export-clients for dev succeeded"]
+    failed = [line for line in result.stderr.splitlines() if line.startswith("runner: export-clients for staging failed")]
+    assert len(failed) == 1 and failed[0].startswith(
+        "runner: export-clients for staging failed (run 2): Auth0 refused the token request (HTTP 401 access_denied: Unauthorized)"), result.stderr
+    runs = json.loads(local_runner("history", "--json", "--tenant", "staging", extra_env=env).stdout)
+    assert [(r["tenant"], r["status"]) for r in runs] == [("staging", "failed")]
+    assert "\n" not in runs[0]["error"] and "not-the-secret" not in runs[0]["error"]
+    assert (tmp_path / "exports" / "dev" / "clients-latest.csv").exists()
+
+
+def test_a_missing_secret_file_stops_only_its_own_tenant(local_runner, three, tmp_path):
+    env = tenants_file(tmp_path, three)
+    (tmp_path / "staging.secret").unlink()
+    assert local_runner("run-job", "export-clients", "--tenant", "prod", extra_env=env).returncode == 0
+    result = local_runner("run-job", "export-clients", "--tenant", "all", extra_env=env)
+    assert result.returncode == 2
+    assert f"runner: export-clients for staging: RUNNER_TENANTS_FILE tenant staging: client_secret_file {tmp_path / 'staging.secret'}: " \
+           "No such file or directory; give the path of a file holding the secret\n" in result.stderr
+    assert "export-clients for dev succeeded" in result.stdout
+
+
+def test_a_malformed_tenants_file_is_one_line(local_runner, tmp_path):
+    path = tmp_path / "tenants.toml"
+    path.write_text('[tenants.prod]\ndomain = "acme.eu.auth0.com"\nclient_id = \n')
+    result = local_runner("history", extra_env={"RUNNER_TENANTS_FILE": str(path)})
+    assert result.returncode == 2
+    assert result.stderr == f"runner: RUNNER_TENANTS_FILE: {path} is not valid TOML: Invalid value (at line 3, column 13)\n"
+
+
+def test_a_literal_secret_in_a_file_others_may_read_is_refused(local_runner, tmp_path):
+    path = tmp_path / "tenants.toml"
+    path.write_text('[tenants.prod]\ndomain = "acme.eu.auth0.com"\nclient_id = "x"\nclient_secret = "s3cret"\n')
+    os.chmod(path, 0o644)
+    result = local_runner("history", "--tenant", "prod", extra_env={"RUNNER_TENANTS_FILE": str(path)})
+    assert result.returncode == 2
+    assert result.stderr == (f"runner: RUNNER_TENANTS_FILE: {path}, tenant prod: a client_secret written in {path} that others "
+                             f"may read; use client_secret_file or client_secret_env, or chmod 600 {path}\n")
+    assert "s3cret" not in result.stderr
+
+
+def test_each_tenant_has_its_own_log_archive_and_a_changed_domain_is_refused(local_runner, three, tmp_path, database_url):
+    env = tenants_file(tmp_path, three)
+    for sandbox in three.values():
+        sandbox.set_scopes(["read:logs"])
+    result = local_runner("run-job", "export-logs", "--tenant", "all", extra_env=env)
+    assert result.returncode == 0, result.stderr
+    for name in three:
+        assert (tmp_path / "exports" / name / "logs" / ".archive.json").exists()
+    # prod's name now points at dev's domain: prod's archive (database and folder) is of another tenant.
+    moved = {**three, "prod": three["dev"]}
+    env = tenants_file(tmp_path, moved)
+    result = local_runner("run-job", "export-logs", "--tenant", "prod", extra_env=env)
+    assert result.returncode == 1
+    prod, dev = three["prod"].base_url, three["dev"].base_url
+    assert result.stderr.splitlines()[-1] == (
+        f"runner: export-logs for prod failed (run 4): RUNNER_TENANTS_FILE: the log archive of tenant prod in the database is of "
+        f"{prod}, not of {dev}; set the domain of tenant prod back, or give {dev} a tenant of another name")
+    assert local_runner("run-job", "export-logs", "--tenant", "dev", extra_env=env).returncode == 0  # the others go on
