@@ -135,3 +135,18 @@ def test_each_tenant_has_its_own_log_archive_and_a_changed_domain_is_refused(loc
         f"runner: export-logs for prod failed (run 4): RUNNER_TENANTS_FILE: the log archive of tenant prod in the database is of "
         f"{prod}, not of {dev}; set the domain of tenant prod back, or give {dev} a tenant of another name")
     assert local_runner("run-job", "export-logs", "--tenant", "dev", extra_env=env).returncode == 0  # the others go on
+
+
+def test_token_commands_name_each_tenant(local_runner, three, tmp_path):
+    env = tenants_file(tmp_path, three)
+    assert local_runner("run-job", "export-clients", "--tenant", "all", extra_env=env).returncode == 0
+    status = json.loads(local_runner("token", "status", "--json", extra_env=env).stdout)
+    assert sorted((r["tenant"], r["domain"]) for r in status) == sorted((n, s.base_url) for n, s in three.items())
+    issued = json.loads(local_runner("token", "issuances", "--json", "--tenant", "dev", extra_env=env).stdout)
+    assert [(r["tenant"], r["requested_by"]) for r in issued] == [("dev", "run 3 (export-clients)")]
+    table = local_runner("token", "status", extra_env=env).stdout
+    assert table.splitlines()[0].split()[:2] == ["TENANT", "AUDIENCE"]
+    result = local_runner("token", "print", extra_env=env)
+    assert (result.returncode, result.stderr) == (2, "runner: there are several tenants (prod, staging, dev); give --tenant NAME\n")
+    token = local_runner("token", "print", "--tenant", "staging", extra_env=env)
+    assert token.returncode == 0 and token.stdout.count(".") == 2  # a JWT, from staging's cache
