@@ -150,3 +150,29 @@ def test_token_commands_name_each_tenant(local_runner, three, tmp_path):
     assert (result.returncode, result.stderr) == (2, "runner: there are several tenants (prod, staging, dev); give --tenant NAME\n")
     token = local_runner("token", "print", "--tenant", "staging", extra_env=env)
     assert token.returncode == 0 and token.stdout.count(".") == 2  # a JWT, from staging's cache
+
+
+def test_serve_schedules_and_claims_each_job_per_tenant(local_env, three, tmp_path, database_url):
+    from datetime import datetime, timezone
+
+    from batchrunner.config import load_settings
+    from batchrunner.runs.registry import discover
+    from batchrunner.runs.serve import build
+    from batchrunner.store.schema import RunStatus, Trigger
+
+    env = tenants_file(tmp_path, three)
+    path = tmp_path / "tenants.toml"
+    path.write_text(path.read_text().replace('[tenants.prod]\n', '[tenants.prod]\njobs = ["export-clients"]\n')
+                    + '\n[tenants.dev.jobs.export-clients]\nschedule = "*/5 * * * *"\n')
+    settings = load_settings({**local_env, **env})
+    scheduler = build(settings, open_database(database_url), discover(settings.job_paths))
+    clients = {e.tenant.name: e.expression for e in scheduler.entries if e.job.name == "export-clients"}
+    assert clients == {"prod": "0 2 * * *", "staging": "0 2 * * *", "dev": "*/5 * * * *"}
+    assert {e.label for e in scheduler.entries if e.tenant.name == "prod"} == {"export-clients for prod"}
+    due = datetime(2026, 12, 7, 2, 0, tzinfo=timezone.utc)
+    entries = {e.tenant.name: e for e in scheduler.entries if e.job.name == "export-clients"}
+    first = [scheduler._fire(e.job, Trigger.SCHEDULE, due, e.tenant) for e in entries.values()]
+    assert [o.status for o in first] == [RunStatus.SUCCEEDED] * 3  # one fire time, claimed once per tenant
+    again = scheduler._fire(entries["dev"].job, Trigger.SCHEDULE, due, entries["dev"].tenant)
+    assert again.status is None  # dev's claim on that fire time is taken
+    scheduler.pool.shutdown()
