@@ -176,3 +176,32 @@ def test_serve_schedules_and_claims_each_job_per_tenant(local_env, three, tmp_pa
     again = scheduler._fire(entries["dev"].job, Trigger.SCHEDULE, due, entries["dev"].tenant)
     assert again.status is None  # dev's claim on that fire time is taken
     scheduler.pool.shutdown()
+
+
+def test_an_installation_of_the_release_before_goes_on_in_place_as_default(runner, tenant, tmp_path, database_url):
+    """A database and export folder the single-tenant release made (schema 0007, AUTH0_*): after the
+    migration its runs are the tenant default's, its log archive goes on from its checkpoint, and its
+    outputs stay at the top of the export folder."""
+    from alembic import command
+
+    tenant.set_scopes(["read:logs", "read:clients"])
+    assert runner("run-job", "export-logs").returncode == 0
+    assert runner("run-job", "export-clients").returncode == 0
+    db = open_database(database_url)
+    with db.write() as conn:  # back to the schema of the release before, rows and all
+        command.downgrade(alembic_config(conn), "0007")
+    with db.read() as conn:
+        assert "tenant" not in conn.execute(text("SELECT * FROM runs")).keys()
+    db._schema_checked = False
+    tenant.logs.add(30)
+    result = runner("run-job", "export-logs", "--json")
+    assert result.returncode == 0, result.stderr
+    record = json.loads(result.stdout)
+    assert (record["tenant"], record["result"]["events"]) == ("default", 30)  # only the new events: the checkpoint went on
+    history = json.loads(runner("history", "--json").stdout)
+    assert [(r["id"], r["tenant"]) for r in history] == [(3, "default"), (2, "default"), (1, "default")]
+    exports = tmp_path / "exports"
+    assert (exports / "clients-latest.csv").exists() and (exports / "logs" / ".archive.json").exists()
+    assert sorted(p.name for p in exports.iterdir() if p.is_dir()) == ["logs"]  # no tenant folder
+    table = runner("history").stdout
+    assert "TENANT" not in table  # one tenant: the table is as before
