@@ -66,6 +66,8 @@ class Credentials:
     client_id: str
     client_secret: str = field(repr=False)
     audience: str
+    # Where a person mends them: None for the AUTH0_* variables, else e.g. "tenant prod in RUNNER_TENANTS_FILE".
+    where: str | None = field(default=None, compare=False)
 
     @property
     def token_url(self) -> str:

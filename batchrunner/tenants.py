@@ -102,7 +102,8 @@ class Tenant:
         if self.secret is None:
             return load_credentials(self.env)
         secret = _read(self)
-        return Credentials(self.domain, self.client_id, secret, self.audience or f"{self.domain}/api/v2/")
+        return Credentials(self.domain, self.client_id, secret, self.audience or f"{self.domain}/api/v2/",
+                           where=f"tenant {self.name} in {VARIABLE}")
 
 
 def load_tenants(env: Mapping[str, str] | None = None, jobs: Mapping[str, Any] | None = None) -> dict[str, Tenant]:

@@ -79,8 +79,9 @@ def test_one_tenant_with_a_wrong_secret_fails_its_own_run_only(local_runner, thr
     assert [line.split(" (run ")[0] for line in result.stdout.splitlines()] == [
         "export-clients for prod succeeded", "export-clients for dev succeeded"]
     failed = [line for line in result.stderr.splitlines() if line.startswith("runner: export-clients for staging failed")]
-    assert len(failed) == 1 and failed[0].startswith(
-        "runner: export-clients for staging failed (run 2): Auth0 refused the token request (HTTP 401 access_denied: Unauthorized)"), result.stderr
+    assert failed == ["runner: export-clients for staging failed (run 2): Auth0 refused the token request (HTTP 401 access_denied: "
+                      "Unauthorized); check the client_id, the client secret (were they rotated?) and the domain of tenant staging "
+                      "in RUNNER_TENANTS_FILE"], result.stderr
     runs = json.loads(local_runner("history", "--json", "--tenant", "staging", extra_env=env).stdout)
     assert [(r["tenant"], r["status"]) for r in runs] == [("staging", "failed")]
     assert "\n" not in runs[0]["error"] and "not-the-secret" not in runs[0]["error"]
