@@ -206,3 +206,16 @@ def test_an_installation_of_the_release_before_goes_on_in_place_as_default(runne
     assert sorted(p.name for p in exports.iterdir() if p.is_dir()) == ["logs"]  # no tenant folder
     table = runner("history").stdout
     assert "TENANT" not in table  # one tenant: the table is as before
+
+
+def test_a_tenants_success_after_anothers_failure_is_no_recovery(local_runner, three, tmp_path):
+    from test_pings import Sink
+
+    sink = Sink()
+    try:
+        env = {**tenants_file(tmp_path, three, secrets={"prod": "not-the-secret"}), "RUNNER_NOTIFY_URL": sink.url + "/hook"}
+        assert local_runner("run-job", "export-clients", "--tenant", "prod", extra_env=env).returncode == 1
+        assert local_runner("run-job", "export-clients", "--tenant", "dev", extra_env=env).returncode == 0
+        assert [json.loads(body)["event"] for _, body in sink.received] == ["failed"]  # dev never failed: nothing recovered
+    finally:
+        sink.close()
