@@ -219,3 +219,14 @@ def test_a_tenants_success_after_anothers_failure_is_no_recovery(local_runner, t
         assert [json.loads(body)["event"] for _, body in sink.received] == ["failed"]  # dev never failed: nothing recovered
     finally:
         sink.close()
+
+
+def test_check_judges_each_job_per_tenant(local_runner, three, tmp_path):
+    env = tenants_file(tmp_path, three, secrets={"prod": "not-the-secret"})
+    assert local_runner("run-job", "export-clients", "--tenant", "all", extra_env=env).returncode == 1
+    result = local_runner("check", "--json", extra_env=env)
+    assert result.returncode == 1
+    [problem] = json.loads(result.stdout)["problems"]
+    assert (problem["job"], problem["tenant"], problem["kind"]) == ("export-clients", "prod", "failed")
+    assert problem["message"].startswith("export-clients for prod: the latest run (1, started ")
+    assert local_runner("check", "--tenant", "dev", extra_env=env).returncode == 0
