@@ -230,3 +230,16 @@ def test_check_judges_each_job_per_tenant(local_runner, three, tmp_path):
     assert (problem["job"], problem["tenant"], problem["kind"]) == ("export-clients", "prod", "failed")
     assert problem["message"].startswith("export-clients for prod: the latest run (1, started ")
     assert local_runner("check", "--tenant", "dev", extra_env=env).returncode == 0
+
+
+def test_diff_compares_a_tenants_own_snapshots(local_runner, three, tmp_path):
+    env = tenants_file(tmp_path, three)
+    for sandbox in three.values():
+        sandbox.set_scopes(["read:roles"])
+    for _ in range(2):
+        result = local_runner("run-job", "snapshot", "--tenant", "dev", "--param", "resources=roles", extra_env=env)
+        assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "exports").iterdir()) == ["dev"]
+    assert local_runner("diff", "--tenant", "dev", extra_env=env).returncode == 0  # two snapshots of dev, no change
+    result = local_runner("diff", extra_env=env)
+    assert (result.returncode, result.stderr) == (2, "runner: there are several tenants (prod, staging, dev); give --tenant NAME\n")
