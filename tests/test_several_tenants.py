@@ -243,3 +243,32 @@ def test_diff_compares_a_tenants_own_snapshots(local_runner, three, tmp_path):
     assert local_runner("diff", "--tenant", "dev", extra_env=env).returncode == 0  # two snapshots of dev, no change
     result = local_runner("diff", extra_env=env)
     assert (result.returncode, result.stderr) == (2, "runner: there are several tenants (prod, staging, dev); give --tenant NAME\n")
+
+
+def test_prune_keeps_each_tenants_latest_run_and_prunes_each_tenants_folder(local_runner, tmp_path, database_url):
+    from datetime import timedelta
+
+    from sqlalchemy import insert, select
+
+    from batchrunner.store.schema import pruned_runs, runs
+    from test_prune import OLD, _stamp
+
+    path = tmp_path / "tenants.toml"
+    path.write_text('[tenants.default]\ndomain = "a.auth0.com"\nclient_id = "a"\n\n[tenants.prod]\ndomain = "b.auth0.com"\nclient_id = "b"\n')
+    db = open_database(database_url)
+    with db.write() as conn:
+        for tenant, status, days in (("default", "failed", 0), ("prod", "failed", 0), ("prod", "failed", 1)):
+            conn.execute(insert(runs).values(job="export-clients", tenant=tenant, trigger="manual", status=status,
+                                             started_at=OLD + timedelta(days=days), host="h", pid=1))
+    prod = tmp_path / "exports" / "prod"
+    prod.mkdir(parents=True)
+    for when in (OLD, OLD + timedelta(days=1)):
+        (prod / f"clients-{_stamp(when)}.csv").write_text("x")
+    result = local_runner("prune", extra_env={"RUNNER_TENANTS_FILE": str(path)})
+    assert result.returncode == 0, result.stderr
+    with db.read() as conn:
+        left = sorted((r.tenant, r.started_at.day) for r in conn.execute(select(runs)))
+        counted = [(r.tenant, r.job, r.status, r.count) for r in conn.execute(select(pruned_runs))]
+    assert left == [("default", OLD.day), ("prod", (OLD + timedelta(days=1)).day)]  # each tenant's latest stays
+    assert counted == [("prod", "export-clients", "failed", 1)]
+    assert sorted(p.name for p in prod.iterdir()) == [f"clients-{_stamp(OLD + timedelta(days=1))}.csv"]

@@ -31,7 +31,11 @@ def prune_command(days, dry_run, as_json):
     keep = prune.retention(settings.env)
     if days is not None:
         keep = prune.Retention(days, keep.logs_days)
-    found = prune.plan(db, settings.export_dir, clock.utcnow(), keep)
+    from batchrunner.tenants import load_tenants
+
+    # Each named tenant's folder is pruned as the export folder is (README, "Several tenants").
+    folders = [settings.export_dir, *(t.export_dir(settings.export_dir) for t in load_tenants(settings.env).values() if not t.is_default)]
+    found = prune.plan_all(db, folders, clock.utcnow(), keep)
     done = found if dry_run else prune.apply(db, found)
     if as_json:
         click.echo(output.to_json({**done.as_dict(), "dry_run": dry_run}))
