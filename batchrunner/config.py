@@ -102,6 +102,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
 
 def _warnings(env: Mapping[str, str]) -> tuple[str, ...]:
     _metrics_address(env)  # checked with the others, so `serve` refuses a bad one before it asks for a token
+    if _nonblank(env, "RUNNER_TENANTS_FILE") and _nonblank(env, "AUTH0_DOMAIN"):
+        return ("AUTH0_DOMAIN is set beside RUNNER_TENANTS_FILE and not used: the tenants file names every tenant "
+                "(name one default there to keep the AUTH0_* tenant's runs and exports); unset AUTH0_DOMAIN",)
     if env.get("AUTH0_CLIENT_SECRET", "") != "" and env.get("AUTH0_CLIENT_SECRET_FILE", ""):
         return ("AUTH0_CLIENT_SECRET and AUTH0_CLIENT_SECRET_FILE are both set; AUTH0_CLIENT_SECRET is used and "
                 "the file is not read: unset one",)

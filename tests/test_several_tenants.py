@@ -272,3 +272,12 @@ def test_prune_keeps_each_tenants_latest_run_and_prunes_each_tenants_folder(loca
     assert left == [("default", OLD.day), ("prod", (OLD + timedelta(days=1)).day)]  # each tenant's latest stays
     assert counted == [("prod", "export-clients", "failed", 1)]
     assert sorted(p.name for p in prod.iterdir()) == [f"clients-{_stamp(OLD + timedelta(days=1))}.csv"]
+
+
+def test_auth0_variables_beside_a_tenants_file_are_named_unused(runner, tmp_path):
+    path = tmp_path / "tenants.toml"
+    path.write_text('[tenants.prod]\ndomain = "b.auth0.com"\nclient_id = "b"\n')
+    result = runner("history", extra_env={"RUNNER_TENANTS_FILE": str(path)})
+    assert result.returncode == 0
+    assert result.stderr == ("runner: warning: AUTH0_DOMAIN is set beside RUNNER_TENANTS_FILE and not used: the tenants file names "
+                             "every tenant (name one default there to keep the AUTH0_* tenant's runs and exports); unset AUTH0_DOMAIN\n")
