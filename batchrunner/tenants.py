@@ -17,6 +17,17 @@ so a tenant whose secret file is missing fails its own runs, never the others'.
 What keys what: runs, job state and locks are per (job, tenant NAME); the token cache, the token
 ledger and the rate-limit memory are per tenant DOMAIN (its base URL), as before: a token and a
 rate limit belong to the Auth0 tenant behind the name, whichever name reaches it.
+
+The model, for the code that uses it:
+- `load_tenants(env, jobs)` -> {name: Tenant}, in the file's order; `default_tenant(env)` the AUTH0_* one;
+  `pick(tenants, --tenant, job)` the tenants a command means (UsageError for an unknown name, or for
+  a job several tenants run without --tenant).
+- `Tenant.credentials()` reads the secret (ConfigError naming the tenant); `.export_dir(root)` where
+  its outputs go; `.runs(job)` whether the job runs for it; `.settings_for(job)` its JobSettings.
+- A run carries its Tenant (`RunRequest.tenant`, `ctx.tenant`); the tables carry its name
+  (`runs.tenant`, `job_state.tenant`, `pruned_runs.tenant`; migrations/versions/0008_tenants.py).
+- A (job, tenant)'s schedule: `runs.schedules.for_tenant`; its params: `runs.params.for_tenant`;
+  its time limit: `runs.execute._timeout`.
 """
 
 from __future__ import annotations
