@@ -281,3 +281,26 @@ def test_auth0_variables_beside_a_tenants_file_are_named_unused(runner, tmp_path
     assert result.returncode == 0
     assert result.stderr == ("runner: warning: AUTH0_DOMAIN is set beside RUNNER_TENANTS_FILE and not used: the tenants file names "
                              "every tenant (name one default there to keep the AUTH0_* tenant's runs and exports); unset AUTH0_DOMAIN\n")
+
+
+def test_a_scheduled_run_of_a_tenant_whose_secret_is_missing_is_recorded_failed(local_env, three, tmp_path, database_url):
+    from datetime import datetime, timezone
+
+    from batchrunner.config import load_settings
+    from batchrunner.runs.records import history
+    from batchrunner.runs.registry import discover
+    from batchrunner.runs.serve import build
+    from batchrunner.store.schema import RunStatus, Trigger
+
+    env = tenants_file(tmp_path, three)
+    (tmp_path / "staging.secret").unlink()
+    settings = load_settings({**local_env, **env})
+    scheduler = build(settings, open_database(database_url), discover(settings.job_paths))
+    due = datetime(2026, 12, 7, 2, 0, tzinfo=timezone.utc)
+    entries = [e for e in scheduler.entries if e.job.name == "export-clients"]
+    outcomes = {e.tenant.name: scheduler._fire(e.job, Trigger.SCHEDULE, due, e.tenant).status for e in entries}
+    scheduler.pool.shutdown()
+    assert outcomes == {"prod": RunStatus.SUCCEEDED, "staging": RunStatus.FAILED, "dev": RunStatus.SUCCEEDED}
+    [run] = history(scheduler.db, tenant="staging")
+    assert run["error"] == (f"RUNNER_TENANTS_FILE tenant staging: client_secret_file {tmp_path / 'staging.secret'}: "
+                            "No such file or directory; give the path of a file holding the secret")

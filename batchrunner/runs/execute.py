@@ -18,7 +18,7 @@ from batchrunner.auth0.api import POOL_SIZE, ManagementApi
 from batchrunner.auth0.http import new_session
 from batchrunner.auth0.tokencache import cached_source
 from batchrunner.config import Settings
-from batchrunner.errors import RunnerError, one_line
+from batchrunner.errors import ConfigError, RunnerError, one_line
 from batchrunner.operating import notifications as alerts
 from batchrunner.runs import records as runs, timeouts
 from batchrunner.runs.registry import Job, JobContext
@@ -52,7 +52,15 @@ def execute(request: RunRequest, settings: Settings, db: Database, now: Callable
     tenant = request.tenant = request.tenant or default_tenant(settings.env)
     # Settings are checked before anything is recorded: a configuration error is exit 2, not a run.
     # A tenant's secret is read now, for its own runs alone (README, "Several tenants").
-    credentials = tenant.credentials() if job.needs_api else None
+    credentials = unreadable = None
+    try:
+        credentials = tenant.credentials() if job.needs_api else None
+    except ConfigError as exc:
+        if request.trigger is Trigger.MANUAL or tenant.is_default:
+            raise
+        # A scheduled run of a named tenant: no one reads an exit status at 2 a.m., so its run is
+        # recorded failed (history, notifications, `runner check`), and the other tenants go on.
+        unreadable = exc
     if job.check is not None:
         job.check(settings.env, request.params)
     timeout = _timeout(job, tenant, settings)
@@ -68,7 +76,7 @@ def execute(request: RunRequest, settings: Settings, db: Database, now: Callable
         log.warning("%s; recorded as skipped", error)
         logs.bind("-", None)
         return Outcome(RunStatus.SKIPPED, claim.run_id, error)
-    return _run(request, claim.run_id, credentials, settings, db, now, timeout)
+    return _run(request, claim.run_id, credentials, settings, db, now, timeout, unreadable)
 
 
 def _timeout(job: Job, tenant: Tenant, settings: Settings) -> float | None:
@@ -78,7 +86,8 @@ def _timeout(job: Job, tenant: Tenant, settings: Settings) -> float | None:
     return tenant.settings_for(job.name).timeout_seconds(job.timeout)
 
 
-def _run(request: RunRequest, run_id: int, credentials, settings: Settings, db: Database, now, timeout=None) -> Outcome:
+def _run(request: RunRequest, run_id: int, credentials, settings: Settings, db: Database, now, timeout=None,
+         unreadable: ConfigError | None = None) -> Outcome:
     job = request.job
     outcome = Outcome(RunStatus.FAILED, run_id)
     lost = threading.Event()
@@ -89,6 +98,8 @@ def _run(request: RunRequest, run_id: int, credentials, settings: Settings, db: 
         logs.bind(job.name, run_id)
         hooks = _hooks(job.name, run_id, settings, db)  # first: the failure ping carries the run's log lines
         log.info("started (%s)%s", request.trigger.value, "" if request.tenant.is_default else f" for tenant {request.tenant.name}")
+        if unreadable is not None:
+            raise unreadable
         with runs.Heartbeat(db, run_id, lost=lost):
             ctx = _context(request, run_id, credentials, settings, db, now, lost)
             outcome.result = checked_result(job, timeouts.call(timeout, lost, job.func, ctx))
