@@ -134,6 +134,8 @@ class _Server(WSGIServer):
 
     def server_close(self) -> None:
         super().server_close()
+        if not hasattr(self, "_wake_w"):  # the bind failed: socketserver closes before server_activate ran
+            return
         self._closing = True
         self._wake()
         for _ in range(HANDLERS):
