@@ -15,6 +15,17 @@ def test_bare_domain_means_https_and_the_default_audience():
     assert creds.token_url == "https://acme.eu.auth0.com/oauth/token"
 
 
+@pytest.mark.parametrize("domain, audience", [
+    ("Acme.EU.auth0.com", "https://acme.eu.auth0.com/api/v2/"),
+    ("acme.eu.auth0.com:443", "https://acme.eu.auth0.com/api/v2/"),
+    ("https://acme.eu.auth0.com:8443", "https://acme.eu.auth0.com:8443/api/v2/"),
+    ("http://[::1]:80", "http://[::1]/api/v2/"),
+])
+def test_the_default_audience_is_the_management_apis_own_identifier_however_the_domain_is_spelled(domain, audience):
+    # Auth0 refuses an audience that is no identifier of the tenant's: with :443 every token request failed.
+    assert load_credentials({**BASE, "AUTH0_DOMAIN": domain}).audience == audience
+
+
 def test_base_url_and_explicit_audience():
     creds = load_credentials({**BASE, "AUTH0_DOMAIN": "http://127.0.0.1:8080/", "AUTH0_AUDIENCE": "urn:my-api"})
     assert creds.base_url == "http://127.0.0.1:8080"
