@@ -83,11 +83,11 @@ def test_history_into_a_pipe_keeps_one_line_per_run(local_runner, long_history):
 
 
 def test_a_count_of_one_is_singular(local_runner):
-    from batchrunner.cli.main import _summary
+    from batchrunner.cli.render import summary
 
     env = {**QUIET, "RUNNER_SCHEDULE_HELLO": "0 3 * * *"}
     assert local_runner("run-job", "hello", extra_env=env).returncode == 0
     assert local_runner("check", extra_env=env).stdout == "OK: 1 scheduled job; their latest runs succeeded and none is overdue\n"
-    assert _summary({"resources": {"roles": 1}, "path": "/x", "drift": "the first snapshot"}) == ": 1 row in 1 file at /x; the first snapshot"
-    assert _summary({"events": 1, "files": 1, "checkpoint": "9"}) == ": 1 event archived in 1 file; checkpoint 9"
-    assert _summary({"rows": 1, "path": "/x.csv"}) == ": 1 row written to /x.csv"
+    assert summary({"resources": {"roles": 1}, "path": "/x", "drift": "the first snapshot"}) == ": 1 row in 1 file at /x; the first snapshot"
+    assert summary({"events": 1, "files": 1, "checkpoint": "9"}) == ": 1 event archived in 1 file; checkpoint 9"
+    assert summary({"rows": 1, "path": "/x.csv"}) == ": 1 row written to /x.csv"

@@ -76,7 +76,7 @@ def test_run_job_collects_garbage_again_once_its_imports_are_done(runner, env, t
                                      ["prune", "--dry-run"], ["db", "upgrade"], ["diff"]])
 def test_every_command_collects_garbage_again_once_its_imports_are_done(local_env, tmp_path, command):
     # What `run-job` shows above, for others that end on their own (`serve` and `sandbox` reach the
-    # same call, `_settings()` and `imports_done()`, but end by signal or `os._exit`).
+    # same call, `checked_settings()` and `imports_done()`, but end by signal or `os._exit`).
     wrapper = ("import atexit, gc, os, runpy, sys\n"
                "atexit.register(lambda: sys.stderr.write('\\ncollector %s\\n' % ('on' if gc.isenabled() else 'off')))\n"
                "sys.argv = sys.argv[1:]\n"

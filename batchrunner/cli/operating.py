@@ -1,32 +1,14 @@
 """The operator's commands of the README's "Operating it unattended": `runner prune`, `runner metrics`, `runner check`.
 
-Kept beside main.py (which registers them) so each stays a thin skin over its module; heavy
-imports happen inside the commands, off every other command's start-up.
+Each a thin skin over its module, registered by main.py; heavy imports happen inside the
+commands, off every other command's start-up.
 """
 
 from __future__ import annotations
 
 import click
 
-
-def _settings_and_db(required: bool = True):
-    """Settings and the database; these commands read (or prune) what exists and create no database.
-
-    Without a database: a one-line error, or None where the command can do without (`required=False`).
-    """
-    from batchrunner.cli.startup import imports_done
-    from batchrunner.config import load_settings
-    from batchrunner.store.database import NoDatabase, open_database
-
-    imports_done()
-    settings = load_settings()
-    try:
-        return settings, open_database(settings.database_url, create=False)
-    except NoDatabase as exc:
-        if not required:
-            return settings, None
-        raise NoDatabase(f"{exc.where}; set RUNNER_DATABASE_URL (or STATE_DIRECTORY, whose runner.db "
-                         "is the default) to the one the runner uses") from None
+from batchrunner.cli.common import settings_and_db
 
 
 @click.command("prune")
@@ -45,7 +27,7 @@ def prune_command(days, dry_run, as_json):
     from batchrunner.cli import render as output
     from batchrunner.operating import retention as prune
 
-    settings, db = _settings_and_db(required=False)  # no database yet: only files to prune
+    settings, db = settings_and_db(required=False)  # no database yet: only files to prune
     keep = prune.retention(settings.env)
     if days is not None:
         keep = prune.Retention(days, keep.logs_days)
@@ -88,7 +70,7 @@ def metrics_command(textfile):
     if textfile is not None and not textfile.endswith(".prom"):
         raise UsageError(f"--textfile {textfile}: the name must end in .prom, the only files node_exporter reads")
     try:
-        settings, db = _settings_and_db()
+        settings, db = settings_and_db()
     except DatabaseError:
         # Missing, damaged, unreachable: the metrics still say so (runner_database_up 0), or the old
         # file, up 1, would stay and the alert never fire; then the database's own line, exit 1.
@@ -128,7 +110,7 @@ def check_command(grace, as_json):
     from batchrunner.cli import render as output
     from batchrunner.operating import checks as check
 
-    settings, db = _settings_and_db()
+    settings, db = settings_and_db()
     jobs = _scheduled(settings)
     found = check.problems(db, jobs, clock.utcnow(), timedelta(seconds=grace))
     scheduled = sum(1 for j in jobs if j.trigger is not None)

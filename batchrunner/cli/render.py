@@ -94,3 +94,17 @@ def _cell(value: Any) -> str:
     if isinstance(value, Enum):
         return value.value
     return str(value).replace("\n", " ")
+
+
+def summary(result) -> str:
+    """A run's result in a few words, after its job's name (`run-job`, `history`): "" for none."""
+    if not isinstance(result, dict):
+        return ""
+    if "rows" in result and "path" in result:
+        return f": {plural(result['rows'], 'row')} written to {result['path']}"
+    if isinstance(result.get("resources"), dict) and "path" in result:  # a snapshot
+        files = result["resources"]
+        return f": {plural(sum(files.values()), 'row')} in {plural(len(files), 'file')} at {result['path']}; {result.get('drift') or ''}".rstrip("; ")
+    if "events" in result and "checkpoint" in result:  # the log archive
+        return f": {plural(result['events'], 'event')} archived in {plural(result['files'], 'file')}; checkpoint {result['checkpoint']}"
+    return ": " + ", ".join(f"{k}={v}" for k, v in result.items())

@@ -1,0 +1,114 @@
+"""`runner token ...`: the shared token cache and its issuance ledger (README, "Tokens")."""
+
+from __future__ import annotations
+
+import click
+
+from batchrunner.cli.common import checked_settings, json_option, no_database, reading_db
+
+
+@click.group()
+def token():
+    """The shared Management API token cache and its issuance ledger."""
+
+
+@token.command("status")
+@json_option
+def token_status(as_json):
+    """Cached tokens: audience, client id, scope, issued and expiry times (never the token)."""
+    from batchrunner import clock
+    from batchrunner.auth0 import tokencache
+    from batchrunner.cli import render as output
+
+    settings = checked_settings()
+    db = reading_db(settings)
+    rows = tokencache.status(db, clock.utcnow()) if db is not None else []
+    if db is None:
+        no_database(settings, "No cached token", as_json)
+        if not as_json:
+            return
+    if as_json:
+        keys = ("audience", "client_id", "scope", "issued_at", "expires_at", "valid")
+        click.echo(output.to_json([{k: r[k] for k in keys} for r in rows]))
+    elif not rows:
+        click.echo("No cached token. `runner token print` or any job gets one.")
+    else:
+        click.echo(output.table(
+            [(r["audience"], r["client_id"], r["scope"], r["issued_at"], r["expires_at"], "yes" if r["valid"] else "no (expired)") for r in rows],
+            ["AUDIENCE", "CLIENT ID", "SCOPE", "ISSUED", "EXPIRES", "VALID"], width=output.terminal_width(),
+        ))
+
+
+@token.command("print")
+def token_print():
+    """Print a valid access token, from the cache or newly issued.
+
+    For ad-hoc calls: curl -H "Authorization: Bearer $(runner token print)" ...
+    The token is a secret: do not paste it into tickets or chats.
+    """
+    click.echo(_token_source("token print").token().access_token)
+
+
+@token.command("check")
+def token_check():
+    """Ask Auth0 for a new token now, to check the credentials.
+
+    A cached token shows only that the secret worked when it was issued;
+    this asks Auth0 whatever is cached (one token of the monthly quota),
+    and caches the new token for the jobs. Exit 0 when Auth0 issued one,
+    1 with Auth0's reason when it refused.
+    """
+    from batchrunner.cli.render import iso
+
+    source = _token_source("token check")
+    fresh = source.renew()
+    click.echo(f"The credentials work: Auth0 issued a token for {source.key.client_id} ({source.key.audience}), "
+               f"scope {fresh.scope or '(none)'}, valid until {iso(fresh.expires_at)}.")
+
+
+def _token_source(requested_by: str):
+    """The cached token source for the settings' credentials; warnings (a scope never to grant) on stderr."""
+    from batchrunner.auth0.http import new_session
+    from batchrunner.auth0.tokencache import cached_source
+    from batchrunner.config import load_credentials
+    from batchrunner.logs import redact_secret, setup
+    from batchrunner.store.database import open_database
+
+    settings = checked_settings()
+    setup(level="WARNING", fmt=settings.log_format)
+    credentials = load_credentials(settings.env)
+    redact_secret(credentials.client_secret)
+    session = new_session(pool_size=1, settings=settings)
+    return cached_source(open_database(settings.database_url), credentials, requested_by, session=session)
+
+
+@token.command("issuances")
+@json_option
+def token_issuances(as_json):
+    """Every token issued by Auth0 to the runner, newest first, with counts per month."""
+    from batchrunner.auth0 import tokencache
+    from batchrunner.cli import render as output
+
+    settings = checked_settings()
+    db = reading_db(settings)
+    rows = tokencache.issuances(db) if db is not None else []
+    if db is None:
+        no_database(settings, "No token issued yet", as_json)
+    if as_json:
+        keys = ("issued_at", "expires_at", "audience", "client_id", "scope", "requested_by", "run_id", "host", "pid")
+        click.echo(output.to_json([{k: r[k] for k in keys} for r in rows]))
+        return
+    if db is None:
+        return
+    if not rows:
+        click.echo("No token issued yet.")
+        return
+    click.echo(output.table(
+        [(r["issued_at"], r["expires_at"], r["audience"], r["client_id"], r["scope"], r["requested_by"], f"{r['host']}:{r['pid']}") for r in rows],
+        ["ISSUED", "EXPIRES", "AUDIENCE", "CLIENT ID", "SCOPE", "REQUESTED BY", "HOST:PID"], width=output.terminal_width(),
+    ))
+    click.echo("\n" + output.table(tokencache.monthly_counts(rows), ["MONTH (UTC)", "TOKENS ISSUED"]))
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(token)
