@@ -213,7 +213,16 @@ def test_a_secret_given_twice_is_warned_about(tmp_path):
                              "and the file is not read: unset one",)
 
 
-@pytest.mark.parametrize("value", ["9464", "localhost", "127.0.0.1:http", "[::1]:99999"])
+@pytest.mark.parametrize("value", ["127.0.0.1:99999", "[::1]:65536"])
+def test_a_metrics_port_out_of_range_is_said_so(value):
+    # "is not HOST:PORT" for 127.0.0.1:99999 left the user looking for what is not HOST:PORT about it
+    with pytest.raises(ConfigError) as err:
+        load_settings({"RUNNER_METRICS_ADDRESS": value})
+    port = value.rpartition(":")[2]
+    assert str(err.value) == f"RUNNER_METRICS_ADDRESS: {value!r}: port {port} is out of range; give one from 1 to 65535 (0 picks a free one)"
+
+
+@pytest.mark.parametrize("value", ["9464", "localhost", "127.0.0.1:http", "[::1]"])
 def test_a_bad_metrics_address_is_a_setting_error(value):
     with pytest.raises(ConfigError) as err:
         load_settings({"RUNNER_METRICS_ADDRESS": value})
