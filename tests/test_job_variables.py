@@ -30,3 +30,11 @@ def test_serve_refuses_a_ping_variable_naming_no_job(local_runner):
     result = local_runner("serve", extra_env={**QUIET, "RUNNER_PING_URL_HELO": "https://hc-ping.com/x"})
     assert (result.returncode, result.stdout) == (2, "")
     assert result.stderr.splitlines()[-1].startswith("runner: RUNNER_PING_URL_HELO: names no registered job; ")
+
+
+def test_the_names_checked_are_those_the_runner_reads():
+    from batchrunner.operating import pings
+    from batchrunner.runs import job_variables, params, schedules, timeouts
+
+    namers = (schedules.override_variable, timeouts.variable, pings.variable, params.variable)
+    job_variables.check({namer("export-clients"): "x" for namer in namers}, ["export-clients"])  # none refused

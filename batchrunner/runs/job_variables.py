@@ -10,18 +10,17 @@ from __future__ import annotations
 
 from typing import Mapping
 
+from batchrunner.config import KNOWN_PREFIXES
 from batchrunner.errors import ConfigError
-from batchrunner.operating import pings
-from batchrunner.runs import params, schedules, timeouts
-
-NAMERS = (schedules.override_variable, timeouts.variable, pings.variable, params.variable)
 
 
 def check(env: Mapping[str, str], job_names) -> None:
-    """ConfigError for the first per-job variable (in name order) that names no registered job."""
-    for namer in NAMERS:
-        known = sorted(namer(name) for name in job_names)
-        prefix = namer("")
+    """ConfigError for the first per-job variable (in name order) that names no registered job.
+
+    The names are made here as schedules, timeouts, pings and params make them (PREFIX + the job's
+    name in capitals, - as _), so run-job need not import the scheduler (APScheduler) to check them."""
+    for prefix in KNOWN_PREFIXES:
+        known = sorted(prefix + name.upper().replace("-", "_") for name in job_names)
         for name in sorted(env):
             if name.startswith(prefix) and name not in known:
                 raise ConfigError(name, f"names no registered job; the variables of the registered jobs are {', '.join(known) or 'none'}")
