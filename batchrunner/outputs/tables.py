@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections import deque
 from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass
 from itertools import islice
@@ -39,9 +40,10 @@ from batchrunner.outputs.writers import Column, write_rows
 from batchrunner.progress import Tally
 
 FAN_OUT = 8  # lists of different parents fetched at once (role members of 8 roles, say)
-# Batches of a parent's list read ahead of the sorting: 8 parents x 10 x 100 members, a few MB,
+# Batches of a parent's list read ahead of the sorting: 16 parents x 10 x 100 members, a few MB,
 # where a whole list held at once was 0.7 KiB a member (a million members, 700 MB).
 AHEAD = 10
+WINDOW = 2 * FAN_OUT  # parents whose lists are asked for ahead of the one being read
 RUN_ROWS = spilling.RUN_ROWS
 
 
@@ -137,18 +139,29 @@ def _items(api, table: Table, inputs: dict[str, Fetched], pool: DaemonPool):
     source, as_name = table.parent
     parents = inputs[source].as_dicts()
     # Each parent's list is read by a worker, a few batches ahead; items are taken in the parents' order.
+    # Only WINDOW parents are asked for ahead of the one being read: while one organization's million
+    # members page, ten thousand small ones are not fetched and held meanwhile.
     abandoned = threading.Event()
-    feeds = [_Feed(abandoned) for _ in parents]
-    pending = [pool.submit(logs.tagged(feed.fill), api, table.listing, p["id"]) for feed, p in zip(feeds, parents)]
-    for feed, future in zip(feeds, pending):
+    waiting, pending = iter(parents), deque()
+
+    def ask(parent: dict) -> None:
+        feed = _Feed(abandoned)
+        future = pool.submit(logs.tagged(feed.fill), api, table.listing, parent["id"])
         future.add_done_callback(feed.cancelled)
+        pending.append((parent, feed, future))
+
+    for parent in islice(waiting, WINDOW):
+        ask(parent)
     try:
-        for parent, feed in zip(parents, feeds):
+        while pending:
+            parent, feed, _ = pending.popleft()
+            for following in islice(waiting, 1):
+                ask(following)
             for item in feed:
                 yield _joined({**item, as_name: parent}, table, joined)
     finally:
         abandoned.set()  # workers blocked on a full feed give up
-        for future in pending:
+        for _, _, future in pending:
             future.cancel()
 
 
