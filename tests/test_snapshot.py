@@ -121,6 +121,15 @@ def test_a_token_without_read_roles_fails_before_any_request_naming_every_gap(ru
 
 
 @SQLITE_ONLY
+def test_a_snapshot_failing_midway_leaves_no_scratch_files(runner, directory_tenant, tmp_path):
+    org = directory_tenant.directory.big_organization
+    directory_tenant.tenant.fail_next(f"/api/v2/organizations/{org}/members", [404])
+    result = runner("run-job", "snapshot")
+    assert result.returncode == 1
+    assert list(snapshots(tmp_path).iterdir()) == []  # neither a snapshot nor its hidden scratch directory
+
+
+@SQLITE_ONLY
 def test_an_unknown_resource_is_a_usage_error_before_anything_is_recorded(runner, directory_tenant):
     bad = runner("run-job", "snapshot", extra_env={"RUNNER_SNAPSHOT_RESOURCES": "roles,rolez"})
     assert bad.returncode == 2
