@@ -12,12 +12,13 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from batchrunner.errors import RunnerError
 
 MANIFEST = "manifest.json"
 CHANGES = "changes.json"
+Record = Callable[[str, dict], None]  # takes each change: its kind ("added", ...) and the change
 
 
 class SnapshotError(RunnerError):
@@ -104,11 +105,12 @@ def compare(old: Snapshot, new: Snapshot) -> Changes:
     return changes
 
 
-def compare_each(older: Iterable[Path], new: Snapshot) -> Changes | None:
+def compare_each(older: Iterable[Path], new: Snapshot, record: Record | None = None) -> Changes | None:
     """Each resource of `new` compared with the newest of `older` (newest first) that holds it, so a
     partial snapshot (`--param resources=roles`) hides no change to the resources it left out.
     None when `older` is empty. The first of `older` damaged or of another tenant is a SnapshotError;
-    a later one ends the search, and the resources still unfound are named not compared."""
+    a later one ends the search, and the resources still unfound are named not compared.
+    `record(kind, change)` takes each change instead of the Changes' lists (ChangesFile.record)."""
     sources: dict[str, Snapshot] = {}
     newest = None
     for path in older:
@@ -127,14 +129,15 @@ def compare_each(older: Iterable[Path], new: Snapshot) -> Changes | None:
             break
     if newest is None:
         return None
-    changes = _compare(sources, new)
+    changes = _compare(sources, new, record)
     changes.old = max((s.name for s in sources.values()), default=newest.name)
     changes.not_compared = [n for n in new.resources if n not in sources]
     return changes
 
 
-def _compare(sources: dict[str, Snapshot], new: Snapshot) -> Changes:
+def _compare(sources: dict[str, Snapshot], new: Snapshot, record: Record | None = None) -> Changes:
     changes = Changes("", new.name, sources={name: old.name for name, old in sources.items()})
+    record = record or (lambda kind, change: getattr(changes, kind).append(change))
     for name, entry in new.resources.items():
         if name not in sources:
             continue
@@ -143,11 +146,54 @@ def _compare(sources: dict[str, Snapshot], new: Snapshot) -> Changes:
         if not key:
             raise SnapshotError(f"the snapshot {new.path} does not say the key of {name}; compare it with a newer runner")
         counts = {"added": 0, "removed": 0, "changed": 0}
-        for kind, record in _merge(_Side(sources[name].path, old_entry), _Side(new.path, entry), key):
+        for kind, change in _merge(_Side(sources[name].path, old_entry), _Side(new.path, entry), key):
             counts[kind] += 1
-            getattr(changes, kind).append({"resource": name, **record})
+            record(kind, {"resource": name, **change})
         changes.summary[name] = counts
     return changes
+
+
+class ChangesFile:
+    """changes.json written without holding the changes (a first snapshot of a million members
+    against an empty one is a million rows added): each change goes to a file in `scratch` as the
+    merge finds it, and is copied into place once the summary, which comes first, is known. The
+    bytes are those of json.dump(changes.as_json(), indent=2) with the changes held."""
+
+    KINDS = ("added", "removed", "changed")
+
+    def __init__(self, scratch: Path):
+        self.paths = {kind: scratch / f"changes.{kind}.jsonl" for kind in self.KINDS}
+        self.files = {kind: open(path, "w+", encoding="utf-8") for kind, path in self.paths.items()}
+
+    def record(self, kind: str, change: dict) -> None:
+        self.files[kind].write(json.dumps(change, ensure_ascii=False) + "\n")
+
+    def write(self, handle, changes: Changes) -> None:
+        """The whole of changes.json (its final newline too) into the open text file `handle`."""
+        separator = "{"
+        for name, value in changes.as_json().items():
+            handle.write(f"{separator}\n  {json.dumps(name)}: ")
+            separator = ","
+            if name in self.files:
+                self._write_list(handle, self.files[name])
+            else:
+                handle.write(json.dumps(value, indent=2, ensure_ascii=False).replace("\n", "\n  "))
+        handle.write("\n}\n")
+
+    @staticmethod
+    def _write_list(handle, file) -> None:
+        file.seek(0)
+        separator = "["
+        for line in file:
+            handle.write(f"{separator}\n    " + json.dumps(json.loads(line), indent=2, ensure_ascii=False).replace("\n", "\n    "))
+            separator = ","
+        handle.write("[]" if separator == "[" else "\n  ]")
+
+    def close(self) -> None:
+        for file in self.files.values():
+            file.close()
+        for path in self.paths.values():
+            path.unlink(missing_ok=True)
 
 
 @dataclass
