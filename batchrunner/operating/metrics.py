@@ -20,11 +20,10 @@ from batchrunner import clock
 from batchrunner.errors import one_line
 from batchrunner.runs import schedules
 from batchrunner.store.database import Database
-from batchrunner.store.schema import RunStatus, pruned_runs, runs, token_cache, token_issuances
+from batchrunner.store.schema import FINISHED, RunStatus, pruned_runs, runs, token_cache, token_issuances
 
 log = logging.getLogger("runner.metrics")
 
-FINISHED = (RunStatus.SUCCEEDED.value, RunStatus.FAILED.value, RunStatus.ABANDONED.value)
 LOGS_JOB, SNAPSHOT_JOB = "export-logs", "snapshot"  # jobs whose results feed two metrics (README, "The log archive: `export-logs`" and "The access snapshot: `snapshot`")
 
 
