@@ -91,7 +91,7 @@ def take(ctx, tables: Sequence[Table]) -> dict:
         resources = {t.name: {"file": f"{t.name}.csv", "rows": len(fetched[t.name].rows), "key": list(t.key)} for t in wanted}
         manifest = _manifest(ctx, started, resources)
         _write_json(staged / drift.MANIFEST, manifest)
-        changes, note = _drift(root, name, drift.Snapshot.of(staged, manifest, label=name))
+        changes, note = _drift(root, name, drift.SnapshotFolder.of(staged, manifest, label=name))
         if changes is not None:
             _write_json(staged / drift.CHANGES, changes.as_json())
     point_link(root / "latest", name)
@@ -106,7 +106,7 @@ def take(ctx, tables: Sequence[Table]) -> dict:
             "changes_by_resource": changes.summary if changes else None, "drift": note}
 
 
-def _drift(root: Path, name: str, new: "drift.Snapshot"):
+def _drift(root: Path, name: str, new: "drift.SnapshotFolder"):
     """Changes since the earlier snapshots (each resource against the newest that holds it), and a
     line saying what was compared."""
     try:
