@@ -15,10 +15,10 @@ from batchrunner import __version__
 from batchrunner.errors import ApiError, ConfigError, UsageError
 from batchrunner.operating import notifications as alerts
 from batchrunner.outputs import drift
-from batchrunner.outputs.atomic import prepare_export_dir
+from batchrunner.outputs.atomic import clean_leftovers, prepare_export_dir
 from batchrunner.outputs.dated_csv import terminal_progress
 from batchrunner.outputs.tables import Table, fetch_all, write
-from batchrunner.outputs.writers import clean_staged, point_link, staged_directory
+from batchrunner.outputs.writers import point_link, staged_directory
 
 SETTING = "RUNNER_SNAPSHOT_RESOURCES"
 NAME_FORMAT = "%Y%m%dT%H%M%SZ"
@@ -77,7 +77,7 @@ def take(ctx, tables: Sequence[Table]) -> dict:
     needed = closure(tables, wanted)
     root = ctx.export_dir / "snapshots"
     prepare_export_dir(root, ctx.log)  # made 0750 and checked writable before the token is asked for
-    for leftover in clean_staged(root):
+    for leftover in clean_leftovers(root):
         ctx.log.info("removed %s, left by an interrupted run", leftover.name)
     check_scopes(ctx.api, needed)
     with terminal_progress(ctx.job or "snapshot", ctx.api) as progress:
