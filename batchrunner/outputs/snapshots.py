@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Sequence
 
 from batchrunner import __version__
+from batchrunner.auth0.tokens import GRANT_WHERE
 from batchrunner.errors import ApiError, ConfigError, UsageError
 from batchrunner.operating import notifications as alerts
 from batchrunner.outputs import drift
@@ -22,7 +23,6 @@ from batchrunner.outputs.writers import point_link, staged_directory
 
 SETTING = "RUNNER_SNAPSHOT_RESOURCES"
 NAME_FORMAT = "%Y%m%dT%H%M%SZ"
-GRANT_WHERE = "Dashboard > Applications > APIs > Auth0 Management API > Machine To Machine Applications"
 
 
 def choose(tables: Sequence[Table], env, params: dict) -> list[Table]:
