@@ -1,4 +1,6 @@
-"""Files that are complete or absent: written under a temporary name, flushed, synced and renamed.
+"""Files that are complete or absent: written under a temporary name, flushed, synced and renamed;
+`staging`, the life every such output shares (a file, a staged directory, a link), and
+`clean_leftovers`, the one cleaner of what a killed run left.
 
 Also the export folder (created 0750, a warning when others may write into it), the one rule for
 CSV cells that a spreadsheet would run as a formula, and one-line errors for a folder that cannot
@@ -112,7 +114,7 @@ def atomic_file(path: Path, mode: str = "wb", setting: str = EXPORT_SETTING, pla
     with _reporting(directory, setting):
         directory.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=directory)
-    with staging(Path(name), place or (lambda tmp: rename_into_place(tmp, path, setting)), setting) as tmp:
+    with staging(Path(name), place or (lambda tmp: rename_into_place(tmp, path, setting))) as tmp:
         handle = os.fdopen(fd, mode, **options)
         try:
             yield _Guarded(handle, directory, setting)
@@ -127,7 +129,7 @@ def atomic_file(path: Path, mode: str = "wb", setting: str = EXPORT_SETTING, pla
 
 
 @contextmanager
-def staging(tmp: Path, place: Callable[[Path], None], setting: str = EXPORT_SETTING) -> Iterator[Path]:
+def staging(tmp: Path, place: Callable[[Path], None]) -> Iterator[Path]:
     """The one life of every output made under a hidden temporary name (a file, a directory): the
     body fills `tmp`; on success `place(tmp)` puts it in place durably, on failure (or once the
     process is ending, `remove_open_partials`) it is removed, whatever it is."""
