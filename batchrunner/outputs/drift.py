@@ -28,7 +28,9 @@ class SnapshotError(RunnerError):
 
 
 @dataclass
-class Snapshot:
+class SnapshotFolder:
+    """A snapshot's folder as its manifest describes it: the tables it holds, their keys, its tenant."""
+
     path: Path
     resources: dict[str, dict]  # name -> {"file", "rows", "key"}
     tenant: str | None = None  # the manifest's "tenant": the URL of the Auth0 domain it was taken from
@@ -39,7 +41,7 @@ class Snapshot:
         return self.label or self.path.name
 
     @classmethod
-    def open(cls, path: Path) -> "Snapshot":
+    def open(cls, path: Path) -> "SnapshotFolder":
         try:
             manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
             assert isinstance(manifest["resources"], dict)
@@ -50,7 +52,7 @@ class Snapshot:
         return cls.of(path, manifest)
 
     @classmethod
-    def of(cls, path: Path, manifest: dict, label: str | None = None) -> "Snapshot":
+    def of(cls, path: Path, manifest: dict, label: str | None = None) -> "SnapshotFolder":
         tenant = manifest.get("tenant")
         tenant = tenant.rstrip("/").lower() if isinstance(tenant, str) and tenant else None
         return cls(path, manifest["resources"], tenant, label)
@@ -59,12 +61,12 @@ class Snapshot:
 class OtherTenant(SnapshotError):
     """Two snapshots of two tenants (AUTH0_DOMAIN changed between them): their differences are no drift."""
 
-    def __init__(self, old: Snapshot, new: Snapshot):
+    def __init__(self, old: SnapshotFolder, new: SnapshotFolder):
         super().__init__(f"{old.name} is a snapshot of {old.tenant} and {new.name} of {new.tenant}: two tenants, "
                          f"not drift; nothing compared")
 
 
-def same_tenant(old: Snapshot, new: Snapshot) -> None:
+def same_tenant(old: SnapshotFolder, new: SnapshotFolder) -> None:
     """OtherTenant when both manifests name their tenant and the names differ (older manifests name none)."""
     if old.tenant and new.tenant and old.tenant != new.tenant:
         raise OtherTenant(old, new)
@@ -95,7 +97,7 @@ class Changes:
                 "from_by_resource": self.sources, "not_compared": self.not_compared}
 
 
-def compare(old: Snapshot, new: Snapshot) -> Changes:
+def compare(old: SnapshotFolder, new: SnapshotFolder) -> Changes:
     """Every resource the two snapshots both hold, compared row by row; the others are named not compared."""
     same_tenant(old, new)
     sources = {name: old for name in new.resources if name in old.resources}
@@ -105,17 +107,17 @@ def compare(old: Snapshot, new: Snapshot) -> Changes:
     return changes
 
 
-def compare_each(older: Iterable[Path], new: Snapshot, record: Record | None = None) -> Changes | None:
+def compare_each(older: Iterable[Path], new: SnapshotFolder, record: Record | None = None) -> Changes | None:
     """Each resource of `new` compared with the newest of `older` (newest first) that holds it, so a
     partial snapshot (`--param resources=roles`) hides no change to the resources it left out.
     None when `older` is empty. The first of `older` damaged or of another tenant is a SnapshotError;
     a later one ends the search, and the resources still unfound are named not compared.
     `record(kind, change)` takes each change instead of the Changes' lists (ChangesFile.record)."""
-    sources: dict[str, Snapshot] = {}
+    sources: dict[str, SnapshotFolder] = {}
     newest = None
     for path in older:
         try:
-            snapshot = Snapshot.open(path)
+            snapshot = SnapshotFolder.open(path)
             same_tenant(snapshot, new)
         except SnapshotError:
             if newest is None:
@@ -135,7 +137,7 @@ def compare_each(older: Iterable[Path], new: Snapshot, record: Record | None = N
     return changes
 
 
-def _compare(sources: dict[str, Snapshot], new: Snapshot, record: Record | None = None) -> Changes:
+def _compare(sources: dict[str, SnapshotFolder], new: SnapshotFolder, record: Record | None = None) -> Changes:
     changes = Changes("", new.name, sources={name: old.name for name, old in sources.items()})
     record = record or (lambda kind, change: getattr(changes, kind).append(change))
     for name, entry in new.resources.items():
@@ -269,12 +271,12 @@ def between(root: Path, old: str | None, new: str | None) -> Changes:
         earlier = older(root, found[0].name) if found else []
         if not earlier:
             raise SnapshotError(f"need two snapshots to compare; {root} holds {len(found)}")
-        return compare_each(earlier, Snapshot.open(found[0]))
+        return compare_each(earlier, SnapshotFolder.open(found[0]))
     old_path = resolve(root, old)
     new_path = resolve(root, new) if new is not None else next(iter(newest(root, 1)), None)
     if new_path is None:
         raise SnapshotError(f"need two snapshots to compare; {root} holds none")
-    return compare(Snapshot.open(old_path), Snapshot.open(new_path))
+    return compare(SnapshotFolder.open(old_path), SnapshotFolder.open(new_path))
 
 
 def _ends_a_line(path: Path) -> bool:

@@ -15,17 +15,17 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from batchrunner import __version__
+from batchrunner.auth0.tokens import GRANT_WHERE
 from batchrunner.errors import ApiError, ConfigError, UsageError
 from batchrunner.operating import notifications as alerts
 from batchrunner.outputs import drift
-from batchrunner.outputs.atomic import atomic_text, prepare_export_dir
+from batchrunner.outputs.atomic import atomic_text, clean_leftovers, prepare_export_dir
 from batchrunner.outputs.dated_csv import terminal_progress
 from batchrunner.outputs.tables import Table, fetch_all, write
-from batchrunner.outputs.writers import clean_staged, point_link, staged_directory
+from batchrunner.outputs.writers import point_link, staged_directory
 
 SETTING = "RUNNER_SNAPSHOT_RESOURCES"
 NAME_FORMAT = "%Y%m%dT%H%M%SZ"
-GRANT_WHERE = "Dashboard > Applications > APIs > Auth0 Management API > Machine To Machine Applications"
 
 
 def choose(tables: Sequence[Table], env, params: dict) -> list[Table]:
@@ -80,7 +80,7 @@ def take(ctx, tables: Sequence[Table]) -> dict:
     needed = closure(tables, wanted)
     root = ctx.export_dir / "snapshots"
     prepare_export_dir(root, ctx.log)  # made 0750 and checked writable before the token is asked for
-    for leftover in clean_staged(root):
+    for leftover in clean_leftovers(root):
         ctx.log.info("removed %s, left by an interrupted run", leftover.name)
     check_scopes(ctx.api, needed)
     name = started.strftime(NAME_FORMAT)
@@ -95,7 +95,7 @@ def take(ctx, tables: Sequence[Table]) -> dict:
             resources = {t.name: {"file": f"{t.name}.csv", "rows": len(fetched[t.name].rows), "key": list(t.key)} for t in wanted}
             manifest = _manifest(ctx, started, resources)
             _write_json(staged / drift.MANIFEST, manifest)
-            changes, note = _drift(root, name, drift.Snapshot.of(staged, manifest, label=name), scratch, staged)
+            changes, note = _drift(root, name, drift.SnapshotFolder.of(staged, manifest, label=name), scratch, staged)
     point_link(root / "latest", name)
     counts = {n: r["rows"] for n, r in resources.items()}
     ctx.log.info("snapshot %s: %s", name, ", ".join(f"{n} {c}" for n, c in counts.items()))
@@ -112,7 +112,7 @@ def take(ctx, tables: Sequence[Table]) -> dict:
 def _scratch(root: Path, name: str) -> Iterator[Path]:
     """A hidden directory beside the snapshots for the sorted runs of big tables and the changes
     found (README, "The access snapshot: `snapshot`": memory); removed at the end, and after a kill
-    by the next run's clean_staged (its name ends .partial)."""
+    by the next run's clean_leftovers (its name ends .partial)."""
     path = Path(tempfile.mkdtemp(prefix=f".{name}.scratch.", suffix=".partial", dir=root))
     try:
         yield path
@@ -120,7 +120,7 @@ def _scratch(root: Path, name: str) -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def _drift(root: Path, name: str, new: "drift.Snapshot", scratch: Path, staged: Path):
+def _drift(root: Path, name: str, new: "drift.SnapshotFolder", scratch: Path, staged: Path):
     """Changes since the earlier snapshots (each resource against the newest that holds it), written
     to changes.json in `staged` as they are found, and a line saying what was compared. The
     Changes returned hold the counts, not the changes."""
