@@ -210,8 +210,16 @@ def load_credentials(env: Mapping[str, str] | None = None) -> Credentials:
     client_id = _required(env, "AUTH0_CLIENT_ID")
     if any(c.isspace() for c in client_id):
         raise ConfigError("AUTH0_CLIENT_ID", "contains white space; paste the Client ID from the application's settings")
-    audience = _nonblank(env, "AUTH0_AUDIENCE") or f"{base_url}/api/v2/"
+    audience = _nonblank(env, "AUTH0_AUDIENCE") or f"{_canonical(base_url)}/api/v2/"
     return Credentials(base_url, client_id, _client_secret(env), audience)
+
+
+def _canonical(base_url: str) -> str:
+    """The base URL as Auth0 names the tenant's Management API: host in lower case, no default port
+    (an audience of https://Acme.eu.auth0.com:443/api/v2/ is no API of the tenant)."""
+    scheme, host, port = origin(base_url)
+    netloc = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{netloc}" + ("" if port == {"https": 443, "http": 80}[scheme] else f":{port}")
 
 
 def parse_domain(value: str) -> str:

@@ -229,6 +229,8 @@ def test_a_database_moved_aside_goes_on_from_the_archives_own_files(runner, logs
     logs_tenant.logs.add(50)
     again = runner("run-job", "export-logs", "--json", extra_env=settings)
     assert again.returncode == 0, again.stderr
+    assert (f"the database holds no checkpoint, but the archive in {tmp_path / 'exports' / 'logs'} reaches "
+            in again.stderr), again.stderr  # not "the checkpoint in the database was None"
     result = json.loads(again.stdout)["result"]
     assert (result["events"], result["newest_event_at"]) == (50, logs_tenant.logs.get(logs_tenant.logs.held()[-1])["date"])
     exactly_once(tmp_path, logs_tenant, logs_tenant.logs.held())

@@ -42,13 +42,15 @@ def run_job(name, params, as_json):
     from batchrunner.runs import records as runs
     from batchrunner.runs.execute import RunRequest, execute
     from batchrunner.runs.params import for_run as job_params
-    from batchrunner.runs.registry import find
+    from batchrunner.runs import job_variables
+    from batchrunner.runs.registry import discover, find
     from batchrunner.runs.signals import interrupt_on_sigterm
     from batchrunner.store.database import open_database
     from batchrunner.store.schema import RunStatus
 
     settings = checked_settings(logs=True)
     job = find(name, settings.job_paths)
+    job_variables.check(settings.env, discover(settings.job_paths))  # a typo'd RUNNER_TIMEOUT_<JOB> is no silent no-limit
     request = RunRequest(job, params=job_params(job, settings.env, _parse_params(params)))
     try:
         with interrupt_on_sigterm():

@@ -93,8 +93,9 @@ def _reconcile(ctx, archive: Archive, root: Path, mark: folder.Mark | None) -> s
         return checkpoint
     at = folder.last_value(newest[1], archive.date_field) if newest and newest[0] == reach else None
     ctx.state.put(checkpoint=reach, newest_event_at=at)
-    ctx.log.warning("the checkpoint in the database was %s, but the archive in %s reaches %s: going on from there "
-                    "(was the database moved aside or restored from a backup?)", checkpoint, root, reach)
+    held = f"the checkpoint in the database was {checkpoint}" if checkpoint else "the database holds no checkpoint"
+    ctx.log.warning("%s, but the archive in %s reaches %s: going on from there "
+                    "(was the database moved aside or restored from a backup?)", held, root, reach)
     return reach
 
 

@@ -21,6 +21,11 @@ CHANGES = "changes.json"
 Record = Callable[[str, dict], None]  # takes each change: its kind ("added", ...) and the change
 
 
+# What to do about a damaged snapshot: `runner diff` and the next run compare the ones before it.
+FIX = "restore it from a backup, or move it out of the snapshots folder"
+DAMAGED = f"the snapshot is damaged: {FIX}"
+
+
 class SnapshotError(RunnerError):
     """A snapshot to compare is missing or damaged (diff exits 2)."""
 
@@ -48,7 +53,7 @@ class SnapshotFolder:
         except FileNotFoundError:
             raise SnapshotError(f"{path} is not a snapshot (no {MANIFEST})") from None
         except (OSError, ValueError, KeyError, TypeError, AssertionError):
-            raise SnapshotError(f"the snapshot {path} is damaged: its {MANIFEST} cannot be read") from None
+            raise SnapshotError(f"the snapshot {path} is damaged: its {MANIFEST} cannot be read; {FIX}") from None
         return cls.of(path, manifest)
 
     @classmethod
@@ -239,28 +244,28 @@ def _rows(side: _Side, key: list[str]) -> Iterator[tuple[tuple[str, ...], dict]]
     path = side.file
     try:
         if not _ends_a_line(path):
-            raise SnapshotError(f"{path} ends inside a row (cut short); the snapshot is damaged")
+            raise SnapshotError(f"{path} ends inside a row (cut short); {DAMAGED}")
         with open(path, encoding="utf-8-sig", newline="") as handle:
             reader = csv.DictReader(handle)
             missing = [k for k in key if k not in (reader.fieldnames or [])]
             if missing:
-                raise SnapshotError(f"{path} has no column {missing[0]}; the snapshot is damaged")
+                raise SnapshotError(f"{path} has no column {missing[0]}; {DAMAGED}")
             previous, count = None, 0
             for row in reader:
                 if None in row or None in row.values():
                     raise SnapshotError(f"{path} line {reader.line_num} does not have the header's "
-                                        f"{len(reader.fieldnames)} columns; the snapshot is damaged")
+                                        f"{len(reader.fieldnames)} columns; {DAMAGED}")
                 current = tuple(row[k] for k in key)
                 if previous is not None and current <= previous:
-                    raise SnapshotError(f"{path} is not sorted by {', '.join(key)} near {current}; the snapshot is damaged")
+                    raise SnapshotError(f"{path} is not sorted by {', '.join(key)} near {current}; {DAMAGED}")
                 previous, count = current, count + 1
                 yield current, row
     except FileNotFoundError:
-        raise SnapshotError(f"{path} is missing; the snapshot is damaged") from None
+        raise SnapshotError(f"{path} is missing; {DAMAGED}") from None
     except (csv.Error, UnicodeDecodeError) as exc:
-        raise SnapshotError(f"{path} cannot be read as CSV ({exc}); the snapshot is damaged") from None
+        raise SnapshotError(f"{path} cannot be read as CSV ({exc}); {DAMAGED}") from None
     if side.rows is not None and count != side.rows:
-        raise SnapshotError(f"{path} holds {count} rows where its {MANIFEST} says {side.rows}; the snapshot is damaged")
+        raise SnapshotError(f"{path} holds {count} rows where its {MANIFEST} says {side.rows}; {DAMAGED}")
 
 
 def between(root: Path, old: str | None, new: str | None) -> Changes:

@@ -22,7 +22,7 @@ from batchrunner.errors import RunnerError
 from batchrunner.operating import health, retention as prune
 from batchrunner.operating.sdnotify import Notifier
 from batchrunner.outputs import atomic as files
-from batchrunner.runs import params, records as runs, schedules, timeouts
+from batchrunner.runs import job_variables, params, records as runs, schedules, timeouts
 from batchrunner.runs.execute import RunRequest, execute
 from batchrunner.runs.registry import Job
 from batchrunner.store.database import Database, DatabaseError
@@ -173,6 +173,7 @@ def build(settings: Settings, db: Database, jobs: dict[str, Job], now=clock.utcn
         if trig is not None:
             entries.append(Entry(job, trig, expression))
     params.check_scheduled(settings.env, jobs, [e.job for e in entries])
+    job_variables.check(settings.env, jobs)  # RUNNER_PING_URL_<JOB> too
     daily = prune.DailyPrune(db, settings.export_dir, prune.retention(settings.env))
     return Scheduler(settings, db, entries, now, daily=daily)
 
