@@ -100,10 +100,18 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
 
 def _warnings(env: Mapping[str, str]) -> tuple[str, ...]:
     _metrics_address(env)  # checked with the others, so `serve` refuses a bad one before it asks for a token
+    _retention(env)  # and `run-job` from cron, which never prunes, says a malformed one too (README, "Retention")
     if env.get("AUTH0_CLIENT_SECRET", "") != "" and env.get("AUTH0_CLIENT_SECRET_FILE", ""):
         return ("AUTH0_CLIENT_SECRET and AUTH0_CLIENT_SECRET_FILE are both set; AUTH0_CLIENT_SECRET is used and "
                 "the file is not read: unset one",)
     return ()
+
+
+def _retention(env: Mapping[str, str]) -> None:
+    if _nonblank(env, "RUNNER_RETENTION_DAYS") or _nonblank(env, "RUNNER_LOGS_RETENTION_DAYS"):
+        from batchrunner.operating.retention import retention  # only then: it loads SQLAlchemy
+
+        retention(env)
 
 
 def _metrics_address(env: Mapping[str, str]) -> None:
