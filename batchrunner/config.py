@@ -102,6 +102,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
 
 def _warnings(env: Mapping[str, str]) -> tuple[str, ...]:
     _metrics_address(env)  # checked with the others, so `serve` refuses a bad one before it asks for a token
+    _retention(env)  # and `run-job` from cron, which never prunes, says a malformed one too (README, "Retention")
     if _nonblank(env, "RUNNER_TENANTS_FILE") and _nonblank(env, "AUTH0_DOMAIN"):
         return ("AUTH0_DOMAIN is set beside RUNNER_TENANTS_FILE and not used: the tenants file names every tenant "
                 "(name one default there to keep the AUTH0_* tenant's runs and exports); unset AUTH0_DOMAIN",)
@@ -109,6 +110,13 @@ def _warnings(env: Mapping[str, str]) -> tuple[str, ...]:
         return ("AUTH0_CLIENT_SECRET and AUTH0_CLIENT_SECRET_FILE are both set; AUTH0_CLIENT_SECRET is used and "
                 "the file is not read: unset one",)
     return ()
+
+
+def _retention(env: Mapping[str, str]) -> None:
+    if _nonblank(env, "RUNNER_RETENTION_DAYS") or _nonblank(env, "RUNNER_LOGS_RETENTION_DAYS"):
+        from batchrunner.operating.retention import retention  # only then: it loads SQLAlchemy
+
+        retention(env)
 
 
 def _metrics_address(env: Mapping[str, str]) -> None:
@@ -215,8 +223,16 @@ def load_credentials(env: Mapping[str, str] | None = None) -> Credentials:
     client_id = _required(env, "AUTH0_CLIENT_ID")
     if any(c.isspace() for c in client_id):
         raise ConfigError("AUTH0_CLIENT_ID", "contains white space; paste the Client ID from the application's settings")
-    audience = _nonblank(env, "AUTH0_AUDIENCE") or f"{base_url}/api/v2/"
+    audience = _nonblank(env, "AUTH0_AUDIENCE") or f"{_canonical(base_url)}/api/v2/"
     return Credentials(base_url, client_id, _client_secret(env), audience)
+
+
+def _canonical(base_url: str) -> str:
+    """The base URL as Auth0 names the tenant's Management API: host in lower case, no default port
+    (an audience of https://Acme.eu.auth0.com:443/api/v2/ is no API of the tenant)."""
+    scheme, host, port = origin(base_url)
+    netloc = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{netloc}" + ("" if port == {"https": 443, "http": 80}[scheme] else f":{port}")
 
 
 def parse_domain(value: str) -> str:

@@ -11,7 +11,7 @@ from batchrunner.auth0.asyncjobs import lines as result_lines, wait as wait_for_
 from batchrunner.auth0.lists import CHECKPOINT, OFFSET, Listing, checkpoint, items
 from batchrunner.errors import ApiError, ConfigError, JobFailed, RunnerError, UsageError
 from batchrunner.operating.notifications import notify
-from batchrunner.outputs.dated_csv import export_csv
+from batchrunner.outputs.dated_csv import export_csv, prepare as prepare_export, terminal_progress
 from batchrunner.outputs.job_state import JobState
 from batchrunner.outputs.tables import Table, fetch_all
 from batchrunner.outputs.writers import Key, point_link, staged_directory, write_csv, write_jsonl_gz
@@ -20,6 +20,6 @@ from batchrunner.runs.registry import JobContext, job
 __all__ = [
     "ApiError", "CHECKPOINT", "checkpoint", "clock", "ConfigError", "export_csv", "fetch_all",
     "items", "job", "JobContext", "JobFailed", "JobState", "Key", "Listing", "notify", "OFFSET",
-    "point_link", "result_lines", "RunnerError", "staged_directory", "Table", "UsageError",
-    "wait_for_job", "write_csv", "write_jsonl_gz",
+    "point_link", "prepare_export", "result_lines", "RunnerError", "staged_directory", "Table",
+    "terminal_progress", "UsageError", "wait_for_job", "write_csv", "write_jsonl_gz",
 ]

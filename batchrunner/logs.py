@@ -20,8 +20,6 @@ _run = contextvars.ContextVar("run", default="-")
 _secrets: set[str] = set()
 _json = False  # set by setup()
 
-LOG_FORMATS = ("text", "json")
-
 
 def redact_secret(secret: str) -> None:
     if secret and len(secret) >= 4:

@@ -9,11 +9,7 @@ its query answers such a request 400 (README, "How the export treats the API").
 
 from __future__ import annotations
 
-from batchrunner.auth0 import lists
-from batchrunner.auth0.lists import OFFSET, Listing
-from batchrunner.outputs.dated_csv import export_csv, terminal_progress
-from batchrunner.outputs.tables import Table
-from batchrunner.runs.registry import JobContext, job
+from batchrunner.jobkit import OFFSET, JobContext, Listing, Table, export_csv, items, job, terminal_progress
 
 COLUMNS = [
     ("client_id", "client_id"),
@@ -55,7 +51,7 @@ CLIENTS = Table(
      timeout=3600)  # 10,000 applications take seconds; an hour means something is stuck
 def export_clients(ctx: JobContext) -> dict:
     with terminal_progress("export-clients") as progress:
-        applications = lists.items(ctx.api, CLIENTS.listing, progress=progress)
+        applications = items(ctx.api, CLIENTS.listing, progress=progress)
         result = export_csv(ctx, "clients", COLUMNS, applications)
     stats = ctx.api.stats
     return {**result, "pages": max(1, -(-result["rows"] // 100)), "requests": stats.requests, "retries": stats.retries}

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from batchrunner.errors import ConfigError
+from batchrunner.jobkit import ConfigError, job
+# Not the job author's toolkit: the archive's pipeline speaks of log events (RUNNER_LOGS_*, the logs_gap notification).
 from batchrunner.outputs import archive
-from batchrunner.runs.registry import job
 
 LOGS = archive.Archive(path="logs", id_field="log_id", date_field="date", folder="logs")
 

@@ -8,12 +8,7 @@ exports.py). Metadata is exported only when named in RUNNER_USERS_FIELDS.
 
 from __future__ import annotations
 
-from batchrunner import clock
-from batchrunner.auth0 import asyncjobs
-from batchrunner.errors import ApiError, ConfigError
-from batchrunner.outputs import dated_csv as exports
-from batchrunner.outputs.writers import Key
-from batchrunner.runs.registry import job
+from batchrunner.jobkit import ApiError, ConfigError, Key, clock, job, prepare_export, result_lines, terminal_progress, wait_for_job
 
 # (CSV column, the field Auth0 exports it from)
 FIELDS = [
@@ -45,16 +40,16 @@ def fields(env) -> list[tuple[str, str]]:
 def export_users(ctx) -> dict:
     started = clock.monotonic()
     columns = fields(ctx.settings.env)
-    export = exports.prepare(ctx, "users")  # before the bulk export: it may take an hour to find the folder unwritable
+    export = prepare_export(ctx, "users")  # before the bulk export: it may take an hour to find the folder unwritable
     body = {"format": "json", "fields": [{"name": source, "export_as": column} for column, source in columns]}
     if ctx.params.get("connection"):
         body["connection_id"] = _connection_id(ctx.api, ctx.params["connection"])
     created = ctx.api.post("jobs/users-exports", body)
     job_id = created["id"]
     ctx.log.info("Auth0 export job %s created; waiting for it", job_id)
-    with exports.terminal_progress("export-users", ctx.api) as progress:
-        done = asyncjobs.wait(ctx.api, job_id, clock.monotonic() + WAIT_SECONDS, ctx.stopping, progress=progress)
-        users = asyncjobs.lines(done, refresh=lambda: ctx.api.get(f"jobs/{job_id}"), settings=ctx.settings)
+    with terminal_progress("export-users", ctx.api) as progress:
+        done = wait_for_job(ctx.api, job_id, clock.monotonic() + WAIT_SECONDS, ctx.stopping, progress=progress)
+        users = result_lines(done, refresh=lambda: ctx.api.get(f"jobs/{job_id}"), settings=ctx.settings)
         if progress:
             users = progress.counted(users, lambda n: f"{n:,} user{'' if n == 1 else 's'} written")
         result = export.write(csv_columns(columns), users)

@@ -8,10 +8,9 @@ connection's options (they hold social and enterprise connections' secrets).
 
 from __future__ import annotations
 
-from batchrunner.auth0.lists import CHECKPOINT, OFFSET, Listing
+from batchrunner.jobkit import CHECKPOINT, OFFSET, Listing, Table, job
+# Not the job author's toolkit: the snapshot's pipeline (snapshots/, latest, drift) is this job's own.
 from batchrunner.outputs import snapshots
-from batchrunner.outputs.tables import Table
-from batchrunner.runs.registry import job
 
 from .export_clients import CLIENTS
 

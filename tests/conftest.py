@@ -5,6 +5,7 @@ RUNNER_TEST_POSTGRES_URL is set), and a helper that runs the real `runner` comma
 from __future__ import annotations
 
 import os
+import pty
 import signal
 import subprocess
 import sys
@@ -267,6 +268,30 @@ def stop(proc, timeout=30):
 def run_runner(env, cwd, *args, timeout=60):
     """`python runner.py ARGS...` with `env`, in `cwd`, to its end; returns CompletedProcess."""
     return _runner(env, cwd)(*args, timeout=timeout)
+
+
+def on_a_terminal(env, cwd, args, stream: str) -> str:
+    """What `python runner.py ARGS...` writes to `stream` ("stdout" or "stderr") when that one is a
+    terminal (a pty) and the other a pipe; the run must succeed."""
+    main, child = pty.openpty()
+    other = {"stdout": "stderr", "stderr": "stdout"}[stream]
+    proc = subprocess.Popen([sys.executable, str(RUNNER), *args], env=env, cwd=cwd, stdin=subprocess.DEVNULL,
+                            **{stream: child, other: subprocess.PIPE})
+    os.close(child)
+    chunks = []
+    while True:
+        try:
+            data = os.read(main, 4096)
+        except OSError:  # EIO: the child closed its end
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(main)
+    shown = b"".join(chunks).decode()
+    with getattr(proc, other) as piped:
+        assert proc.wait(timeout=60) == 0, (shown, piped.read())
+    return shown.replace("\r\n", "\n")  # the terminal turns each \n into \r\n
 
 
 SKEWED = str(Path(__file__).parent / "skewed.py")

@@ -15,6 +15,17 @@ def test_bare_domain_means_https_and_the_default_audience():
     assert creds.token_url == "https://acme.eu.auth0.com/oauth/token"
 
 
+@pytest.mark.parametrize("domain, audience", [
+    ("Acme.EU.auth0.com", "https://acme.eu.auth0.com/api/v2/"),
+    ("acme.eu.auth0.com:443", "https://acme.eu.auth0.com/api/v2/"),
+    ("https://acme.eu.auth0.com:8443", "https://acme.eu.auth0.com:8443/api/v2/"),
+    ("http://[::1]:80", "http://[::1]/api/v2/"),
+])
+def test_the_default_audience_is_the_management_apis_own_identifier_however_the_domain_is_spelled(domain, audience):
+    # Auth0 refuses an audience that is no identifier of the tenant's: with :443 every token request failed.
+    assert load_credentials({**BASE, "AUTH0_DOMAIN": domain}).audience == audience
+
+
 def test_base_url_and_explicit_audience():
     creds = load_credentials({**BASE, "AUTH0_DOMAIN": "http://127.0.0.1:8080/", "AUTH0_AUDIENCE": "urn:my-api"})
     assert creds.base_url == "http://127.0.0.1:8080"
@@ -136,20 +147,6 @@ def test_serve_settings_and_their_defaults():
     assert (settings.stop_timeout, settings.log_format) == (2.5, "json")
 
 
-@pytest.mark.parametrize("typed, meant", [
-    ("RUNNER_SCHEDUEL_EXPORT_CLIENTS", "RUNNER_SCHEDULE_EXPORT_CLIENTS"),
-    ("RUNNER_SCHEDLE_HELLO", "RUNNER_SCHEDULE_HELLO"),
-    ("RUNNER_DATABSE_URL", "RUNNER_DATABASE_URL"),
-    ("RUNNER_JOB", "RUNNER_JOBS"),
-    ("RUNNER_STOP_TIMOUT", "RUNNER_STOP_TIMEOUT"),
-])
-def test_a_mistyped_setting_is_refused_with_the_name_meant(typed, meant):
-    with pytest.raises(ConfigError) as err:
-        load_settings({typed: "x"})
-    assert str(err.value) == f"{typed}: not a setting of the runner; did you mean {meant}?"
-    assert err.value.exit_code == 2
-
-
 def test_other_runner_variables_are_only_named():
     env = {"RUNNER_SOMETHING_ELSE": "1", "RUNNER_TEST_POSTGRES_URL": "postgresql://x", "RUNNER_SCHEDULE_HELLO": "off"}
     assert load_settings(env).unknown == ("RUNNER_SOMETHING_ELSE",)
@@ -168,14 +165,20 @@ def test_every_runner_variable_the_code_reads_is_known():
 
 
 @pytest.mark.parametrize("typed, meant", [
+    ("RUNNER_SCHEDUEL_EXPORT_CLIENTS", "RUNNER_SCHEDULE_EXPORT_CLIENTS"),
+    ("RUNNER_SCHEDLE_HELLO", "RUNNER_SCHEDULE_HELLO"),
+    ("RUNNER_DATABSE_URL", "RUNNER_DATABASE_URL"),
+    ("RUNNER_JOB", "RUNNER_JOBS"),
+    ("RUNNER_STOP_TIMOUT", "RUNNER_STOP_TIMEOUT"),
     ("AUTH0_AUDIANCE", "AUTH0_AUDIENCE"),
     ("AUTH0_CLIENTID", "AUTH0_CLIENT_ID"),
     ("AUTH0_CLIENT_SECRET_FIEL", "AUTH0_CLIENT_SECRET_FILE"),
     ("AUTH0_DOMIAN", "AUTH0_DOMAIN"),
 ])
-def test_a_mistyped_auth0_variable_is_refused_with_the_name_meant(typed, meant):
+@pytest.mark.parametrize("others", [{}, BASE], ids=["alone", "beside-the-tenant"])
+def test_a_mistyped_variable_is_refused_with_the_name_meant(typed, meant, others):
     with pytest.raises(ConfigError) as err:
-        load_settings({**BASE, typed: "x"})
+        load_settings({**others, typed: "x"})
     assert (str(err.value), err.value.exit_code) == (f"{typed}: not a setting of the runner; did you mean {meant}?", 2)
 
 
@@ -202,7 +205,16 @@ def test_a_secret_given_twice_is_warned_about(tmp_path):
                              "and the file is not read: unset one",)
 
 
-@pytest.mark.parametrize("value", ["9464", "localhost", "127.0.0.1:http", "[::1]:99999"])
+@pytest.mark.parametrize("value", ["127.0.0.1:99999", "[::1]:65536"])
+def test_a_metrics_port_out_of_range_is_said_so(value):
+    # "is not HOST:PORT" for 127.0.0.1:99999 left the user looking for what is not HOST:PORT about it
+    with pytest.raises(ConfigError) as err:
+        load_settings({"RUNNER_METRICS_ADDRESS": value})
+    port = value.rpartition(":")[2]
+    assert str(err.value) == f"RUNNER_METRICS_ADDRESS: {value!r}: port {port} is out of range; give one from 1 to 65535 (0 picks a free one)"
+
+
+@pytest.mark.parametrize("value", ["9464", "localhost", "127.0.0.1:http", "[::1]"])
 def test_a_bad_metrics_address_is_a_setting_error(value):
     with pytest.raises(ConfigError) as err:
         load_settings({"RUNNER_METRICS_ADDRESS": value})

@@ -133,15 +133,15 @@ def test_a_file_unlike_its_manifest_is_named_damaged_not_read_as_drift(local_run
     damaged.write_bytes(whole[:whole.index(b"rol_3")])  # the last row lost
     result = local_runner("diff")
     assert (result.returncode, result.stdout) == (2, "")
-    assert result.stderr == f"runner: {damaged} holds 2 rows where its manifest.json says 3; the snapshot is damaged\n"
+    assert result.stderr == f"runner: {damaged} holds 2 rows where its manifest.json says 3; the snapshot is damaged: restore it from a backup, or move it out of the snapshots folder\n"
     damaged.write_bytes(whole[:whole.index(b"reads logs")])  # cut inside the last row
     result = local_runner("diff")
     assert (result.returncode, result.stdout) == (2, "")
-    assert result.stderr == f"runner: {damaged} ends inside a row (cut short); the snapshot is damaged\n"
+    assert result.stderr == f"runner: {damaged} ends inside a row (cut short); the snapshot is damaged: restore it from a backup, or move it out of the snapshots folder\n"
     damaged.write_bytes(whole.replace(b"Viewer,", b"Viewer;"))  # a row of two columns
     result = local_runner("diff")
     assert (result.returncode, result.stdout) == (2, "")
-    assert result.stderr == f"runner: {damaged} line 3 does not have the header's 3 columns; the snapshot is damaged\n"
+    assert result.stderr == f"runner: {damaged} line 3 does not have the header's 3 columns; the snapshot is damaged: restore it from a backup, or move it out of the snapshots folder\n"
 
 
 @SQLITE_ONLY

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from batchrunner.outputs.atomic import EXPORT_MODE, atomic_text, clean_partials, copy_atomic, neutralise
+from batchrunner.outputs.atomic import EXPORT_MODE, atomic_text, clean_leftovers, copy_atomic, neutralise
 
 
 @pytest.mark.parametrize("cell, expected", [
@@ -39,10 +39,10 @@ def test_a_finished_write_replaces_the_file_with_the_export_mode(tmp_path):
     assert (tmp_path / "sub" / "latest.csv").read_text() == "new"
 
 
-def test_clean_partials_removes_only_leftovers(tmp_path):
+def test_clean_leftovers_removes_only_the_named_outputs_leftovers(tmp_path):
     (tmp_path / ".clients-x.csv.abc.partial").write_text("x")
     (tmp_path / "clients-latest.csv").write_text("keep")
-    assert [p.name for p in clean_partials(tmp_path, re.compile(r"clients-x\.csv"))] == [".clients-x.csv.abc.partial"]
+    assert [p.name for p in clean_leftovers(tmp_path, re.compile(r"clients-x\.csv"))] == [".clients-x.csv.abc.partial"]
     assert os.listdir(tmp_path) == ["clients-latest.csv"]
 
 

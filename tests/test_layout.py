@@ -28,6 +28,14 @@ def test_the_job_authors_module_has_every_name_the_readme_imports():
     assert names and names <= set(jobkit.__all__) and all(hasattr(jobkit, n) for n in jobkit.__all__)
 
 
+def test_the_bundled_jobs_are_built_from_the_job_authors_module():
+    # Beside it only the pipelines that are one job's own: the log archive's and the access snapshot's.
+    own = {"from batchrunner.outputs import archive", "from batchrunner.outputs import snapshots"}
+    for path in sorted((ROOT / "jobs").glob("*.py")):
+        imports = [line for line in path.read_text().splitlines() if re.match(r"(from|import) batchrunner", line)]
+        assert all(line.startswith("from batchrunner.jobkit import ") or line in own for line in imports), (path.name, imports)
+
+
 @pytest.mark.parametrize("statement", [
     "from batchrunner.lists import OFFSET, Listing", "from batchrunner.exports import export_csv",
     "from batchrunner.outputs import write_jsonl_gz", "from batchrunner.registry import job",

@@ -61,6 +61,20 @@ def test_runs_with_events_between_them_archive_each_event_once(runner, logs_tena
     assert asked[0]["query"] == {"take": "100"} and all(set(r["query"]) <= {"from", "take"} for r in asked)
 
 
+@SQLITE_ONLY
+def test_an_archive_file_holds_its_events_as_write_jsonl_gz_writes_them(runner, logs_tenant, tmp_path):
+    # One gzip JSON Lines writer for a job's author and the archive: the same events, the same bytes.
+    from batchrunner.jobkit import write_jsonl_gz
+
+    assert runner("run-job", "export-logs", extra_env={"RUNNER_LOGS_FILE_EVENTS": "70"}).returncode == 0
+    files = sorted((tmp_path / "exports" / "logs").rglob("*.jsonl.gz"), key=lambda p: p.name)
+    assert len(files) == 3
+    for file in files:
+        events = [json.loads(line) for line in gzip.decompress(file.read_bytes()).decode().splitlines()]
+        assert write_jsonl_gz(tmp_path / "again.jsonl.gz", events) == len(events)
+        assert (tmp_path / "again.jsonl.gz").read_bytes() == file.read_bytes()
+
+
 # The steps on SQLite: test_toolkit cuts a publish at each step on both databases, and the kills at
 # random moments below run on both.
 @SQLITE_ONLY
@@ -215,6 +229,8 @@ def test_a_database_moved_aside_goes_on_from_the_archives_own_files(runner, logs
     logs_tenant.logs.add(50)
     again = runner("run-job", "export-logs", "--json", extra_env=settings)
     assert again.returncode == 0, again.stderr
+    assert (f"the database holds no checkpoint, but the archive in {tmp_path / 'exports' / 'logs'} reaches "
+            in again.stderr), again.stderr  # not "the checkpoint in the database was None"
     result = json.loads(again.stdout)["result"]
     assert (result["events"], result["newest_event_at"]) == (50, logs_tenant.logs.get(logs_tenant.logs.held()[-1])["date"])
     exactly_once(tmp_path, logs_tenant, logs_tenant.logs.held())

@@ -198,3 +198,18 @@ def test_idle_connections_hold_no_thread_and_are_closed_while_the_endpoint_answe
             conn.close()
         server.shutdown()
         server.server_close()
+
+
+def test_serve_on_a_metrics_address_in_use_says_so_in_one_line(runner):
+    """A port already taken was a traceback and exit 1 (the server's clean-up ran before it had started)."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = runner("serve", extra_env={**QUIET, "RUNNER_METRICS_ADDRESS": f"127.0.0.1:{port}"})
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.splitlines()[-1] == (f"runner: RUNNER_METRICS_ADDRESS: cannot listen on 127.0.0.1:{port}: "
+                                              "Address already in use; choose another address")
+    assert "Traceback" not in result.stderr

@@ -4,10 +4,6 @@ that fit the terminal, counts in the right number (issue 19, item 28)."""
 from __future__ import annotations
 
 import json
-import os
-import pty
-import subprocess
-import sys
 from datetime import datetime, timezone
 
 import pytest
@@ -15,7 +11,7 @@ import pytest
 from batchrunner.runs import records as runs
 from batchrunner.store.database import open_database
 from batchrunner.store.schema import RunStatus, Trigger
-from conftest import QUIET, RUNNER, SQLITE_ONLY
+from conftest import QUIET, SQLITE_ONLY, on_a_terminal
 
 pytestmark = SQLITE_ONLY
 T0 = datetime(2026, 11, 25, 2, 0, tzinfo=timezone.utc)
@@ -46,23 +42,7 @@ def long_history(database_url):
 
 def on_terminal(env, cwd, *args, columns: int) -> str:
     """What `runner ARGS` shows on a terminal `columns` wide."""
-    main, child = pty.openpty()
-    proc = subprocess.Popen([sys.executable, str(RUNNER), *args], env={**env, **QUIET, "COLUMNS": str(columns)},
-                            cwd=cwd, stdin=subprocess.DEVNULL, stdout=child, stderr=subprocess.PIPE)
-    os.close(child)
-    chunks = []
-    while True:
-        try:
-            data = os.read(main, 4096)
-        except OSError:  # EIO: the child closed its end
-            break
-        if not data:
-            break
-        chunks.append(data)
-    os.close(main)
-    assert proc.wait(timeout=60) == 0, proc.stderr.read()
-    proc.stderr.close()
-    return b"".join(chunks).decode().replace("\r\n", "\n")  # the terminal turns each \n into \r\n
+    return on_a_terminal({**env, **QUIET, "COLUMNS": str(columns)}, cwd, args, "stdout")
 
 
 def test_history_fits_a_terminal_of_80_columns_and_loses_nothing(local_env, tmp_path, long_history):

@@ -55,7 +55,7 @@ def test_runner_params_give_a_run_its_params_and_param_overrides_them_key_by_key
 
 @pytest.mark.parametrize("value, message", [
     ("role='rol_1", "runner: RUNNER_PARAMS_ADMINS_SEEN: no closing quotation; give KEY=VALUE pairs separated by spaces, quoted as in a shell"),
-    ("rol_1", "runner: RUNNER_PARAMS_ADMINS_SEEN: 'rol_1' is no KEY=VALUE pair; give e.g. RUNNER_PARAMS_ADMINS_SEEN=\"role=rol_123 note='two words'\""),
+    ("rol_1", "runner: RUNNER_PARAMS_ADMINS_SEEN: 'rol_1' is no KEY=VALUE pair; give e.g. RUNNER_PARAMS_ADMINS_SEEN=\"role=rol_1\""),
     ("role=r rol=x", "runner: RUNNER_PARAMS_ADMINS_SEEN: admins-seen takes no param rol; its parameters: note, role"),
 ])
 def test_a_malformed_runner_params_is_one_line_naming_it(cli, value, message):
@@ -86,3 +86,9 @@ def test_a_scheduled_run_gets_its_params(env, tmp_path):
     run = next(r for r in recorded_runs(env, "admins-seen") if r["status"] == "succeeded")
     assert run["trigger"] == "schedule" and run["params"] == {"role": "rol_9"}
     assert run["result"] == {"role": "rol_9", "note": ""}
+
+
+def test_a_value_without_its_key_is_shown_with_the_jobs_own_key(cli):
+    shown = cli("run-job", "snapshot", extra_env={"RUNNER_PARAMS_SNAPSHOT": "roles"})
+    assert (shown.returncode, shown.stderr.strip()) == (
+        2, 'runner: RUNNER_PARAMS_SNAPSHOT: \'roles\' is no KEY=VALUE pair; give e.g. RUNNER_PARAMS_SNAPSHOT="resources=roles"')

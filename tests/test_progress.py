@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import io
 import logging
-import os
-import pty
 import re
-import subprocess
-import sys
 
 import pytest
 
 from batchrunner import logs
 from batchrunner.progress import Progress
 from batchrunner.repeats import Repeats
-from conftest import RUNNER, wait_for
+from conftest import on_a_terminal, wait_for
 
 STAMP = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (INFO|WARNING|ERROR) "
 
@@ -68,23 +64,7 @@ def test_nothing_is_drawn_where_stderr_is_no_terminal():
 
 def on_terminal(env, cwd, job: str) -> str:
     """What `runner run-job JOB` writes to stderr when stderr is a terminal; it must succeed."""
-    main, child = pty.openpty()
-    proc = subprocess.Popen([sys.executable, str(RUNNER), "run-job", job], env=env, cwd=cwd,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=child)
-    os.close(child)
-    chunks = []
-    while True:
-        try:
-            data = os.read(main, 4096)
-        except OSError:  # EIO: the child closed its end
-            break
-        if not data:
-            break
-        chunks.append(data)
-    os.close(main)
-    assert proc.wait(timeout=60) == 0, b"".join(chunks).decode()
-    proc.stdout.close()
-    return b"".join(chunks).decode().replace("\r\n", "\n")  # the terminal turns each \n into \r\n
+    return on_a_terminal(env, cwd, ["run-job", job], "stderr")
 
 
 @SQLITE_ONLY

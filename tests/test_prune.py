@@ -127,7 +127,7 @@ def test_the_log_archive_is_pruned_only_when_asked(local_runner, exports):
           "or 'never'; for a one-off clean-up run `runner prune --older-than 0`"),
 ])
 def test_a_bad_retention_is_a_setting_error_saying_what_is_allowed(local_runner, value, problem):
-    for command in (("prune",), ("serve",)):
+    for command in (("prune",), ("serve",), ("run-job", "hello")):  # run-job too: cron's runs never prune
         result = local_runner(*command, extra_env={"RUNNER_RETENTION_DAYS": value})
         assert (result.returncode, result.stderr) == (2, f"runner: RUNNER_RETENTION_DAYS: {problem}\n"), command
 

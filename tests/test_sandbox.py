@@ -117,6 +117,24 @@ def test_checkpoint_paging_brings_every_member_once_in_user_id_order(api):
     assert len({m["user_id"] for m in members}) == len(d.organization_members[org])
 
 
+def test_an_organization_of_every_user_is_computed_not_held_and_pages_in_user_id_order(api):
+    from batchrunner.sandbox.users import Everyone
+
+    sizes = api.tenant.sizes
+    before = sizes.big_org_members
+    sizes.big_org_members = sizes.users  # everyone: a million of them cost no memory
+    try:
+        d = api.tenant.directory = api.tenant._directory()
+        org = d.big_organization
+        assert isinstance(d.organization_members[org], Everyone)
+        members, _ = checkpoint_all(api, f"organizations/{org}/members", "members")
+        assert [m["user_id"] for m in members] == sorted(user_id(api.tenant.seed, i) for i in range(sizes.users))
+        assert Everyone(10 ** 6)[-1] == 10 ** 6 - 1 and len(Everyone(10 ** 6)[5:105]) == 100
+    finally:
+        sizes.big_org_members = before
+        api.tenant.reset()
+
+
 @pytest.mark.parametrize("path, key", [("organizations", "organizations"), ("client-grants", "client_grants"),
                                        ("connections", "connections")])
 def test_checkpoint_paging_of_other_lists(api, path, key):

@@ -121,6 +121,15 @@ def test_a_token_without_read_roles_fails_before_any_request_naming_every_gap(ru
 
 
 @SQLITE_ONLY
+def test_a_snapshot_failing_midway_leaves_no_scratch_files(runner, directory_tenant, tmp_path):
+    org = directory_tenant.directory.big_organization
+    directory_tenant.tenant.fail_next(f"/api/v2/organizations/{org}/members", [404])
+    result = runner("run-job", "snapshot")
+    assert result.returncode == 1
+    assert list(snapshots(tmp_path).iterdir()) == []  # neither a snapshot nor its hidden scratch directory
+
+
+@SQLITE_ONLY
 def test_an_unknown_resource_is_a_usage_error_before_anything_is_recorded(runner, directory_tenant):
     bad = runner("run-job", "snapshot", extra_env={"RUNNER_SNAPSHOT_RESOURCES": "roles,rolez"})
     assert bad.returncode == 2
@@ -302,3 +311,54 @@ def test_sigterm_ends_a_snapshot_at_once_asking_nothing_more(local_env, lone_ten
     asked_after = [r["path"] for r in app.received if r["at"] > signalled + 0.05]
     assert took < 4 and len(asked_after) <= 2, (took, asked_after)
     assert not snapshots(tmp_path).exists() or not [p for p in snapshots(tmp_path).iterdir() if not p.name.startswith(".")]
+
+
+@SQLITE_ONLY
+def test_tables_sorted_on_disk_are_byte_identical_to_tables_sorted_in_memory(directory_tenant, database_url, tmp_path):
+    from batchrunner.jobs.snapshot import TABLES
+    from batchrunner.outputs.tables import fetch_all, write
+    from test_toolkit import _api
+
+    api = _api(directory_tenant, database_url)
+    spill, in_memory, on_disk = tmp_path / "spill", tmp_path / "in-memory", tmp_path / "on-disk"
+    for path in (spill, in_memory, on_disk):
+        path.mkdir()
+    held = fetch_all(api, TABLES)
+    spilled = fetch_all(api, TABLES, spill=spill, run_rows=7)  # runs of 7 rows: every table but the smallest spills
+    assert not isinstance(spilled["organization_members"].rows, list)  # it did sort on disk, in runs
+    assert len(list(spill.iterdir())) > 10
+    for table in TABLES:
+        assert len(spilled[table.name].rows) == len(held[table.name].rows) > 0
+        assert write(on_disk, spilled[table.name]).read_bytes() == write(in_memory, held[table.name]).read_bytes(), table.name
+
+
+def test_rows_of_equal_keys_keep_their_order_across_runs_on_disk(tmp_path):
+    from batchrunner.auth0.lists import OFFSET, Listing
+    from batchrunner.outputs.tables import Table, sorted_rows
+
+    table = Table("t", Listing("t", "t", OFFSET, ()), columns=[("k", "k"), ("n", "n")], key=("k",))
+    items = [{"k": "ba"[i % 2] + str(i % 3), "n": i} for i in range(40)]
+    spilled = sorted_rows(table, items, spill=tmp_path, run_rows=3)
+    assert list(spilled) == sorted_rows(table, items) == sorted(map(tuple, ([i["k"], str(i["n"])] for i in items)), key=lambda r: r[0])
+    assert list(spilled) == list(spilled)  # read again, merged again
+    spilled.remove()
+    assert not list(tmp_path.iterdir())
+
+
+def test_changes_written_as_found_are_the_bytes_of_the_changes_held(tmp_path):
+    from batchrunner.outputs.drift import Changes, ChangesFile
+
+    changes = Changes("20261124T023000Z", "20261125T023000Z", sources={"roles": "20261124T023000Z"}, not_compared=["x"])
+    changes.summary = {"roles": {"added": 2, "removed": 0, "changed": 1}, "connections": {"added": 0, "removed": 0, "changed": 0}}
+    found = ChangesFile(tmp_path)
+    for kind, change in [("added", {"resource": "roles", "key": ["rol_1"], "row": {"id": "rol_1", "name": "Zoë \"q\"\n"}}),
+                         ("added", {"resource": "roles", "key": ["rol_2"], "row": {}}),
+                         ("changed", {"resource": "roles", "key": ["rol_3"], "fields": {"name": ["a", "b"]}})]:
+        found.record(kind, change)
+        getattr(changes, kind).append(change)
+    streamed = tmp_path / "streamed.json"
+    with open(streamed, "w", encoding="utf-8") as handle:
+        found.write(handle, changes)
+    found.close()
+    assert streamed.read_text(encoding="utf-8") == json.dumps(changes.as_json(), indent=2, ensure_ascii=False) + "\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["streamed.json"]

@@ -95,34 +95,25 @@ def test_serve_ends_a_job_whose_interruption_a_finaliser_ignored(local_runner, q
 
 
 @pytest.mark.parametrize("command", ["run-job", "serve"])
-def test_a_run_past_its_limit_is_timed_out_whatever_its_cleanup_raised(local_runner, quiet_env, tmp_path, command):
-    """The interruption broke a cleanup that then raised (PostgreSQL's, a query cut off mid-way):
-    its error, not the time limit, was recorded."""
-    env = {**quiet_env, "RUNNER_TIMEOUT_MESSY": "0.5"}
+@pytest.mark.parametrize("job, schedule", [
+    # The interruption broke a cleanup that then raised (PostgreSQL's, a query cut off mid-way):
+    # its error, not the time limit, was recorded.
+    ("messy", "* * * * * *"),
+    # The job catches the interruption and goes on: it is interrupted again.
+    ("swallower", "*/5 * * * * *"),
+])
+def test_a_run_past_its_limit_is_timed_out_whatever_it_does_with_the_interruption(local_runner, quiet_env, tmp_path,
+                                                                                     command, job, schedule):
+    variable = job.upper()
+    env = {**quiet_env, f"RUNNER_TIMEOUT_{variable}": "0.5"}
     if command == "run-job":
-        result = local_runner("run-job", "messy", extra_env=env, timeout=20)
-        assert result.returncode == 1 and result.stderr.strip().endswith("runner: messy failed (run 1): timed out after 0.5 s")
+        result = local_runner("run-job", job, extra_env=env, timeout=20)
+        assert result.returncode == 1 and result.stderr.strip().endswith(f"runner: {job} failed (run 1): timed out after 0.5 s")
         return
-    env["RUNNER_SCHEDULE_MESSY"] = "* * * * * *"
+    env[f"RUNNER_SCHEDULE_{variable}"] = schedule
     proc = start_runner(env, tmp_path, "serve", "--stop-timeout", "0")
     db = open_database(env["RUNNER_DATABASE_URL"])
-    wait_for(lambda: any(r["status"] == "failed" for r in runs.history(db, "messy")), timeout=20)
+    wait_for(lambda: any(r["status"] == "failed" for r in runs.history(db, job)), timeout=20)
     assert stop(proc)[0] == 0
-    failed = [r for r in _history(local_runner, env, "messy") if r["status"] == "failed"]
-    assert failed[0]["error"] == "timed out after 0.5 s"
-
-
-@pytest.mark.parametrize("command", ["run-job", "serve"])
-def test_a_job_that_catches_its_interruption_is_ended_again(local_runner, quiet_env, tmp_path, command):
-    env = {**quiet_env, "RUNNER_TIMEOUT_SWALLOWER": "0.5"}
-    if command == "run-job":
-        result = local_runner("run-job", "swallower", extra_env=env, timeout=20)
-        assert result.returncode == 1 and result.stderr.strip().endswith("runner: swallower failed (run 1): timed out after 0.5 s")
-        return
-    env["RUNNER_SCHEDULE_SWALLOWER"] = "*/5 * * * * *"
-    proc = start_runner(env, tmp_path, "serve", "--stop-timeout", "0")
-    db = open_database(env["RUNNER_DATABASE_URL"])
-    wait_for(lambda: any(r["status"] == "failed" for r in runs.history(db, "swallower")), timeout=20)
-    assert stop(proc)[0] == 0
-    failed = [r for r in _history(local_runner, env, "swallower") if r["status"] == "failed"]
+    failed = [r for r in _history(local_runner, env, job) if r["status"] == "failed"]
     assert failed[0]["error"] == "timed out after 0.5 s"

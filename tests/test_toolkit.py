@@ -6,6 +6,8 @@ import gzip
 import io
 import json
 import os
+import subprocess
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -13,8 +15,9 @@ import pytest
 
 from batchrunner.auth0 import asyncjobs
 from batchrunner.errors import ApiError
+from batchrunner.outputs.atomic import clean_leftovers
 from batchrunner.outputs.job_state import JobState
-from batchrunner.outputs.writers import Key, clean_staged, point_link, read_rows, row, rows, staged_directory, write_csv, write_jsonl_gz
+from batchrunner.outputs.writers import Key, point_link, read_rows, row, rows, staged_directory, write_csv, write_jsonl_gz
 from conftest import SQLITE_ONLY
 
 GOLDEN = Path(__file__).parent / "data" / "clients-seed7-120.csv"
@@ -76,7 +79,21 @@ def test_a_staged_directory_appears_whole_or_not_at_all(tmp_path):
     # What a SIGKILL leaves: a hidden directory, which the next run removes.
     leftover = tmp_path / "snap" / ".two.abc.partial"
     leftover.mkdir()
-    assert clean_staged(tmp_path / "snap") == [leftover] and not leftover.exists()
+    assert clean_leftovers(tmp_path / "snap") == [leftover] and not leftover.exists()
+
+
+def test_a_staged_directory_is_removed_when_the_process_ends_with_it_unfinished(tmp_path):
+    # `serve` past its stop timeout removes what its writers leave (README, "The export"): a set of
+    # files as much as one file. In a child: after remove_open_partials the process writes nothing more.
+    code = ("import sys; from pathlib import Path; from batchrunner.outputs.atomic import remove_open_partials\n"
+            "from batchrunner.outputs.writers import staged_directory\n"
+            "with staged_directory(Path(sys.argv[1]) / 'one') as staged:\n"
+            "    (staged / 'a.csv').write_text('half')\n"
+            "    print(remove_open_partials() == [staged], staged.exists())\n"
+            "    raise SystemExit(0)\n")
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stdout) == (0, "True False\n"), result.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_latest_is_a_relative_link_replaced_in_place(tmp_path):

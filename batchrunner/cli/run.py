@@ -49,7 +49,8 @@ def run_job(name, params, as_json, tenant_name):
     from batchrunner.runs import records as runs
     from batchrunner.runs.execute import RunRequest, execute
     from batchrunner.runs.params import for_run as job_params
-    from batchrunner.runs.registry import find
+    from batchrunner.runs import job_variables
+    from batchrunner.runs.registry import discover, find
     from batchrunner.runs.signals import interrupt_on_sigterm
     from batchrunner.store.database import open_database
     from batchrunner.store.schema import RunStatus
@@ -57,6 +58,7 @@ def run_job(name, params, as_json, tenant_name):
 
     settings = checked_settings(logs=True)
     job = find(name, settings.job_paths)
+    job_variables.check(settings.env, discover(settings.job_paths))  # a typo'd RUNNER_TIMEOUT_<JOB> is no silent no-limit
     tenants = _tenants(settings, job, tenant_name)
     given = _parse_params(params)
     # Every tenant's params are checked before the first run: a missing one is exit 2, nothing recorded.

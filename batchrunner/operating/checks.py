@@ -17,10 +17,9 @@ from batchrunner.cli.render import iso
 from batchrunner.operating.metrics import Scheduled
 from batchrunner.runs import schedules
 from batchrunner.store.database import Database
-from batchrunner.store.schema import DEFAULT_TENANT, RunStatus, runs
+from batchrunner.store.schema import DEFAULT_TENANT, FINISHED, RunStatus, runs
 
 DEFAULT_GRACE_SECONDS = 3600  # a nightly export takes minutes; an hour late is worth a page
-FINISHED = (RunStatus.SUCCEEDED.value, RunStatus.FAILED.value, RunStatus.ABANDONED.value)
 
 
 @dataclass(frozen=True)

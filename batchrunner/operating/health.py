@@ -49,7 +49,9 @@ def parse_address(value: str) -> Address:
     text_value = value.strip()
     host, sep, port = text_value.rpartition(":")
     host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-    if not sep or not host or not port.isdigit() or int(port) > 65535:
+    if sep and host and port.isdigit() and int(port) > 65535:
+        raise ConfigError(VARIABLE, f"{value!r}: port {int(port)} is out of range; give one from 1 to 65535 (0 picks a free one)")
+    if not sep or not host or not port.isdigit():
         raise ConfigError(VARIABLE, f"{value!r} is not HOST:PORT; give e.g. 127.0.0.1:9464 (0.0.0.0:9464 to listen on every interface)")
     return Address(host, int(port))
 
@@ -134,6 +136,8 @@ class _Server(WSGIServer):
 
     def server_close(self) -> None:
         super().server_close()
+        if not hasattr(self, "_wake_w"):  # the bind failed: socketserver closes before server_activate ran
+            return
         self._closing = True
         self._wake()
         for _ in range(HANDLERS):

@@ -20,11 +20,10 @@ from batchrunner import clock
 from batchrunner.errors import one_line
 from batchrunner.runs import schedules
 from batchrunner.store.database import Database
-from batchrunner.store.schema import RunStatus, pruned_runs, runs, token_cache, token_issuances
+from batchrunner.store.schema import FINISHED, RunStatus, pruned_runs, runs, token_cache, token_issuances
 
 log = logging.getLogger("runner.metrics")
 
-FINISHED = (RunStatus.SUCCEEDED.value, RunStatus.FAILED.value, RunStatus.ABANDONED.value)
 LOGS_JOB, SNAPSHOT_JOB = "export-logs", "snapshot"  # jobs whose results feed two metrics (README, "The log archive: `export-logs`" and "The access snapshot: `snapshot`")
 
 
@@ -44,8 +43,8 @@ def scheduled_jobs(settings, jobs: dict) -> list[Scheduled]:
 
 
 @dataclass
-class Snapshot:
-    """What one scrape read from the database."""
+class ScrapeReading:
+    """What one scrape read from the database (not an access snapshot: outputs/drift.py's SnapshotFolder)."""
 
     counts: dict[tuple[str, str], int]
     last_success: dict[str, datetime]
@@ -57,7 +56,7 @@ class Snapshot:
     snapshot_changes: dict[tuple[str, str], int]  # (resource, kind) -> count
 
 
-def read(db: Database) -> Snapshot:
+def read(db: Database) -> ScrapeReading:
     with db.read() as conn:
         counts: dict[tuple[str, str], int] = {}
         for row in conn.execute(select(runs.c.job, runs.c.status, func.count()).group_by(runs.c.job, runs.c.status)):
@@ -76,7 +75,7 @@ def read(db: Database) -> Snapshot:
             .where(token_cache.c.access_token.is_not(None)))]
         issuances = conn.execute(select(func.count()).select_from(token_issuances)).scalar()
         logs_result, snapshot_result = (_latest_result(conn, job) for job in (LOGS_JOB, SNAPSHOT_JOB))
-    return Snapshot(counts, last_success, last_run, last_finished, tokens, issuances,
+    return ScrapeReading(counts, last_success, last_run, last_finished, tokens, issuances,
                     _timestamp(logs_result.get("newest_event_at")), _changes(snapshot_result))
 
 
@@ -131,7 +130,7 @@ class Collector:
         if snap is not None:
             yield from self._families(snap)
 
-    def _read(self) -> Snapshot | None:
+    def _read(self) -> ScrapeReading | None:
         if self.db is None:  # it could not even be opened (`runner metrics` says why)
             return None
         try:
@@ -140,7 +139,7 @@ class Collector:
             log.warning("metrics: cannot read the database: %s", one_line(exc))
             return None
 
-    def _families(self, snap: Snapshot):
+    def _families(self, snap: ScrapeReading):
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
         names = sorted({j.name for j in self.jobs} | {job for job, _ in snap.counts})
@@ -173,7 +172,7 @@ class Collector:
         yield from (success, last, duration, succeeded, running, upcoming, total)
         yield from self._tokens_and_jobs(snap)
 
-    def _tokens_and_jobs(self, snap: Snapshot):
+    def _tokens_and_jobs(self, snap: ScrapeReading):
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
         expiry = GaugeMetricFamily("runner_token_expiry_timestamp_seconds", "When the cached Management API token expires (Unix time).",

@@ -19,13 +19,12 @@ from sqlalchemy import select
 from batchrunner import logs, process
 from batchrunner.operating import pings, webhooks
 from batchrunner.store.database import Database
-from batchrunner.store.schema import RunStatus, runs
+from batchrunner.store.schema import FINISHED, RunStatus, runs
 
 log = logging.getLogger("runner.alerts")
 
 VARIABLE = "RUNNER_NOTIFY_URL"
 EVENTS = ("failed", "recovered", "drift", "logs_gap")
-FINISHED = (RunStatus.SUCCEEDED.value, RunStatus.FAILED.value, RunStatus.ABANDONED.value)
 TEXT_LIMIT = 2000  # a chat message, not a log
 
 

@@ -18,23 +18,20 @@ to the `from`; the run then archives from the oldest item held and ends failed, 
 
 from __future__ import annotations
 
-import gzip
-import io
-import json
-import os
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from itertools import chain, islice
 from pathlib import Path
+from typing import Iterable, Iterator
 
 from batchrunner.auth0 import lists
 from batchrunner.cli.render import plural
 from batchrunner.errors import ApiError, JobFailed
 from batchrunner.operating import notifications as alerts
 from batchrunner.outputs import archive_folder as folder
-from batchrunner.outputs.atomic import EXPORT_MODE, make_folders, prepare_export_dir
+from batchrunner.outputs.atomic import atomic_file, clean_leftovers, make_folders, prepare_export_dir
 from batchrunner.outputs.dated_csv import terminal_progress
-from batchrunner.outputs.writers import clean_staged
+from batchrunner.outputs.writers import jsonl_gz_into
 
 STARTS = ("oldest", "now")
 
@@ -59,7 +56,7 @@ def run(ctx, archive: Archive, start: str, retention_days: float) -> dict:
     if done:
         ctx.log.info("%s", done)
     prepare_export_dir(root, ctx.log)  # made 0750 and checked writable before Auth0 is asked for anything
-    for leftover in clean_staged(root):
+    for leftover in clean_leftovers(root):
         ctx.log.info("removed %s, left by an interrupted run", leftover.name)
     checkpoint = _reconcile(ctx, archive, root, mark)
     if recorded is None:
@@ -69,14 +66,10 @@ def run(ctx, archive: Archive, start: str, retention_days: float) -> dict:
     writer = _Writer(ctx, archive, root, checkpoint)
     with terminal_progress(ctx.job or archive.folder, ctx.api) as progress:
         try:
-            try:
-                _add_all(writer, _items(ctx.api, archive, None if gap else checkpoint), progress)
-            except _Gap:
-                gap = True
-                _add_all(writer, _items(ctx.api, archive, None), progress)
-            writer.finish()
-        finally:
-            writer.discard()  # what a failure left unpublished: those items are fetched again next time
+            _add_all(writer, _items(ctx.api, archive, None if gap else checkpoint), progress)
+        except _Gap:
+            gap = True
+            _add_all(writer, _items(ctx.api, archive, None), progress)
     result.update(events=writer.events, files=writer.files, checkpoint=state.get("checkpoint"),
                   newest_event_at=state.get("newest_event_at"))
     _warn_if_behind(ctx, result, retention_days)
@@ -100,8 +93,9 @@ def _reconcile(ctx, archive: Archive, root: Path, mark: folder.Mark | None) -> s
         return checkpoint
     at = folder.last_value(newest[1], archive.date_field) if newest and newest[0] == reach else None
     ctx.state.put(checkpoint=reach, newest_event_at=at)
-    ctx.log.warning("the checkpoint in the database was %s, but the archive in %s reaches %s: going on from there "
-                    "(was the database moved aside or restored from a backup?)", checkpoint, root, reach)
+    held = f"the checkpoint in the database was {checkpoint}" if checkpoint else "the database holds no checkpoint"
+    ctx.log.warning("%s, but the archive in %s reaches %s: going on from there "
+                    "(was the database moved aside or restored from a backup?)", held, root, reach)
     return reach
 
 
@@ -129,8 +123,7 @@ def _add_all(writer: "_Writer", items, progress) -> None:
     if progress:
         progress.show("reading events")
         items = progress.counted(items, lambda n: f"{n:,} event{'' if n == 1 else 's'} read" + (f", {plural(writer.files, 'file')} written" if writer.files else ""))
-    for item in items:
-        writer.add(item)
+    writer.write(items)
 
 
 def _held(api, archive: Archive, item_id: str) -> bool:
@@ -174,61 +167,38 @@ def _warn_if_behind(ctx, result: dict, retention_days: float) -> None:
 
 
 class _Writer:
-    """Streams items into hidden gzip files and publishes each with the checkpoint."""
+    """Writes items into gzip JSON Lines files of up to `per_file` and publishes each with the checkpoint."""
 
     def __init__(self, ctx, archive: Archive, root: Path, checkpoint: str | None):
         self.ctx, self.archive, self.root = ctx, archive, root
         self.checkpoint = checkpoint  # what the state holds: a publish lands only on it (state.py's fence)
         self.events = self.files = 0
         self.first_id: str | None = None
-        self._open = None  # (path, raw file, gzip text, first item, count)
-        self._last: dict | None = None
 
-    def add(self, item: dict) -> None:
-        if self._open is None:
-            self._start(item)
-        path, raw, text, first, count = self._open
-        text.write(json.dumps(item, ensure_ascii=False, separators=(",", ":")))
-        text.write("\n")
-        self._open = (path, raw, text, first, count + 1)
-        self._last = item
-        self.first_id = self.first_id or item[self.archive.id_field]
-        if count + 1 >= self.archive.per_file:
-            self._publish()
+    def write(self, items: Iterable[dict]) -> None:
+        """Every item, file by file; a failure leaves the file in the making unpublished (removed): its
+        items are fetched again next time."""
+        items = iter(items)
+        for first in items:  # a file is begun only once an item is there for it
+            self.first_id = self.first_id or first[self.archive.id_field]
+            self._write_file(first, items)
 
-    def finish(self) -> None:
-        if self._open is not None:
-            self._publish()
+    def _write_file(self, first: dict, more: Iterator[dict]) -> None:
+        last, count = [first], 0
 
-    def discard(self) -> None:
-        if self._open is not None:
-            path, raw, text, _, _ = self._open
-            self._open = None
-            try:
-                text.close()
-            finally:
-                raw.close()
-                path.unlink(missing_ok=True)
+        def noting_last(items):
+            for last[0] in items:
+                yield last[0]
 
-    def _start(self, first: dict) -> None:
-        fd, name = tempfile.mkstemp(prefix=".batch.", suffix=".partial", dir=self.root)
-        raw = os.fdopen(fd, "wb")
-        text = io.TextIOWrapper(gzip.GzipFile(fileobj=raw, mode="wb", mtime=0), encoding="utf-8", newline="\n")
-        self._open = (Path(name), raw, text, first, 0)
+        # Under the hidden name `.batch.….partial` until published (a kill leaves it for clean_leftovers).
+        with atomic_file(self.root / "batch", place=lambda staged: self._publish(staged, first, last[0], count)) as raw:
+            count = jsonl_gz_into(raw, noting_last(chain([first], islice(more, self.archive.per_file - 1))))
 
-    def _publish(self) -> None:
-        path, raw, text, first, count = self._open
-        self._open = None
-        text.close()  # closes the gzip stream, not `raw` (GzipFile given a fileobj leaves it open)
-        raw.flush()
-        os.fsync(raw.fileno())
-        raw.close()
-        os.chmod(path, EXPORT_MODE)
-        last = self._last
+    def _publish(self, staged: Path, first: dict, last: dict, count: int) -> None:
         ids = self.archive.id_field
         final = self.root / _day(first.get(self.archive.date_field)) / f"{first[ids]}-{last[ids]}.jsonl.gz"
         make_folders(final.parent)
-        self.ctx.state.publish(path, final, expect={"checkpoint": self.checkpoint}, same_if_exists=True,
+        self.ctx.state.publish(staged, final, expect={"checkpoint": self.checkpoint}, same_if_exists=True,
                                checkpoint=last[ids], newest_event_at=last.get(self.archive.date_field))
         self.checkpoint = last[ids]
         self.events += count

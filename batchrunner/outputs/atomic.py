@@ -1,4 +1,6 @@
-"""Files that are complete or absent: written under a temporary name, flushed, synced and renamed.
+"""Files that are complete or absent: written under a temporary name, flushed, synced and renamed;
+`staging`, the life every such output shares (a file, a staged directory, a link), and
+`clean_leftovers`, the one cleaner of what a killed run left.
 
 Also the export folder (created 0750, a warning when others may write into it), the one rule for
 CSV cells that a spreadsheet would run as a formula, and one-line errors for a folder that cannot
@@ -18,7 +20,7 @@ import tempfile
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Callable, Iterator
 
 from batchrunner.errors import RunnerError
 
@@ -98,20 +100,21 @@ def atomic_text(path: Path, newline: str = "", encoding: str = "utf-8") -> Itera
 
 
 @contextmanager
-def atomic_file(path: Path, mode: str = "wb", setting: str = EXPORT_SETTING, **options) -> Iterator[IO]:
+def atomic_file(path: Path, mode: str = "wb", setting: str = EXPORT_SETTING, place: Callable[[Path], None] | None = None,
+                **options) -> Iterator[IO]:
     """Open a temporary file beside `path`; on success it replaces `path` in one rename, on failure it is removed.
 
     The temporary name starts with a dot and ends in `.partial`, so no reader globbing `*.csv`
-    picks up a file in the making, and `clean_partials` can remove what a killed process left.
+    picks up a file in the making, and `clean_leftovers` can remove what a killed process left.
     An OSError of the folder or of a write through the handle is a WriteError naming `setting`.
+    `place(temporary)`, when given, puts the written file in place instead of the rename (a
+    checkpointed archive publishes it together with its checkpoint: JobState.publish).
     """
     directory = path.parent
     with _reporting(directory, setting):
         directory.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=directory)
-    tmp = Path(name)
-    _track(tmp)
-    try:
+    with staging(Path(name), place or (lambda tmp: rename_into_place(tmp, path, setting))) as tmp:
         handle = os.fdopen(fd, mode, **options)
         try:
             yield _Guarded(handle, directory, setting)
@@ -123,15 +126,30 @@ def atomic_file(path: Path, mode: str = "wb", setting: str = EXPORT_SETTING, **o
                 handle.close()
         with _reporting(directory, setting):
             os.chmod(tmp, EXPORT_MODE)
-            os.replace(tmp, path)
+
+
+@contextmanager
+def staging(tmp: Path, place: Callable[[Path], None]) -> Iterator[Path]:
+    """The one life of every output made under a hidden temporary name (a file, a directory): the
+    body fills `tmp`; on success `place(tmp)` puts it in place durably, on failure (or once the
+    process is ending, `remove_open_partials`) it is removed, whatever it is."""
+    _track(tmp)
+    try:
+        yield tmp
+        place(tmp)
     except BaseException:
-        _remove(tmp)
+        remove_output(tmp)
         raise
     finally:
         with _partials_lock:
             _open_partials.discard(tmp)
-    with _reporting(directory, setting):
-        sync_dir(directory)
+
+
+def rename_into_place(tmp: Path, final: Path, setting: str = EXPORT_SETTING) -> None:
+    """`tmp` renamed to `final` (a file replaces one of that name; a directory needs a new name), the folder synced."""
+    with _reporting(final.parent, setting):
+        os.replace(tmp, final)
+        sync_dir(final.parent)
 
 
 def copy_atomic(source: Path, target: Path, setting: str = EXPORT_SETTING) -> None:
@@ -154,7 +172,7 @@ def remove_open_partials() -> list[Path]:
         _ending = True
         removed = sorted(_open_partials)
         for tmp in removed:
-            _remove(tmp)
+            remove_output(tmp)
         _open_partials.clear()
     return removed
 
@@ -162,7 +180,7 @@ def remove_open_partials() -> list[Path]:
 def _track(tmp: Path) -> None:
     with _partials_lock:
         if _ending:
-            _remove(tmp)
+            remove_output(tmp)
             raise RunnerError("the process is ending; no file is written")
         _open_partials.add(tmp)
 
@@ -197,22 +215,23 @@ def _reporting(directory: Path, setting: str) -> Iterator[None]:
         raise WriteError(directory, exc, setting) from None
 
 
-def clean_partials(directory: Path, names: re.Pattern) -> list[Path]:
-    """Remove temporary files a killed run left behind (their writer is gone: we hold the job's run).
+def clean_leftovers(directory: Path, names: re.Pattern | None = None) -> list[Path]:
+    """Remove the hidden `.partial` files and directories a killed run left in `directory` (their
+    writer is gone: we hold the job's run).
 
-    Only those of a file whose whole name `names` matches: `.clients-*.partial` would also take a
-    running job's `.clients-spa-….partial` (another job, another lock)."""
+    With `names`, only those of an output whose whole name it matches: `.clients-*.partial` would
+    also take a running job's `.clients-spa-….partial` (another job, another lock)."""
     removed = []
     with _reporting(directory, EXPORT_SETTING):
         for leftover in directory.glob(".*.partial"):
             match = _PARTIAL.fullmatch(leftover.name)
-            if match and names.fullmatch(match["name"]):
-                _remove(leftover)
+            if names is None or (match and names.fullmatch(match["name"])):
+                remove_output(leftover)
                 removed.append(leftover)
     return removed
 
 
-# What atomic_file names a temporary file: `.{name}.{mkstemp's random part}.partial`.
+# What atomic_file and staged_directory name a temporary: `.{name}.{mkstemp's random part}.partial`.
 _PARTIAL = re.compile(r"\.(?P<name>.+)\.[A-Za-z0-9_]+\.partial")
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Sequence
 
 from batchrunner.cli.render import plural
-from batchrunner.outputs.atomic import clean_partials, copy_atomic, prepare_export_dir
+from batchrunner.outputs.atomic import clean_leftovers, copy_atomic, prepare_export_dir
 from batchrunner.outputs.writers import Column, write_csv
 from batchrunner.progress import Progress
 
@@ -41,7 +41,7 @@ def prepare(ctx, stem: str) -> DatedExport:
     prepare_export_dir(ctx.export_dir, ctx.log)
     # Exactly this export's files: another job's stem may start with this one ("clients-spa").
     names = re.compile(rf"{re.escape(stem)}-(?:\d{{8}}T\d{{6}}Z|latest)\.csv")
-    for leftover in clean_partials(ctx.export_dir, names):
+    for leftover in clean_leftovers(ctx.export_dir, names):
         ctx.log.info("removed %s, left by an interrupted run", leftover.name)
     return export
 

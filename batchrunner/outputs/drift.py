@@ -12,12 +12,18 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from batchrunner.errors import RunnerError
 
 MANIFEST = "manifest.json"
 CHANGES = "changes.json"
+Record = Callable[[str, dict], None]  # takes each change: its kind ("added", ...) and the change
+
+
+# What to do about a damaged snapshot: `runner diff` and the next run compare the ones before it.
+FIX = "restore it from a backup, or move it out of the snapshots folder"
+DAMAGED = f"the snapshot is damaged: {FIX}"
 
 
 class SnapshotError(RunnerError):
@@ -27,7 +33,9 @@ class SnapshotError(RunnerError):
 
 
 @dataclass
-class Snapshot:
+class SnapshotFolder:
+    """A snapshot's folder as its manifest describes it: the tables it holds, their keys, its tenant."""
+
     path: Path
     resources: dict[str, dict]  # name -> {"file", "rows", "key"}
     tenant: str | None = None  # the manifest's "tenant": the URL of the Auth0 domain it was taken from
@@ -38,18 +46,18 @@ class Snapshot:
         return self.label or self.path.name
 
     @classmethod
-    def open(cls, path: Path) -> "Snapshot":
+    def open(cls, path: Path) -> "SnapshotFolder":
         try:
             manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
             assert isinstance(manifest["resources"], dict)
         except FileNotFoundError:
             raise SnapshotError(f"{path} is not a snapshot (no {MANIFEST})") from None
         except (OSError, ValueError, KeyError, TypeError, AssertionError):
-            raise SnapshotError(f"the snapshot {path} is damaged: its {MANIFEST} cannot be read") from None
+            raise SnapshotError(f"the snapshot {path} is damaged: its {MANIFEST} cannot be read; {FIX}") from None
         return cls.of(path, manifest)
 
     @classmethod
-    def of(cls, path: Path, manifest: dict, label: str | None = None) -> "Snapshot":
+    def of(cls, path: Path, manifest: dict, label: str | None = None) -> "SnapshotFolder":
         tenant = manifest.get("tenant")
         tenant = tenant.rstrip("/").lower() if isinstance(tenant, str) and tenant else None
         return cls(path, manifest["resources"], tenant, label)
@@ -58,12 +66,12 @@ class Snapshot:
 class OtherTenant(SnapshotError):
     """Two snapshots of two tenants (AUTH0_DOMAIN changed between them): their differences are no drift."""
 
-    def __init__(self, old: Snapshot, new: Snapshot):
+    def __init__(self, old: SnapshotFolder, new: SnapshotFolder):
         super().__init__(f"{old.name} is a snapshot of {old.tenant} and {new.name} of {new.tenant}: two tenants, "
                          f"not drift; nothing compared")
 
 
-def same_tenant(old: Snapshot, new: Snapshot) -> None:
+def same_tenant(old: SnapshotFolder, new: SnapshotFolder) -> None:
     """OtherTenant when both manifests name their tenant and the names differ (older manifests name none)."""
     if old.tenant and new.tenant and old.tenant != new.tenant:
         raise OtherTenant(old, new)
@@ -94,7 +102,7 @@ class Changes:
                 "from_by_resource": self.sources, "not_compared": self.not_compared}
 
 
-def compare(old: Snapshot, new: Snapshot) -> Changes:
+def compare(old: SnapshotFolder, new: SnapshotFolder) -> Changes:
     """Every resource the two snapshots both hold, compared row by row; the others are named not compared."""
     same_tenant(old, new)
     sources = {name: old for name in new.resources if name in old.resources}
@@ -104,16 +112,17 @@ def compare(old: Snapshot, new: Snapshot) -> Changes:
     return changes
 
 
-def compare_each(older: Iterable[Path], new: Snapshot) -> Changes | None:
+def compare_each(older: Iterable[Path], new: SnapshotFolder, record: Record | None = None) -> Changes | None:
     """Each resource of `new` compared with the newest of `older` (newest first) that holds it, so a
     partial snapshot (`--param resources=roles`) hides no change to the resources it left out.
     None when `older` is empty. The first of `older` damaged or of another tenant is a SnapshotError;
-    a later one ends the search, and the resources still unfound are named not compared."""
-    sources: dict[str, Snapshot] = {}
+    a later one ends the search, and the resources still unfound are named not compared.
+    `record(kind, change)` takes each change instead of the Changes' lists (ChangesFile.record)."""
+    sources: dict[str, SnapshotFolder] = {}
     newest = None
     for path in older:
         try:
-            snapshot = Snapshot.open(path)
+            snapshot = SnapshotFolder.open(path)
             same_tenant(snapshot, new)
         except SnapshotError:
             if newest is None:
@@ -127,14 +136,15 @@ def compare_each(older: Iterable[Path], new: Snapshot) -> Changes | None:
             break
     if newest is None:
         return None
-    changes = _compare(sources, new)
+    changes = _compare(sources, new, record)
     changes.old = max((s.name for s in sources.values()), default=newest.name)
     changes.not_compared = [n for n in new.resources if n not in sources]
     return changes
 
 
-def _compare(sources: dict[str, Snapshot], new: Snapshot) -> Changes:
+def _compare(sources: dict[str, SnapshotFolder], new: SnapshotFolder, record: Record | None = None) -> Changes:
     changes = Changes("", new.name, sources={name: old.name for name, old in sources.items()})
+    record = record or (lambda kind, change: getattr(changes, kind).append(change))
     for name, entry in new.resources.items():
         if name not in sources:
             continue
@@ -143,11 +153,54 @@ def _compare(sources: dict[str, Snapshot], new: Snapshot) -> Changes:
         if not key:
             raise SnapshotError(f"the snapshot {new.path} does not say the key of {name}; compare it with a newer runner")
         counts = {"added": 0, "removed": 0, "changed": 0}
-        for kind, record in _merge(_Side(sources[name].path, old_entry), _Side(new.path, entry), key):
+        for kind, change in _merge(_Side(sources[name].path, old_entry), _Side(new.path, entry), key):
             counts[kind] += 1
-            getattr(changes, kind).append({"resource": name, **record})
+            record(kind, {"resource": name, **change})
         changes.summary[name] = counts
     return changes
+
+
+class ChangesFile:
+    """changes.json written without holding the changes (a first snapshot of a million members
+    against an empty one is a million rows added): each change goes to a file in `scratch` as the
+    merge finds it, and is copied into place once the summary, which comes first, is known. The
+    bytes are those of json.dump(changes.as_json(), indent=2) with the changes held."""
+
+    KINDS = ("added", "removed", "changed")
+
+    def __init__(self, scratch: Path):
+        self.paths = {kind: scratch / f"changes.{kind}.jsonl" for kind in self.KINDS}
+        self.files = {kind: open(path, "w+", encoding="utf-8") for kind, path in self.paths.items()}
+
+    def record(self, kind: str, change: dict) -> None:
+        self.files[kind].write(json.dumps(change, ensure_ascii=False) + "\n")
+
+    def write(self, handle, changes: Changes) -> None:
+        """The whole of changes.json (its final newline too) into the open text file `handle`."""
+        separator = "{"
+        for name, value in changes.as_json().items():
+            handle.write(f"{separator}\n  {json.dumps(name)}: ")
+            separator = ","
+            if name in self.files:
+                self._write_list(handle, self.files[name])
+            else:
+                handle.write(json.dumps(value, indent=2, ensure_ascii=False).replace("\n", "\n  "))
+        handle.write("\n}\n")
+
+    @staticmethod
+    def _write_list(handle, file) -> None:
+        file.seek(0)
+        separator = "["
+        for line in file:
+            handle.write(f"{separator}\n    " + json.dumps(json.loads(line), indent=2, ensure_ascii=False).replace("\n", "\n    "))
+            separator = ","
+        handle.write("[]" if separator == "[" else "\n  ]")
+
+    def close(self) -> None:
+        for file in self.files.values():
+            file.close()
+        for path in self.paths.values():
+            path.unlink(missing_ok=True)
 
 
 @dataclass
@@ -191,28 +244,28 @@ def _rows(side: _Side, key: list[str]) -> Iterator[tuple[tuple[str, ...], dict]]
     path = side.file
     try:
         if not _ends_a_line(path):
-            raise SnapshotError(f"{path} ends inside a row (cut short); the snapshot is damaged")
+            raise SnapshotError(f"{path} ends inside a row (cut short); {DAMAGED}")
         with open(path, encoding="utf-8-sig", newline="") as handle:
             reader = csv.DictReader(handle)
             missing = [k for k in key if k not in (reader.fieldnames or [])]
             if missing:
-                raise SnapshotError(f"{path} has no column {missing[0]}; the snapshot is damaged")
+                raise SnapshotError(f"{path} has no column {missing[0]}; {DAMAGED}")
             previous, count = None, 0
             for row in reader:
                 if None in row or None in row.values():
                     raise SnapshotError(f"{path} line {reader.line_num} does not have the header's "
-                                        f"{len(reader.fieldnames)} columns; the snapshot is damaged")
+                                        f"{len(reader.fieldnames)} columns; {DAMAGED}")
                 current = tuple(row[k] for k in key)
                 if previous is not None and current <= previous:
-                    raise SnapshotError(f"{path} is not sorted by {', '.join(key)} near {current}; the snapshot is damaged")
+                    raise SnapshotError(f"{path} is not sorted by {', '.join(key)} near {current}; {DAMAGED}")
                 previous, count = current, count + 1
                 yield current, row
     except FileNotFoundError:
-        raise SnapshotError(f"{path} is missing; the snapshot is damaged") from None
+        raise SnapshotError(f"{path} is missing; {DAMAGED}") from None
     except (csv.Error, UnicodeDecodeError) as exc:
-        raise SnapshotError(f"{path} cannot be read as CSV ({exc}); the snapshot is damaged") from None
+        raise SnapshotError(f"{path} cannot be read as CSV ({exc}); {DAMAGED}") from None
     if side.rows is not None and count != side.rows:
-        raise SnapshotError(f"{path} holds {count} rows where its {MANIFEST} says {side.rows}; the snapshot is damaged")
+        raise SnapshotError(f"{path} holds {count} rows where its {MANIFEST} says {side.rows}; {DAMAGED}")
 
 
 def between(root: Path, old: str | None, new: str | None) -> Changes:
@@ -223,12 +276,12 @@ def between(root: Path, old: str | None, new: str | None) -> Changes:
         earlier = older(root, found[0].name) if found else []
         if not earlier:
             raise SnapshotError(f"need two snapshots to compare; {root} holds {len(found)}")
-        return compare_each(earlier, Snapshot.open(found[0]))
+        return compare_each(earlier, SnapshotFolder.open(found[0]))
     old_path = resolve(root, old)
     new_path = resolve(root, new) if new is not None else next(iter(newest(root, 1)), None)
     if new_path is None:
         raise SnapshotError(f"need two snapshots to compare; {root} holds none")
-    return compare(Snapshot.open(old_path), Snapshot.open(new_path))
+    return compare(SnapshotFolder.open(old_path), SnapshotFolder.open(new_path))
 
 
 def _ends_a_line(path: Path) -> bool:

@@ -7,22 +7,25 @@ The job (jobs/snapshot.py) declares the tables; everything here is shared machin
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 from batchrunner import __version__
+from batchrunner.auth0.tokens import GRANT_WHERE
 from batchrunner.errors import ApiError, ConfigError, UsageError
 from batchrunner.operating import notifications as alerts
 from batchrunner.outputs import drift
-from batchrunner.outputs.atomic import prepare_export_dir
+from batchrunner.outputs.atomic import atomic_text, clean_leftovers, prepare_export_dir
 from batchrunner.outputs.dated_csv import terminal_progress
 from batchrunner.outputs.tables import Table, fetch_all, write
-from batchrunner.outputs.writers import clean_staged, point_link, staged_directory
+from batchrunner.outputs.writers import point_link, staged_directory
 
 SETTING = "RUNNER_SNAPSHOT_RESOURCES"
 NAME_FORMAT = "%Y%m%dT%H%M%SZ"
-GRANT_WHERE = "Dashboard > Applications > APIs > Auth0 Management API > Machine To Machine Applications"
 
 
 def choose(tables: Sequence[Table], env, params: dict) -> list[Table]:
@@ -77,23 +80,22 @@ def take(ctx, tables: Sequence[Table]) -> dict:
     needed = closure(tables, wanted)
     root = ctx.export_dir / "snapshots"
     prepare_export_dir(root, ctx.log)  # made 0750 and checked writable before the token is asked for
-    for leftover in clean_staged(root):
+    for leftover in clean_leftovers(root):
         ctx.log.info("removed %s, left by an interrupted run", leftover.name)
     check_scopes(ctx.api, needed)
-    with terminal_progress(ctx.job or "snapshot", ctx.api) as progress:
-        fetched = fetch_all(ctx.api, needed, progress=progress)
     name = started.strftime(NAME_FORMAT)
-    if (root / name).exists():
-        raise ApiError(f"a snapshot named {name} exists already (two runs in one second?); run again")
-    with staged_directory(root / name) as staged:
-        for table in wanted:
-            write(staged, fetched[table.name])
-        resources = {t.name: {"file": f"{t.name}.csv", "rows": len(fetched[t.name].rows), "key": list(t.key)} for t in wanted}
-        manifest = _manifest(ctx, started, resources)
-        _write_json(staged / drift.MANIFEST, manifest)
-        changes, note = _drift(root, name, drift.Snapshot.of(staged, manifest, label=name))
-        if changes is not None:
-            _write_json(staged / drift.CHANGES, changes.as_json())
+    with _scratch(root, name) as scratch:
+        with terminal_progress(ctx.job or "snapshot", ctx.api) as progress:
+            fetched = fetch_all(ctx.api, needed, progress=progress, spill=scratch)
+        if (root / name).exists():
+            raise ApiError(f"a snapshot named {name} exists already (two runs in one second?); run again")
+        with staged_directory(root / name) as staged:
+            for table in wanted:
+                write(staged, fetched[table.name])
+            resources = {t.name: {"file": f"{t.name}.csv", "rows": len(fetched[t.name].rows), "key": list(t.key)} for t in wanted}
+            manifest = _manifest(ctx, started, resources)
+            _write_json(staged / drift.MANIFEST, manifest)
+            changes, note = _drift(root, name, drift.SnapshotFolder.of(staged, manifest, label=name), scratch, staged)
     point_link(root / "latest", name)
     counts = {n: r["rows"] for n, r in resources.items()}
     ctx.log.info("snapshot %s: %s", name, ", ".join(f"{n} {c}" for n, c in counts.items()))
@@ -106,15 +108,34 @@ def take(ctx, tables: Sequence[Table]) -> dict:
             "changes_by_resource": changes.summary if changes else None, "drift": note}
 
 
-def _drift(root: Path, name: str, new: "drift.Snapshot"):
-    """Changes since the earlier snapshots (each resource against the newest that holds it), and a
-    line saying what was compared."""
+@contextmanager
+def _scratch(root: Path, name: str) -> Iterator[Path]:
+    """A hidden directory beside the snapshots for the sorted runs of big tables and the changes
+    found (README, "The access snapshot: `snapshot`": memory); removed at the end, and after a kill
+    by the next run's clean_leftovers (its name ends .partial)."""
+    path = Path(tempfile.mkdtemp(prefix=f".{name}.scratch.", suffix=".partial", dir=root))
     try:
-        changes = drift.compare_each(drift.older(root, name), new)
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _drift(root: Path, name: str, new: "drift.SnapshotFolder", scratch: Path, staged: Path):
+    """Changes since the earlier snapshots (each resource against the newest that holds it), written
+    to changes.json in `staged` as they are found, and a line saying what was compared. The
+    Changes returned hold the counts, not the changes."""
+    found = drift.ChangesFile(scratch)
+    try:
+        changes = drift.compare_each(drift.older(root, name), new, found.record)
+        if changes is not None:
+            with atomic_text(staged / drift.CHANGES) as handle:
+                found.write(handle, changes)
     except drift.OtherTenant as exc:  # AUTH0_DOMAIN changed: one line, not a diff of two tenants
         return None, str(exc)
     except drift.SnapshotError as exc:
         return None, f"compared with nothing: {exc}"
+    finally:
+        found.close()
     if changes is None:
         return None, "the first snapshot: nothing to compare it with"
     totals = changes.totals
@@ -148,8 +169,6 @@ def _manifest(ctx, started, resources: dict) -> dict:
 
 
 def _write_json(path: Path, value: dict) -> None:
-    from batchrunner.outputs.atomic import atomic_text
-
     with atomic_text(path) as handle:
         json.dump(value, handle, indent=2, ensure_ascii=False)
         handle.write("\n")

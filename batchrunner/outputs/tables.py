@@ -13,24 +13,38 @@ A job declares its tables as data; this module fetches, joins, sorts and writes 
 Tables without a parent or join are fetched at once, the others as soon as what they read is in;
 lists of many parents run side by side. Every request passes the tenant's one pacer, so the
 concurrency only fills the rate limit, never exceeds it.
+
+Memory stays flat whatever a list's size: each parent's list is read at most AHEAD batches ahead of
+the sorting, and given a `spill` directory a table of more than `run_rows` rows is sorted in runs on
+disk (outputs/spill.py) and merged when written, byte for byte as an in-memory sort would order it.
 """
 
 from __future__ import annotations
 
-from concurrent.futures import Future
+import queue
+import threading
+from collections import deque
+from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
 from batchrunner import logs
 from batchrunner.auth0 import lists
 from batchrunner.auth0.api import DaemonPool
 from batchrunner.auth0.lists import Listing
+from batchrunner.outputs import spill as spilling
 from batchrunner.outputs import writers as outputs
 from batchrunner.outputs.writers import Column, write_rows
 from batchrunner.progress import Tally
 
 FAN_OUT = 8  # lists of different parents fetched at once (role members of 8 roles, say)
+# Batches of a parent's list read ahead of the sorting: 16 parents x 10 x 100 members, a few MB,
+# where a whole list held at once was 0.7 KiB a member (a million members, 700 MB).
+AHEAD = 10
+WINDOW = 2 * FAN_OUT  # parents whose lists are asked for ahead of the one being read
+RUN_ROWS = spilling.RUN_ROWS
 
 
 @dataclass(frozen=True)
@@ -54,16 +68,18 @@ class Table:
 @dataclass
 class Fetched:
     table: Table
-    rows: list[Sequence[str]]
+    rows: list[Sequence[str]] | spilling.SortedRuns  # iterable again and again, with len()
 
     def as_dicts(self) -> list[dict]:
         return [dict(zip(self.table.header, values)) for values in self.rows]
 
 
-def fetch_all(api, tables: Sequence[Table], stopping=None, progress=None) -> dict[str, Fetched]:
+def fetch_all(api, tables: Sequence[Table], stopping=None, progress=None, spill: Path | None = None,
+              run_rows: int = RUN_ROWS) -> dict[str, Fetched]:
     """Every table's rows, sorted by its key; tables a chosen one needs are fetched too.
 
-    `progress` (a status line on a terminal) shows the tables done and the rows read.
+    `progress` (a status line on a terminal) shows the tables done and the rows read. With `spill`
+    (a directory the caller removes), a table of more than `run_rows` rows is sorted on disk there.
     """
     chosen = {t.name: t for t in tables}
     tally = Tally(progress, len(chosen)) if progress else None
@@ -75,7 +91,7 @@ def fetch_all(api, tables: Sequence[Table], stopping=None, progress=None) -> dic
     def fetch(table: Table) -> Fetched:
         inputs = {name: futures[name].result() for name in sorted(table.needs)}
         items = _items(api, table, inputs, lists_pool)
-        fetched = Fetched(table, sorted_rows(table, tally.counting(items) if tally else items))
+        fetched = Fetched(table, sorted_rows(table, tally.counting(items) if tally else items, spill, run_rows))
         if tally:
             tally.part_done()
         return fetched
@@ -91,10 +107,20 @@ def fetch_all(api, tables: Sequence[Table], stopping=None, progress=None) -> dic
         lists_pool.shutdown()
 
 
-def sorted_rows(table: Table, items) -> list[Sequence[str]]:
+def sorted_rows(table: Table, items: Iterable[dict], spill: Path | None = None,
+                run_rows: int = RUN_ROWS) -> list[Sequence[str]] | spilling.SortedRuns:
+    """The items' rows sorted by the table's key: in memory, or with `spill` in runs on disk when
+    there are more than `run_rows` (the same order either way)."""
     positions = [table.header.index(name) for name in table.key]
-    rows = list(outputs.rows(items, table.columns))
-    rows.sort(key=lambda values: [values[i] for i in positions])
+
+    def key(values):
+        return [values[i] for i in positions]
+
+    rows = outputs.rows(items, table.columns)
+    if spill is not None:
+        return spilling.sort(rows, key, spill, run_rows, label=table.name)
+    rows = list(rows)
+    rows.sort(key=key)
     return rows
 
 
@@ -112,15 +138,79 @@ def _items(api, table: Table, inputs: dict[str, Fetched], pool: DaemonPool):
         return
     source, as_name = table.parent
     parents = inputs[source].as_dicts()
-    # Each parent's list is fetched whole by a worker; items are taken in the parents' order.
-    pending = [pool.submit(logs.tagged(lambda p=p: list(lists.items(api, table.listing, id=p["id"])))) for p in parents]
+    # Each parent's list is read by a worker, a few batches ahead; items are taken in the parents' order.
+    # Only WINDOW parents are asked for ahead of the one being read: while one organization's million
+    # members page, ten thousand small ones are not fetched and held meanwhile.
+    abandoned = threading.Event()
+    waiting, pending = iter(parents), deque()
+
+    def ask(parent: dict) -> None:
+        feed = _Feed(abandoned)
+        future = pool.submit(logs.tagged(feed.fill), api, table.listing, parent["id"])
+        future.add_done_callback(feed.cancelled)
+        pending.append((parent, feed, future))
+
+    for parent in islice(waiting, WINDOW):
+        ask(parent)
     try:
-        for parent, future in zip(parents, pending):
-            for item in future.result():
+        while pending:
+            parent, feed, _ = pending.popleft()
+            for following in islice(waiting, 1):
+                ask(following)
+            for item in feed:
                 yield _joined({**item, as_name: parent}, table, joined)
     finally:
-        for future in pending:
+        abandoned.set()  # workers blocked on a full feed give up
+        for _, _, future in pending:
             future.cancel()
+
+
+_END = object()
+
+
+class _Feed:
+    """One parent's list, passed from the worker that pages it to the reader in batches, at most
+    AHEAD of them waiting: one organization's million members pass through, never held at once."""
+
+    def __init__(self, abandoned: threading.Event):
+        self.batches: queue.Queue = queue.Queue(AHEAD)
+        self.abandoned = abandoned
+
+    def fill(self, api, listing: Listing, parent_id: str) -> None:
+        """In the worker: every batch of the list, then the end (or the error that ended it)."""
+        try:
+            items = lists.items(api, listing, id=parent_id)
+            for batch in iter(lambda: list(islice(items, lists.TAKE)), []):
+                if not self._put(batch):
+                    return
+        except BaseException as exc:  # handed to the reader, who raises it as before
+            self._put(exc)
+            return
+        self._put(_END)
+
+    def cancelled(self, future: Future) -> None:
+        """A list never started (the pool shut down as the run failed): its reader is told, not left waiting."""
+        if future.cancelled():
+            self.batches.put_nowait(CancelledError())
+
+    def _put(self, value) -> bool:
+        while not self.abandoned.is_set():
+            try:
+                self.batches.put(value, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __iter__(self):
+        """In the reader: the items in order, or the worker's error raised."""
+        while True:
+            value = self.batches.get()
+            if value is _END:
+                return
+            if isinstance(value, BaseException):
+                raise value
+            yield from value
 
 
 def _join_index(table: Table, inputs: dict[str, Fetched]) -> dict | None:

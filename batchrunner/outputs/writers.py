@@ -15,15 +15,15 @@ import io
 import json
 import os
 import re
-import shutil
 import tempfile
 from contextlib import contextmanager
 from itertools import islice
 from operator import itemgetter
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence, Union
+from typing import IO, Any, Callable, Iterable, Iterator, Sequence, Union
 
-from batchrunner.outputs.atomic import EXPORT_MODE, FORMULA_PREFIXES, atomic_file, atomic_text, make_folders, neutralise, remove_output, sync_dir
+from batchrunner.outputs.atomic import (EXPORT_MODE, FORMULA_PREFIXES, atomic_file, atomic_text, make_folders, neutralise,
+                                        rename_into_place, staging, sync_dir)
 
 LIST_SEPARATOR = " "
 # Items made into rows, and rows handed to the CSV writer, at once: a Management API page. A paged
@@ -166,16 +166,22 @@ def read_rows(path: Path) -> Iterator[dict]:
 
 def write_jsonl_gz(path: Path, items: Iterable[object]) -> int:
     """gzip of JSON Lines, one item a line, complete or absent; the line count."""
-    count = 0
     with atomic_file(path) as raw:
-        with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as zipped:
-            text = io.TextIOWrapper(zipped, encoding="utf-8", newline="\n")
-            for item in items:
-                text.write(json.dumps(item, ensure_ascii=False, separators=(",", ":")))
-                text.write("\n")
-                count += 1
-            text.flush()
-            text.detach()
+        return jsonl_gz_into(raw, items)
+
+
+def jsonl_gz_into(raw: IO[bytes], items: Iterable[object]) -> int:
+    """`items` as gzip JSON Lines into the binary file `raw` (left open); the line count. No name and
+    no time in the gzip header: the same items make the same bytes."""
+    count = 0
+    with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as zipped:
+        text = io.TextIOWrapper(zipped, encoding="utf-8", newline="\n")
+        for item in items:
+            text.write(json.dumps(item, ensure_ascii=False, separators=(",", ":")))
+            text.write("\n")
+            count += 1
+        text.flush()
+        text.detach()
     return count
 
 
@@ -183,38 +189,23 @@ def write_jsonl_gz(path: Path, items: Iterable[object]) -> int:
 def staged_directory(final: Path) -> Iterator[Path]:
     """A hidden directory beside `final` to fill; on success it is renamed to `final` in one step.
 
-    On failure it is removed; after a kill it stays hidden (`.NAME.partial`) for `clean_staged`.
+    On failure it is removed; after a kill it stays hidden (`.NAME.partial`) for `clean_leftovers`.
     `final` must not exist: a set of files is published under a new name.
     """
     make_folders(final.parent)
     staged = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
-    try:
+    with staging(staged, lambda tmp: rename_into_place(tmp, final)):
         yield staged
         _sync_tree(staged)
         os.chmod(staged, 0o750)
-        os.rename(staged, final)
-    except BaseException:
-        shutil.rmtree(staged, ignore_errors=True)
-        raise
-    sync_dir(final.parent)
-
-
-def clean_staged(directory: Path) -> list[Path]:
-    """Remove hidden `.partial` files and directories a killed run left in `directory`."""
-    removed = []
-    for leftover in directory.glob(".*.partial") if directory.is_dir() else ():
-        remove_output(leftover)
-        removed.append(leftover)
-    return removed
 
 
 def point_link(link: Path, target: str) -> None:
     """Make `link` a relative symlink to `target`, replaced in one rename (readers never see it missing)."""
     temporary = link.with_name(f".{link.name}.{os.getpid()}.partial")
     temporary.unlink(missing_ok=True)
-    os.symlink(target, temporary)
-    os.replace(temporary, link)
-    sync_dir(link.parent)
+    with staging(temporary, lambda tmp: rename_into_place(tmp, link)):
+        os.symlink(target, temporary)
 
 
 def _sync_tree(directory: Path) -> None:

@@ -40,7 +40,7 @@ def from_env(job: Job, env: Mapping[str, str]) -> dict[str, str]:
     for word in words:
         key, sep, value = word.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(name, f"{word!r} is no KEY=VALUE pair; give e.g. {name}=\"role=rol_123 note='two words'\"")
+            raise ConfigError(name, f"{word!r} is no KEY=VALUE pair; give e.g. {name}=\"{_example(job, word)}\"")
         found[key.strip()] = value
     if job.params is not None:
         unknown = sorted(set(found) - set(job.params))
@@ -76,6 +76,13 @@ def for_run(job: Job, env: Mapping[str, str], given: Mapping[str, str] | None = 
         raise UsageError(f"{job.name} requires the param {missing[0]}: give --param {missing[0]}=VALUE, "
                          f"or {every} for every run")
     return params
+
+
+def _example(job: Job, word: str) -> str:
+    """KEY=VALUE with the job's own key (the word given as its value: RUNNER_PARAMS_SNAPSHOT=roles
+    meant resources=roles), or the README's example for a job that takes any key."""
+    keys = (*job.requires, *(job.params or ()))
+    return f"{keys[0]}={shlex.quote(word)}" if keys else "role=rol_123 note='two words'"
 
 
 def check_scheduled(env: Mapping[str, str], jobs: Mapping[str, Job], scheduled: list[Job]) -> None:

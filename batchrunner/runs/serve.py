@@ -23,7 +23,7 @@ from batchrunner.errors import RunnerError
 from batchrunner.operating import health, retention as prune
 from batchrunner.operating.sdnotify import Notifier
 from batchrunner.outputs import atomic as files
-from batchrunner.runs import params, records as runs, schedules, timeouts
+from batchrunner.runs import job_variables, params, records as runs, schedules, timeouts
 from batchrunner.runs.execute import RunRequest, execute
 from batchrunner.runs.registry import Job
 from batchrunner.store.database import Database, DatabaseError
@@ -187,6 +187,7 @@ def build(settings: Settings, db: Database, jobs: dict[str, Job], now=clock.utcn
             if entry is not None:
                 entries.append(entry)
     params.check_scheduled(settings.env, jobs, [e.job for e in entries if e.tenant.is_default])
+    job_variables.check(settings.env, jobs)  # RUNNER_PING_URL_<JOB> too
     for entry in entries:
         if not entry.tenant.is_default:  # a required param given nowhere: no one is there at 2 a.m. to give it
             _check_params(entry)

@@ -12,10 +12,11 @@ from __future__ import annotations
 import hashlib
 import random
 import threading
+from typing import Sequence
 
 from .sizes import Sizes
 from .tenant import APP_TYPES
-from .users import member, user_id
+from .users import Everyone, member, user_id
 
 CONNECTION_SECRET = "SANDBOXCONNSECRET"
 API_SECRET = "SANDBOXAPISECRET"
@@ -176,8 +177,11 @@ class Directory:
             members[org["id"]] = self._people(("org", o), sizes.big_org_members if o == 0 else sizes.org_members)
         return sorted(orgs, key=_id), members
 
-    def _people(self, what: tuple, count: int) -> list[int]:
-        """`count` distinct users, as numbers sorted by user_id (the order Auth0 pages members in)."""
+    def _people(self, what: tuple, count: int) -> Sequence[int]:
+        """`count` distinct users, as numbers sorted by user_id (the order Auth0 pages members in).
+        All the users are all of them whatever the draw: computed on demand, not held (a million)."""
+        if count >= self.sizes.users:
+            return Everyone(self.sizes.users)
         chosen = random.Random(f"{self.seed}:{what}").sample(range(self.sizes.users), min(count, self.sizes.users))
         return sorted(chosen, key=self.member_key)
 

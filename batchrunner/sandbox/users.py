@@ -8,6 +8,7 @@ logged in, `blocked` only where set, `app_metadata` / `user_metadata` only on so
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from datetime import datetime, timezone
 
 EPOCH = 1609459200  # 2021-01-01T00:00:00Z: the first user's sign-up
@@ -70,6 +71,60 @@ def member(seed: int, i: int) -> dict:
     """User i as role and organization member lists show it."""
     profile = user(seed, i)
     return {key: profile[key] for key in ("user_id", "email", "picture", "name")}
+
+
+class Everyone(Sequence):
+    """Users 0 to count-1 sorted by user_id (the order Auth0 pages members in), computed rather than
+    held: an organization of a million members costs no memory (README, "The access snapshot",
+    memory). A user_id's prefix follows its connection (auth0| < google-oauth2| < samlp|) and the
+    rest grows with the number, so the order is the users of each connection in turn, by number.
+
+    `pop()` of either end as a list's; `insert` turns it into a list first (drift tests, small)."""
+
+    # Numbers i % 5 of each connection's users, in the order of their user_ids' prefixes.
+    GROUPS = ((0, 1, 2), (3,), (4,))
+
+    def __init__(self, count: int):
+        self.start, self.stop = 0, count
+        self.sizes = [sum(max(0, (count - r + 4) // 5) for r in residues) for residues in self.GROUPS]
+        self.held: list[int] | None = None
+
+    def __len__(self) -> int:
+        return len(self.held) if self.held is not None else self.stop - self.start
+
+    def __getitem__(self, index):
+        if self.held is not None:
+            return self.held[index]
+        if isinstance(index, slice):
+            return [self._number(self.start + k) for k in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        return self._number(self.start + index)
+
+    def pop(self, index: int = -1) -> int:
+        if self.held is not None:
+            return self.held.pop(index)
+        value = self[index]
+        if index in (0, -len(self)):
+            self.start += 1
+        elif index in (-1, len(self) - 1):
+            self.stop -= 1
+        else:
+            raise IndexError("only an end can be popped")
+        return value
+
+    def insert(self, index: int, value: int) -> None:
+        self.held = list(self) if self.held is None else self.held
+        self.held.insert(index, value)
+
+    def _number(self, k: int) -> int:
+        for residues, size in zip(self.GROUPS, self.sizes):
+            if k < size:
+                return len(USER_CONNECTIONS) * (k // len(residues)) + residues[k % len(residues)]
+            k -= size
+        raise IndexError(k)
 
 
 def _created(i: int) -> int:

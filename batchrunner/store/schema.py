@@ -52,6 +52,10 @@ class RunStatus(str, enum.Enum):
     ABANDONED = "abandoned"
 
 
+# The statuses of a run that has ended, whatever its end: "the latest run" of checks, metrics and notifications.
+FINISHED = (RunStatus.SUCCEEDED.value, RunStatus.FAILED.value, RunStatus.ABANDONED.value)
+
+
 class Trigger(str, enum.Enum):
     SCHEDULE = "schedule"
     MANUAL = "manual"

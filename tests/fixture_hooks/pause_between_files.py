@@ -7,15 +7,15 @@ import signal
 
 from batchrunner.outputs import archive
 
-_start = archive._Writer._start
+_write_file = archive._Writer._write_file
 _files = []
 
 
-def start(self, first):
+def write_file(self, first, more):
     _files.append(first)
     if len(_files) == 2:
         os.kill(os.getpid(), signal.SIGSTOP)
-    return _start(self, first)
+    return _write_file(self, first, more)
 
 
-archive._Writer._start = start
+archive._Writer._write_file = write_file
