@@ -25,7 +25,7 @@ SECRET_CREDENTIAL_NAME = "auth0_client_secret"
 # to one of them is a typo, refused, since it would otherwise be ignored without a word.
 KNOWN_SETTINGS = (
     "RUNNER_DATABASE_URL", "RUNNER_EXPORT_DIR", "RUNNER_TIMEZONE", "RUNNER_JOBS",
-    "RUNNER_STOP_TIMEOUT", "RUNNER_LOG_FORMAT",
+    "RUNNER_STOP_TIMEOUT", "RUNNER_LOG_FORMAT", "RUNNER_TENANTS_FILE",
     # operating it unattended (README, "Operating it unattended")
     "RUNNER_RETENTION_DAYS", "RUNNER_LOGS_RETENTION_DAYS", "RUNNER_METRICS_ADDRESS", "RUNNER_PING_URL", "RUNNER_NOTIFY_URL",
     # talking to Auth0 through a proxy or a corporate CA
@@ -66,6 +66,8 @@ class Credentials:
     client_id: str
     client_secret: str = field(repr=False)
     audience: str
+    # Where a person mends them: None for the AUTH0_* variables, else e.g. "tenant prod in RUNNER_TENANTS_FILE".
+    where: str | None = field(default=None, compare=False)
 
     @property
     def token_url(self) -> str:
@@ -101,6 +103,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
 def _warnings(env: Mapping[str, str]) -> tuple[str, ...]:
     _metrics_address(env)  # checked with the others, so `serve` refuses a bad one before it asks for a token
     _retention(env)  # and `run-job` from cron, which never prunes, says a malformed one too (README, "Retention")
+    if _nonblank(env, "RUNNER_TENANTS_FILE") and _nonblank(env, "AUTH0_DOMAIN"):
+        return ("AUTH0_DOMAIN is set beside RUNNER_TENANTS_FILE and not used: the tenants file names every tenant "
+                "(name one default there to keep the AUTH0_* tenant's runs and exports); unset AUTH0_DOMAIN",)
     if env.get("AUTH0_CLIENT_SECRET", "") != "" and env.get("AUTH0_CLIENT_SECRET_FILE", ""):
         return ("AUTH0_CLIENT_SECRET and AUTH0_CLIENT_SECRET_FILE are both set; AUTH0_CLIENT_SECRET is used and "
                 "the file is not read: unset one",)

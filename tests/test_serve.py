@@ -234,7 +234,7 @@ def test_a_late_tick_warns_and_runs_the_missed_fire_times_as_one(serve_env, capl
     [entry] = scheduler.entries
     entry.next_at = due
     submitted = []
-    scheduler.submit = lambda job, trigger, scheduled_for: submitted.append((job.name, trigger.value, scheduled_for))
+    scheduler.submit = lambda job, trigger, scheduled_for, tenant=None: submitted.append((job.name, trigger.value, scheduled_for))
     scheduler._last_sweep = due + timedelta(seconds=31)  # no sweep in this tick
     with caplog.at_level("WARNING", logger="runner.serve"):
         wait = scheduler.tick(due + timedelta(seconds=31))  # suspended for half a minute
@@ -322,7 +322,7 @@ def test_a_changed_schedule_does_not_run_an_abandoned_fire_time_of_the_old_one(s
         settings = load_settings({**serve_env, "RUNNER_SCHEDULE_HELLO": schedule})
         scheduler = build(settings, open_database(settings.database_url), discover(settings.job_paths))
         submitted = []
-        scheduler.submit = lambda job, trigger, scheduled_for: submitted.append((job.name, trigger.value, scheduled_for))
+        scheduler.submit = lambda job, trigger, scheduled_for, tenant=None: submitted.append((job.name, trigger.value, scheduled_for))
         scheduler.start(old_fire + timedelta(minutes=30))
         return submitted
 

@@ -178,10 +178,12 @@ def _hint(error: str, description: str, creds: Credentials) -> str:
             f"authorise application {creds.client_id} for the API {creds.audience} ({GRANT_WHERE})"
         )
     if "service not found" in text:
-        return f"check AUTH0_AUDIENCE: no API has the identifier {creds.audience}"
+        return f"check {f'the audience of {creds.where}' if creds.where else 'AUTH0_AUDIENCE'}: no API has the identifier {creds.audience}"
     if error in ("unauthorized_client", "unsupported_grant_type"):
         return (
             f"enable the Client Credentials grant for application {creds.client_id} "
             "(Dashboard > Applications > Advanced Settings > Grant Types)"
         )
+    if creds.where:
+        return f"check the client_id, the client secret (were they rotated?) and the domain of {creds.where}"
     return "check AUTH0_CLIENT_ID and the client secret (were they rotated?) and AUTH0_DOMAIN"

@@ -91,3 +91,22 @@ def settings_and_db(required: bool = True):
             return settings, None
         raise NoDatabase(f"{exc.where}; set RUNNER_DATABASE_URL (or STATE_DIRECTORY, whose runner.db "
                          "is the default) to the one the runner uses") from None
+
+
+def tenant_option(help_text: str):
+    return click.option("--tenant", "tenant_name", metavar="NAME", help=help_text)
+
+
+def chosen_tenants(settings, name: str | None, jobs=None) -> tuple[dict, list]:
+    """Every tenant (README, "Several tenants") and those `--tenant NAME` means (all of them without it).
+
+    `jobs`, the registry where the command has loaded it, checks the tenants file's job names."""
+    from batchrunner.tenants import load_tenants, pick
+
+    tenants = load_tenants(settings.env, jobs)
+    return tenants, pick(tenants, name)
+
+
+def with_tenant_column(tenants: dict, rows: list[dict]) -> bool:
+    """A table shows a TENANT column when there is more than one tenant: configured, or in the rows."""
+    return len(set(tenants) | {r.get("tenant") for r in rows if r.get("tenant")}) > 1

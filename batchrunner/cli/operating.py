@@ -31,7 +31,11 @@ def prune_command(days, dry_run, as_json):
     keep = prune.retention(settings.env)
     if days is not None:
         keep = prune.Retention(days, keep.logs_days)
-    found = prune.plan(db, settings.export_dir, clock.utcnow(), keep)
+    from batchrunner.tenants import load_tenants
+
+    # Each named tenant's folder is pruned as the export folder is (README, "Several tenants").
+    folders = [settings.export_dir, *(t.export_dir(settings.export_dir) for t in load_tenants(settings.env).values() if not t.is_default)]
+    found = prune.plan_all(db, folders, clock.utcnow(), keep)
     done = found if dry_run else prune.apply(db, found)
     if as_json:
         click.echo(output.to_json({**done.as_dict(), "dry_run": dry_run}))
@@ -96,7 +100,8 @@ def _write_metrics(textfile: str | None, db, jobs) -> None:
 @click.option("--grace", type=click.IntRange(0), default=3600, show_default=True, metavar="SECONDS",
               help="How late a scheduled run may succeed before the job counts as overdue.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts instead of text.")
-def check_command(grace, as_json):
+@click.option("--tenant", "tenant_name", metavar="NAME", help="Only this tenant's jobs (RUNNER_TENANTS_FILE); default: every tenant's.")
+def check_command(grace, as_json, tenant_name):
     """Exit 0 when every scheduled job's latest run succeeded and none is overdue, else 1.
 
     One line per problem, naming the job: for probes, Nagios-style checks
@@ -108,15 +113,21 @@ def check_command(grace, as_json):
 
     from batchrunner import clock
     from batchrunner.cli import render as output
+    from batchrunner.cli.common import chosen_tenants
     from batchrunner.operating import checks as check
+    from batchrunner.runs import schedules
+    from batchrunner.runs.registry import discover
 
     settings, db = settings_and_db()
-    jobs = _scheduled(settings)
+    registry = discover(settings.job_paths)
+    schedules.check_overrides(settings.env, registry)
+    _, tenants = chosen_tenants(settings, tenant_name, registry)
+    jobs = check.watched(settings, registry, tenants)
     found = check.problems(db, jobs, clock.utcnow(), timedelta(seconds=grace))
     scheduled = sum(1 for j in jobs if j.trigger is not None)
     if as_json:
-        click.echo(output.to_json({"ok": not found, "jobs": scheduled,
-                                   "problems": [{"job": p.job, "kind": p.kind, "message": p.message} for p in found]}))
+        click.echo(output.to_json({"ok": not found, "jobs": scheduled, "problems": [
+            {"job": p.job, "tenant": p.tenant, "kind": p.kind, "message": p.message} for p in found]}))
     elif found:
         for problem in found:
             click.echo(problem.message)

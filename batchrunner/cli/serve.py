@@ -25,9 +25,6 @@ def serve_command(stop_timeout, log_format):
     import logging
     import os
 
-    from batchrunner.config import load_credentials
-    from batchrunner.logs import redact_secret
-    from batchrunner.runs.preflight import check_token
     from batchrunner.runs.registry import discover
     from batchrunner.runs.serve import build, serve
     from batchrunner.store.database import open_database
@@ -35,14 +32,32 @@ def serve_command(stop_timeout, log_format):
     settings = checked_settings(logs=True, log_format=log_format)
     jobs = discover(settings.job_paths)
     scheduler = build(settings, open_database(settings.database_url), jobs)
-    if any(entry.job.needs_api for entry in scheduler.entries):
-        credentials = load_credentials(settings.env)  # a bad setting fails now, not at 2 a.m.
-        redact_secret(credentials.client_secret)
-        check_token(scheduler.db, credentials, scheduler.stopping, settings=settings)
+    _check_tenants(scheduler, settings)
     code = serve(scheduler, settings.stop_timeout if stop_timeout is None else stop_timeout)
     logging.shutdown()
     # A job thread that outlived the grace time must not keep the process alive: its run is recorded.
     os._exit(code)
+
+
+def _check_tenants(scheduler, settings) -> None:
+    """Get each tenant's token before reporting ready. One tenant: its bad setting or refused secret ends
+    `serve` now, not at 2 a.m. Several: a tenant's own is logged and fails only its runs (README, "Several tenants")."""
+    import logging
+
+    from batchrunner.errors import RefusedAtStart, RunnerError
+    from batchrunner.logs import redact_secret
+    from batchrunner.runs.preflight import check_token
+
+    tenants = {e.tenant.name: e.tenant for e in scheduler.entries if e.job.needs_api}
+    for tenant in tenants.values():
+        try:
+            credentials = tenant.credentials()
+            redact_secret(credentials.client_secret)
+            check_token(scheduler.db, credentials, scheduler.stopping, settings=settings)
+        except (RunnerError, RefusedAtStart) as exc:
+            if len(tenants) == 1:
+                raise
+            logging.getLogger("runner.serve").error("tenant %s: %s; its runs fail until this is mended", tenant.name, exc)
 
 
 def register(cli: click.Group) -> None:

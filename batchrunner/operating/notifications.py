@@ -96,7 +96,8 @@ class RunHooks:
 
     def _after_a_failure(self) -> bool:
         with self.db.read() as conn:
-            before = conn.execute(select(runs.c.status).where(runs.c.job == self.job, runs.c.id < self.run_id,
+            tenant = select(runs.c.tenant).where(runs.c.id == self.run_id).scalar_subquery()  # its tenant's runs alone
+            before = conn.execute(select(runs.c.status).where(runs.c.job == self.job, runs.c.tenant == tenant, runs.c.id < self.run_id,
                                                                runs.c.status.in_(FINISHED))
                                   .order_by(runs.c.id.desc()).limit(1)).scalar()
         return before is not None and before != RunStatus.SUCCEEDED.value

@@ -1,10 +1,11 @@
 """Retention (README, "Operating it unattended"): old run records, dated export files and snapshots are pruned.
 
-What stays, whatever its age: each job's latest run and latest success, every `*-latest.*` file,
+What stays, whatever its age: each (job, tenant)'s latest run and latest success, every `*-latest.*` file,
 the newest dated file of each kind, the snapshot `snapshots/latest` points to (and the newest),
 the token issuance ledger, and the log archive unless RUNNER_LOGS_RETENTION_DAYS says otherwise.
-Pruned runs are counted per job and status in `pruned_runs`, in the same transaction as the
-delete, so `runner_job_runs_total` never goes down.
+Pruned runs are counted per tenant, job and status in `pruned_runs`, in the same transaction as the
+delete, so `runner_job_runs_total` never goes down. Each named tenant's folder
+(`{export_dir}/{tenant}`, README "Several tenants") is pruned as the export folder is.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from pathlib import Path
 from typing import Mapping
 
 from sqlalchemy import delete, func, select, update
+
+from collections import Counter
 
 from batchrunner import process
 from batchrunner.cli.render import plural
@@ -86,6 +89,14 @@ class Plan:
         }
 
 
+def plan_all(db: Database | None, export_dirs: list[Path], now: datetime, keep: Retention) -> Plan:
+    """`plan` of the runs and of the files of every tenant's folder (the export folder first)."""
+    found = plan(db, export_dirs[0], now, keep)
+    for folder in export_dirs[1:]:
+        found.files += plan(None, folder, now, keep).files
+    return found
+
+
 def plan(db: Database | None, export_dir: Path, now: datetime, keep: Retention) -> Plan:
     """What a prune at `now` removes; nothing is changed. No database: files only."""
     cutoff = now - timedelta(days=keep.days) if keep.days is not None else None
@@ -105,11 +116,13 @@ def apply(db: Database | None, found: Plan) -> Plan:
         for start in range(0, len(ids), BATCH):
             batch = ids[start:start + BATCH]
             with db.write() as conn:
-                gone = conn.execute(delete(runs).where(runs.c.id.in_(batch), runs.c.job == job, runs.c.status == status)).rowcount
-                if gone:
-                    db.insert_ignore(conn, pruned_runs, {"job": job, "status": status, "count": 0})
-                    conn.execute(update(pruned_runs).where(pruned_runs.c.job == job, pruned_runs.c.status == status)
-                                 .values(count=pruned_runs.c.count + gone))
+                deleted = delete(runs).where(runs.c.id.in_(batch), runs.c.job == job, runs.c.status == status)
+                tenants = Counter(conn.execute(deleted.returning(runs.c.tenant)).scalars())
+                gone = sum(tenants.values())
+                for tenant, count in tenants.items():
+                    key = (pruned_runs.c.tenant == tenant, pruned_runs.c.job == job, pruned_runs.c.status == status)
+                    db.insert_ignore(conn, pruned_runs, {"tenant": tenant, "job": job, "status": status, "count": 0})
+                    conn.execute(update(pruned_runs).where(*key).values(count=pruned_runs.c.count + count))
             done.runs.setdefault((job, status), []).extend(batch[:gone])
     for path in found.files:
         try:
@@ -124,8 +137,8 @@ def apply(db: Database | None, found: Plan) -> Plan:
 
 
 def _old_runs(db: Database, cutoff: datetime) -> dict[tuple[str, str], list[int]]:
-    latest = select(func.max(runs.c.id)).group_by(runs.c.job)
-    latest_success = select(func.max(runs.c.id)).where(runs.c.status == RunStatus.SUCCEEDED.value).group_by(runs.c.job)
+    latest = select(func.max(runs.c.id)).group_by(runs.c.job, runs.c.tenant)
+    latest_success = select(func.max(runs.c.id)).where(runs.c.status == RunStatus.SUCCEEDED.value).group_by(runs.c.job, runs.c.tenant)
     query = (
         select(runs.c.id, runs.c.job, runs.c.status)
         .where(runs.c.started_at < cutoff, runs.c.status != RunStatus.RUNNING.value,
@@ -218,8 +231,9 @@ class DailyPrune:
 
     TASK = "prune"
 
-    def __init__(self, db: Database, export_dir: Path, keep: Retention):
+    def __init__(self, db: Database, export_dir: Path, keep: Retention, tenant_dirs: tuple[Path, ...] = ()):
         self.db, self.export_dir, self.keep = db, export_dir, keep
+        self.tenant_dirs = tenant_dirs  # the named tenants' folders, pruned as the export folder is
         self._day: str | None = None  # the day this process last looked: one claim attempt a day
 
     def take(self, now: datetime) -> bool:
@@ -235,7 +249,7 @@ class DailyPrune:
         try:
             if not claim_day(self.db, self.TASK, now):
                 return None
-            done = apply(self.db, plan(self.db, self.export_dir, now, self.keep))
+            done = apply(self.db, plan_all(self.db, [self.export_dir, *self.tenant_dirs], now, self.keep))
             record_day(self.db, self.TASK, now, {"runs": done.run_count, "files": len(done.files)})
         except Exception as exc:  # tomorrow's prune will do it; the scheduler goes on
             log.error("the daily prune failed: %s", one_line(exc))

@@ -51,7 +51,7 @@ def run(ctx, archive: Archive, start: str, retention_days: float) -> dict:
     root = ctx.export_dir / archive.folder
     tenant = folder.tenant_name(ctx.api.base_url)
     recorded, mark = state.get("archive"), folder.read_mark(root)
-    folder.check(recorded, mark, tenant, root)  # before settling an intent: it may be another disk's
+    folder.check(recorded, mark, tenant, root, ctx.tenant and ctx.tenant.name)  # before settling an intent: it may be another disk's
     done = state.recover()
     if done:
         ctx.log.info("%s", done)

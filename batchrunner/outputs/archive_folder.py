@@ -66,10 +66,16 @@ def write_mark(root: Path, mark: Mark) -> None:
         out.write(json.dumps(asdict(mark), indent=1) + "\n")
 
 
-def check(recorded: dict | None, mark: Mark | None, tenant: str, root: Path) -> None:
-    """ConfigError when the database's archive is another tenant's, or kept in another folder than `root`."""
+def check(recorded: dict | None, mark: Mark | None, tenant: str, root: Path, name: str | None = None) -> None:
+    """ConfigError when the database's archive is another tenant's, or kept in another folder than `root`.
+
+    `name`: the runner's name of the tenant (README, "Several tenants"); None or `default` for AUTH0_*.
+    """
     for owner, where in ((recorded, "the database"), (mark and mark.identity(), str(root))):
         if owner and owner["tenant"] != tenant:
+            if name and name != "default":
+                raise ConfigError("RUNNER_TENANTS_FILE", f"the log archive of tenant {name} in {where} is of {owner['tenant']}, "
+                                  f"not of {tenant}; set the domain of tenant {name} back, or give {tenant} a tenant of another name")
             raise ConfigError("AUTH0_DOMAIN", f"the log archive in {where} is of the tenant {owner['tenant']}, not of "
                               f"{tenant}; set AUTH0_DOMAIN back, or give this tenant its own RUNNER_DATABASE_URL and RUNNER_EXPORT_DIR")
     if recorded and (mark is None or mark.storage != recorded["storage"]):

@@ -34,7 +34,7 @@ from batchrunner import clock
 from batchrunner.errors import RunnerError
 from batchrunner.outputs.atomic import remove_output, sync_dir
 from batchrunner.store.database import Database
-from batchrunner.store.schema import RunStatus, job_state, runs
+from batchrunner.store.schema import DEFAULT_TENANT, RunStatus, job_state, runs
 
 INTENT = "_publishing"
 
@@ -44,8 +44,10 @@ class Superseded(RunnerError):
 
 
 class JobState:
-    def __init__(self, db: Database, job: str, run_id: int | None = None, now: Callable = clock.utcnow):
-        self.db, self.job, self.run_id, self.now = db, job, run_id, now
+    """One (job, tenant)'s state: each tenant's checkpoint is its own (README, "Several tenants")."""
+
+    def __init__(self, db: Database, job: str, run_id: int | None = None, now: Callable = clock.utcnow, tenant: str = DEFAULT_TENANT):
+        self.db, self.job, self.run_id, self.now, self.tenant = db, job, run_id, now, tenant
 
     def get(self, name: str, default: Any = None) -> Any:
         with self.db.read() as conn:
@@ -131,17 +133,17 @@ class JobState:
                                  "published); it publishes nothing")
 
     def _get(self, conn, name: str, lock: bool = False) -> Any:
-        query = select(job_state.c.value).where(job_state.c.job == self.job, job_state.c.name == name)
+        query = select(job_state.c.value).where(job_state.c.tenant == self.tenant, job_state.c.job == self.job, job_state.c.name == name)
         value = conn.execute(self.db.for_update(query) if lock else query).scalar()
         return None if value is None else json.loads(value)
 
     def _put(self, conn, values: dict) -> None:
         now = self.now()
         for name, value in values.items():
-            where = (job_state.c.job == self.job, job_state.c.name == name)
+            where = (job_state.c.tenant == self.tenant, job_state.c.job == self.job, job_state.c.name == name)
             if value is None:
                 conn.execute(delete(job_state).where(*where))
                 continue
             row = {"value": json.dumps(value), "updated_at": now, "run_id": self.run_id}
             if not conn.execute(update(job_state).where(*where).values(**row)).rowcount:
-                conn.execute(job_state.insert().values(job=self.job, name=name, **row))
+                conn.execute(job_state.insert().values(tenant=self.tenant, job=self.job, name=name, **row))

@@ -17,13 +17,14 @@ from batchrunner.auth0 import ratelimits
 from batchrunner.auth0.api import POOL_SIZE, ManagementApi
 from batchrunner.auth0.http import new_session
 from batchrunner.auth0.tokencache import cached_source
-from batchrunner.config import Settings, load_credentials
-from batchrunner.errors import RunnerError, one_line
+from batchrunner.config import Settings
+from batchrunner.errors import ConfigError, RunnerError, one_line
 from batchrunner.operating import notifications as alerts
 from batchrunner.runs import records as runs, timeouts
 from batchrunner.runs.registry import Job, JobContext
 from batchrunner.store.database import Database
 from batchrunner.store.schema import RunStatus, Trigger
+from batchrunner.tenants import Tenant, default_tenant
 
 log = logging.getLogger("runner.run")
 
@@ -35,6 +36,7 @@ class RunRequest:
     scheduled_for: datetime | None = None
     params: dict[str, str] = field(default_factory=dict)
     stopping: threading.Event = field(default_factory=threading.Event)
+    tenant: Tenant | None = None  # None: the tenant `default`, of the AUTH0_* variables
 
 
 @dataclass
@@ -47,27 +49,45 @@ class Outcome:
 
 def execute(request: RunRequest, settings: Settings, db: Database, now: Callable[[], datetime] = clock.utcnow) -> Outcome:
     job = request.job
+    tenant = request.tenant = request.tenant or default_tenant(settings.env)
     # Settings are checked before anything is recorded: a configuration error is exit 2, not a run.
-    credentials = load_credentials(settings.env) if job.needs_api else None
+    # A tenant's secret is read now, for its own runs alone (README, "Several tenants").
+    credentials = unreadable = None
+    try:
+        credentials = tenant.credentials() if job.needs_api else None
+    except ConfigError as exc:
+        if request.trigger is Trigger.MANUAL or tenant.is_default:
+            raise
+        # A scheduled run of a named tenant: no one reads an exit status at 2 a.m., so its run is
+        # recorded failed (history, notifications, `runner check`), and the other tenants go on.
+        unreadable = exc
     if job.check is not None:
         job.check(settings.env, request.params)
-    timeout = timeouts.effective(job.name, job.timeout, settings.env)
+    timeout = _timeout(job, tenant, settings)
     alerts.check(job.name, settings.env)  # a bad ping or notification URL is a setting error, not a run
     if credentials:
         logs.redact_secret(credentials.client_secret)
-    claim = runs.start(db, job.name, request.trigger, request.scheduled_for, request.params, now())
+    claim = runs.start(db, job.name, request.trigger, request.scheduled_for, request.params, now(), tenant.name)
     if isinstance(claim, runs.ClaimedElsewhere):
         return Outcome(None)
     if isinstance(claim, runs.Skipped):
-        error = f"another run of {job.name} is in progress (run {claim.blocker['id']} on {claim.blocker['host']}, pid {claim.blocker['pid']})"
+        error = runs.busy_text(job.name, tenant.name, claim.blocker)
         logs.bind(job.name, claim.run_id)
         log.warning("%s; recorded as skipped", error)
         logs.bind("-", None)
         return Outcome(RunStatus.SKIPPED, claim.run_id, error)
-    return _run(request, claim.run_id, credentials, settings, db, now, timeout)
+    return _run(request, claim.run_id, credentials, settings, db, now, timeout, unreadable)
 
 
-def _run(request: RunRequest, run_id: int, credentials, settings: Settings, db: Database, now, timeout=None) -> Outcome:
+def _timeout(job: Job, tenant: Tenant, settings: Settings) -> float | None:
+    """RUNNER_TIMEOUT_<JOB> for `default`; a named tenant's `timeout` in the tenants file; else the job's own."""
+    if tenant.is_default:
+        return timeouts.effective(job.name, job.timeout, settings.env)
+    return tenant.settings_for(job.name).timeout_seconds(job.timeout)
+
+
+def _run(request: RunRequest, run_id: int, credentials, settings: Settings, db: Database, now, timeout=None,
+         unreadable: ConfigError | None = None) -> Outcome:
     job = request.job
     outcome = Outcome(RunStatus.FAILED, run_id)
     lost = threading.Event()
@@ -77,7 +97,9 @@ def _run(request: RunRequest, run_id: int, credentials, settings: Settings, db: 
     try:
         logs.bind(job.name, run_id)
         hooks = _hooks(job.name, run_id, settings, db)  # first: the failure ping carries the run's log lines
-        log.info("started (%s)", request.trigger.value)
+        log.info("started (%s)%s", request.trigger.value, "" if request.tenant.is_default else f" for tenant {request.tenant.name}")
+        if unreadable is not None:
+            raise unreadable
         with runs.Heartbeat(db, run_id, lost=lost):
             ctx = _context(request, run_id, credentials, settings, db, now, lost)
             outcome.result = checked_result(job, timeouts.call(timeout, lost, job.func, ctx))
@@ -159,12 +181,12 @@ def _context(request: RunRequest, run_id: int, credentials, settings: Settings, 
         session = new_session(pool_size=POOL_SIZE, settings=settings)  # one keep-alive session per run, tokens and API alike
         tokens = cached_source(db, credentials, f"run {run_id} ({request.job.name})", run_id, session)
         api = ManagementApi(credentials.base_url, tokens, credentials.client_id, session, cancelled=lost, run_id=run_id,
-                            rate_limits=settings.rate_limits)
+                            rate_limits=request.tenant.rate_limits or settings.rate_limits)
         ratelimits.recall(db, api)
     return JobContext(
         api=api,
         settings=settings,
-        export_dir=settings.export_dir,
+        export_dir=request.tenant.export_dir(settings.export_dir),  # the export folder itself for `default`
         log=logging.getLogger(f"runner.job.{request.job.name}"),
         run_id=run_id,
         trigger=request.trigger.value,
@@ -174,6 +196,7 @@ def _context(request: RunRequest, run_id: int, credentials, settings: Settings, 
         stopping=Either(request.stopping, lost),
         db=db,
         job=request.job.name,
+        tenant=request.tenant,
     )
 
 

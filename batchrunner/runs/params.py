@@ -5,15 +5,21 @@ A scheduled run has no command line, so its parameters come from the environment
 quoted as a shell quotes). A parameter the job requires (`@job(..., requires=("role",))`) that is
 given nowhere is a setting error before anything is recorded (README, "Write your own job"),
 not a run that fails with `KeyError: 'role'` every night.
+
+A named tenant's parameters come from its `[tenants.NAME.jobs.JOB]` table in the tenants file
+instead (README, "Several tenants"); RUNNER_PARAMS_<JOB> is the tenant `default`'s.
 """
 
 from __future__ import annotations
 
 import shlex
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 from batchrunner.errors import ConfigError, UsageError
 from batchrunner.runs.registry import Job
+
+if TYPE_CHECKING:
+    from batchrunner.tenants import Tenant
 
 PREFIX = "RUNNER_PARAMS_"
 
@@ -43,17 +49,32 @@ def from_env(job: Job, env: Mapping[str, str]) -> dict[str, str]:
     return found
 
 
-def for_run(job: Job, env: Mapping[str, str], given: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The run's parameters: RUNNER_PARAMS_<JOB>, then `given` (--param) over it key by key.
+def for_tenant(job: Job, env: Mapping[str, str], tenant: "Tenant | None" = None) -> dict[str, str]:
+    """The params of every run of the job for `tenant`: RUNNER_PARAMS_<JOB> for `default` (or None),
+    the tenants file's `params` of the job for a named tenant."""
+    if tenant is None or tenant.is_default:
+        return from_env(job, env)
+    found = dict(tenant.settings_for(job.name).params)
+    unknown = sorted(set(found) - set(job.params)) if job.params is not None else []
+    if unknown:
+        raise ConfigError("RUNNER_TENANTS_FILE", f"tenant {tenant.name}: {job.name} takes no param {unknown[0]}; "
+                          f"its parameters: {', '.join(job.params) or 'none'}")
+    return found
+
+
+def for_run(job: Job, env: Mapping[str, str], given: Mapping[str, str] | None = None, tenant: "Tenant | None" = None) -> dict[str, str]:
+    """The run's parameters: the tenant's own for every run (`for_tenant`), then `given` (--param) over it key by key.
 
     UsageError for a --param the job does not take, or a required one given nowhere.
     """
     job.check_params(dict(given or {}))
-    params = {**from_env(job, env), **(given or {})}
+    params = {**for_tenant(job, env, tenant), **(given or {})}
     missing = [key for key in job.requires if key not in params]
     if missing:
+        every = (f"set {variable(job.name)}=\"{missing[0]}=VALUE\"" if tenant is None or tenant.is_default
+                 else f"give params in [tenants.{tenant.name}.jobs.{job.name}]")
         raise UsageError(f"{job.name} requires the param {missing[0]}: give --param {missing[0]}=VALUE, "
-                         f"or set {variable(job.name)}=\"{missing[0]}=VALUE\" for every run")
+                         f"or {every} for every run")
     return params
 
 

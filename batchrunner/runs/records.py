@@ -1,8 +1,9 @@
 """Run records (README, "Jobs and runs"): one row per run, no overlap, heartbeats, abandoned runs.
 
 The database enforces the two rules that matter across processes and hosts: one `running` row per
-job (a partial unique index) and one row per (job, scheduled time) (a unique key). `start()`
-first clears runs whose process is gone, then claims.
+(job, tenant) (a partial unique index) and one row per (job, tenant, scheduled time) (a unique key).
+`start()` first clears runs whose process is gone, then claims. A run's tenant is its name
+(README, "Several tenants"); `default` is the AUTH0_* tenant and every run recorded before tenants.
 
 Whether a run's process is gone is decided by one of two things, never by comparing clocks of
 different hosts: on its own node, by its pid and that process's start time alone (a live
@@ -24,7 +25,7 @@ from batchrunner import logs, process
 from batchrunner.errors import RunnerError
 from batchrunner.logs import redact
 from batchrunner.store.database import Conflict, Database, DatabaseError, database_time, through_outages
-from batchrunner.store.schema import RunStatus, Trigger, runs
+from batchrunner.store.schema import DEFAULT_TENANT, RunStatus, Trigger, runs
 
 HEARTBEAT_SECONDS = 15
 # A running run of another node whose heartbeat is older than this, by the database's clock, is
@@ -65,31 +66,33 @@ class ClaimedElsewhere:
     """This scheduled time is already recorded: another replica or process claimed it."""
 
 
-def start(db: Database, job: str, trigger: Trigger, scheduled_for: datetime | None, params: dict, now: datetime):
-    """Record a new run as running, or as skipped when another run of the job is in progress."""
+def start(db: Database, job: str, trigger: Trigger, scheduled_for: datetime | None, params: dict, now: datetime,
+          tenant: str = DEFAULT_TENANT):
+    """Record a new run as running, or as skipped when another run of the (job, tenant) is in progress."""
     for _ in range(3):  # a concurrent claim on PostgreSQL surfaces as a unique-key conflict: look again
         try:
-            return _start_once(db, job, trigger, scheduled_for, params, now)
+            return _start_once(db, job, tenant, trigger, scheduled_for, params, now)
         except Conflict:
             continue
-    return _start_once(db, job, trigger, scheduled_for, params, now)
+    return _start_once(db, job, tenant, trigger, scheduled_for, params, now)
 
 
-def _start_once(db, job, trigger, scheduled_for, params, now):
+def _start_once(db, job, tenant, trigger, scheduled_for, params, now):
     if scheduled_for is not None:
         with db.read() as conn:  # most replicas find the fire time taken: no write lock for them
-            if _claimed(conn, job, scheduled_for):
+            if _claimed(conn, job, tenant, scheduled_for):
                 return ClaimedElsewhere()
     with db.write() as conn:
-        if scheduled_for is not None and _claimed(conn, job, scheduled_for):
+        if scheduled_for is not None and _claimed(conn, job, tenant, scheduled_for):
             return ClaimedElsewhere()
         abandon_dead(conn, now, job)
-        blocker = conn.execute(
-            db.for_update(select(runs).where(runs.c.job == job, runs.c.status == RunStatus.RUNNING.value))
-        ).first()
+        blocker = conn.execute(db.for_update(
+            select(runs).where(runs.c.job == job, runs.c.tenant == tenant, runs.c.status == RunStatus.RUNNING.value)
+        )).first()
         row = _new_row(job, trigger, scheduled_for, params, now, database_time(conn))
+        row["tenant"] = tenant
         if blocker is not None:
-            row.update(status=RunStatus.SKIPPED.value, finished_at=now, error=_busy_text(job, blocker))
+            row.update(status=RunStatus.SKIPPED.value, finished_at=now, error=busy_text(job, tenant, blocker))
         run_id = conn.execute(insert(runs).values(**row)).inserted_primary_key[0]
         if blocker is None:
             # Before the commit: this process's own sweep (another thread) must never see it unclaimed.
@@ -100,9 +103,9 @@ def _start_once(db, job, trigger, scheduled_for, params, now):
     return Started(run_id)
 
 
-def _claimed(conn, job: str, scheduled_for: datetime) -> bool:
+def _claimed(conn, job: str, tenant: str, scheduled_for: datetime) -> bool:
     claim = select(runs.c.id).where(
-        runs.c.job == job, runs.c.scheduled_for == scheduled_for, runs.c.status != RunStatus.ABANDONED.value
+        runs.c.job == job, runs.c.tenant == tenant, runs.c.scheduled_for == scheduled_for, runs.c.status != RunStatus.ABANDONED.value
     )
     return conn.execute(claim).first() is not None
 
@@ -123,8 +126,11 @@ def _new_row(job, trigger, scheduled_for, params, now, db_now) -> dict:
     }
 
 
-def _busy_text(job: str, blocker) -> str:
-    return f"another run of {job} is in progress (run {blocker.id} on {blocker.host}, pid {blocker.pid})"
+def busy_text(job: str, tenant: str, blocker) -> str:
+    """Why a run was skipped; `blocker` the running run's row or a dict of it (id, host, pid)."""
+    get = blocker.get if isinstance(blocker, dict) else lambda key: getattr(blocker, key)
+    of = job if tenant == DEFAULT_TENANT else f"{job} for tenant {tenant}"
+    return f"another run of {of} is in progress (run {get('id')} on {get('host')}, pid {get('pid')})"
 
 
 def abandon_dead(conn, now: datetime, job: str | None = None) -> list[dict]:
@@ -179,11 +185,12 @@ def _is_dead(row, stale: datetime) -> bool:
 
 @dataclass(frozen=True)
 class Orphan:
-    """A fire time whose run was abandoned and that no later run of its job has made good."""
+    """A fire time whose run was abandoned and that no later run of its (job, tenant) has made good."""
 
     job: str
     scheduled_for: datetime
     abandoned: int  # how often this fire time was abandoned so far
+    tenant: str = DEFAULT_TENANT
 
 
 def orphans(db: Database) -> list[Orphan]:
@@ -195,12 +202,13 @@ def orphans(db: Database) -> list[Orphan]:
     later = runs.alias("later")
     newer_run = (
         select(later.c.id)
-        .where(later.c.job == runs.c.job, later.c.id > runs.c.id, later.c.status != RunStatus.SKIPPED.value)
+        .where(later.c.job == runs.c.job, later.c.tenant == runs.c.tenant, later.c.id > runs.c.id,
+               later.c.status != RunStatus.SKIPPED.value)
         .exists()
     )
     with db.read() as conn:
         rows = conn.execute(
-            select(runs.c.job, runs.c.scheduled_for)
+            select(runs.c.job, runs.c.tenant, runs.c.scheduled_for)
             .where(runs.c.status == RunStatus.ABANDONED.value, runs.c.scheduled_for.is_not(None), ~newer_run)
         ).all()
         found = []
@@ -208,11 +216,12 @@ def orphans(db: Database) -> list[Orphan]:
             count = conn.execute(
                 select(func.count()).where(
                     runs.c.job == row.job,
+                    runs.c.tenant == row.tenant,
                     runs.c.scheduled_for == row.scheduled_for,
                     runs.c.status == RunStatus.ABANDONED.value,
                 )
             ).scalar()
-            found.append(Orphan(row.job, row.scheduled_for, count))
+            found.append(Orphan(row.job, row.scheduled_for, count, row.tenant))
     return found
 
 
@@ -314,10 +323,13 @@ class Heartbeat:
                 log.warning("heartbeat of run %s failed: %s", self.run_id, exc)
 
 
-def history(db: Database, job: str | None = None, limit: int = 20) -> list[dict]:
+def history(db: Database, job: str | None = None, limit: int = 20, tenant: str | None = None) -> list[dict]:
+    """The newest runs, of one job and one tenant where given (None: every one)."""
     query = select(runs).order_by(runs.c.started_at.desc(), runs.c.id.desc()).limit(limit)
     if job:
         query = query.where(runs.c.job == job)
+    if tenant:
+        query = query.where(runs.c.tenant == tenant)
     with db.read() as conn:
         return [as_dict(row) for row in conn.execute(query).all()]
 
@@ -329,28 +341,31 @@ def as_dict(row) -> dict:
     return data
 
 
-def last_runs(db: Database) -> dict[str, dict]:
-    """The last run of every job that has one: the run in progress if any, else the newest.
+def last_runs(db: Database, tenant: str = DEFAULT_TENANT) -> dict[str, dict]:
+    """The last run of the tenant's every job that has one: the run in progress if any, else the newest.
 
     A fire time skipped while a run goes on is newer than that run, but the run is what a person
     asks `runner jobs` about (issue 19).
     """
-    newest = select(runs.c.job, func.max(runs.c.id).label("id")).group_by(runs.c.job).subquery()
+    newest = (select(runs.c.job, func.max(runs.c.id).label("id")).where(runs.c.tenant == tenant)
+              .group_by(runs.c.job).subquery())
     with db.read() as conn:
         rows = conn.execute(select(runs).join(newest, runs.c.id == newest.c.id)).all()
-        running = conn.execute(select(runs).where(runs.c.status == RunStatus.RUNNING.value).order_by(runs.c.id)).all()
+        running = conn.execute(select(runs).where(runs.c.status == RunStatus.RUNNING.value, runs.c.tenant == tenant)
+                               .order_by(runs.c.id)).all()
     return {row.job: as_dict(row) for row in [*rows, *running]}
 
 
-def last_started(db: Database, job: str) -> datetime | None:
-    """When the job last started a run that did something (skipped runs do not count)."""
+def last_started(db: Database, job: str, tenant: str = DEFAULT_TENANT) -> datetime | None:
+    """When the (job, tenant) last started a run that did something (skipped runs do not count)."""
     with db.read() as conn:
         return conn.execute(
-            select(func.max(runs.c.started_at)).where(runs.c.job == job, runs.c.status != RunStatus.SKIPPED.value)
+            select(func.max(runs.c.started_at)).where(runs.c.job == job, runs.c.tenant == tenant,
+                                                      runs.c.status != RunStatus.SKIPPED.value)
         ).scalar()
 
 
-PUBLIC_KEYS = ("id", "job", "trigger", "scheduled_for", "status", "started_at", "finished_at", "error", "result", "host", "pid", "params")
+PUBLIC_KEYS = ("id", "job", "tenant", "trigger", "scheduled_for", "status", "started_at", "finished_at", "error", "result", "host", "pid", "params")
 
 
 def public(row: dict) -> dict:

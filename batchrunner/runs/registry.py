@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from batchrunner.config import Settings
     from batchrunner.outputs.job_state import JobState
     from batchrunner.store.database import Database
+    from batchrunner.tenants import Tenant
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 
@@ -70,13 +71,16 @@ class JobContext:
     stopping: threading.Event = field(default_factory=threading.Event)
     db: "Database | None" = None
     job: str = ""
+    # Whom the run is for (README, "Several tenants"); `export_dir` is already its own folder.
+    tenant: "Tenant | None" = None
 
     @property
     def state(self) -> "JobState":
-        """This job's durable state (state.py): its checkpoint and the like."""
+        """This job's durable state for this tenant (state.py): its checkpoint and the like."""
         from batchrunner.outputs.job_state import JobState
+        from batchrunner.store.schema import DEFAULT_TENANT
 
-        return JobState(self.db, self.job, self.run_id, self.now)
+        return JobState(self.db, self.job, self.run_id, self.now, self.tenant.name if self.tenant else DEFAULT_TENANT)
 
 
 _jobs: dict[str, Job] = {}

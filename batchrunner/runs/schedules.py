@@ -51,6 +51,17 @@ def effective(job_name: str, default: str, env: Mapping[str, str]) -> tuple[str,
     return (value, variable) if value else (default, "job")
 
 
+def for_tenant(job_name: str, default: str, env: Mapping[str, str], tenant=None) -> tuple[str, str]:
+    """The (job, tenant)'s schedule and the label its errors name: RUNNER_SCHEDULE_<JOB> for the tenant
+    `default` (or None), the tenants file's `schedule` for a named one (README, "Several tenants"); else the job's own."""
+    if tenant is None or tenant.is_default:
+        expression, source = effective(job_name, default, env)
+    else:
+        given = tenant.settings_for(job_name).schedule
+        expression, source = given or default, f"RUNNER_TENANTS_FILE tenant {tenant.name}, jobs.{job_name}.schedule" if given else "job"
+    return expression, source if source != "job" else f"schedule of job {job_name}"
+
+
 def check_overrides(env: Mapping[str, str], job_names) -> None:
     """Refuse a RUNNER_SCHEDULE_ variable that names no job: a typo would leave a job on its default."""
     known = {override_variable(name): name for name in job_names}

@@ -4,6 +4,7 @@ Deciding is apart from waiting: `Scheduler.tick(now)` starts what is due and ret
 until something is due again; `serve()` only waits on an event that SIGTERM and SIGINT set.
 The schedules are APScheduler 3.11 CronTriggers (schedules.py); each fire time is claimed in the
 runs table, so replicas sharing a database run it once between them (README, "The scheduler: `runner serve`" and "Running on several hosts").
+With several tenants (README, "Several tenants") there is one entry, one schedule and one claim per (job, tenant).
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from batchrunner.runs import job_variables, params, records as runs, schedules, 
 from batchrunner.runs.execute import RunRequest, execute
 from batchrunner.runs.registry import Job
 from batchrunner.store.database import Database, DatabaseError
-from batchrunner.store.schema import Trigger
+from batchrunner.store.schema import DEFAULT_TENANT, Trigger
+from batchrunner.tenants import VARIABLE as TENANTS_FILE, Tenant, load_tenants
 
 log = logging.getLogger("runner.serve")
 
@@ -43,6 +45,15 @@ class Entry:
     trigger: object  # CronTrigger
     expression: str
     next_at: datetime | None = None
+    tenant: Tenant | None = None  # None: the tenant default
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.job.name, self.tenant.name if self.tenant else DEFAULT_TENANT
+
+    @property
+    def label(self) -> str:
+        return self.job.name if self.tenant is None or self.tenant.is_default else f"{self.job.name} for {self.tenant.name}"
 
 
 @dataclass
@@ -54,7 +65,7 @@ class Scheduler:
     stopping: threading.Event = field(default_factory=threading.Event)
     pool: ThreadPoolExecutor | None = None
     _last_sweep: datetime | None = None
-    _orphans_seen: set = field(default_factory=set)  # (job, fire time) already re-run or given up on here
+    _orphans_seen: set = field(default_factory=set)  # (job, tenant, fire time) already re-run or given up on here
     daily: prune.DailyPrune | None = None  # retention, once a day by one replica (README, "Operating it unattended")
     last_tick: float | None = None  # monotonic time of the last tick that worked, for /healthz
 
@@ -67,10 +78,10 @@ class Scheduler:
         rerun = self.sweep(now)
         for entry in self.entries:
             entry.next_at = schedules.next_fire(entry.trigger, now)
-            missed = self._missed(entry, now) if entry.job.name not in rerun else None
+            missed = self._missed(entry, now) if entry.key not in rerun else None
             if missed is not None:
                 log.info("missed its run at %s; catching up once", missed.isoformat(), extra=logs.about(entry.job.name))
-                self.submit(entry.job, Trigger.CATCH_UP, missed)
+                self.submit(entry.job, Trigger.CATCH_UP, missed, entry.tenant)
 
     def tick(self, now: datetime) -> float:
         """Start every job that is due; seconds until the next is due."""
@@ -82,7 +93,7 @@ class Scheduler:
                 if late > LATE_SECONDS:  # suspended, or starved: say so, since fire times coalesce
                     log.warning("firing %.0f s late (due %s); fire times passed meanwhile run as this one",
                                 late, entry.next_at.isoformat(), extra=logs.about(entry.job.name))
-                self.submit(entry.job, Trigger.SCHEDULE, entry.next_at)
+                self.submit(entry.job, Trigger.SCHEDULE, entry.next_at, entry.tenant)
                 # From `now`, not from the fire time: fire times passed while suspended coalesce.
                 entry.next_at = schedules.next_fire(entry.trigger, max(now, entry.next_at))
         if self._last_sweep is None or now - self._last_sweep >= timedelta(seconds=SWEEP_SECONDS):
@@ -95,14 +106,14 @@ class Scheduler:
         upcoming.append(self._last_sweep + timedelta(seconds=SWEEP_SECONDS))
         return max(0.0, min(MAX_WAIT, (min(upcoming) - now).total_seconds()))
 
-    def submit(self, job: Job, trigger: Trigger, scheduled_for: datetime | None) -> Future:
-        return self.pool.submit(self._fire, job, trigger, scheduled_for)
+    def submit(self, job: Job, trigger: Trigger, scheduled_for: datetime | None, tenant: Tenant | None = None) -> Future:
+        return self.pool.submit(self._fire, job, trigger, scheduled_for, tenant)
 
-    def sweep(self, now: datetime) -> set[str]:
+    def sweep(self, now: datetime) -> set[tuple[str, str]]:
         """Mark runs of dead processes abandoned and run their fire times once more (README, "Running on several hosts").
 
         Any replica may find an orphaned fire time; the claim in the runs table lets one run it.
-        Returns the names of the jobs submitted again.
+        Returns the (job, tenant) names submitted again.
         """
         try:
             for run in runs.sweep_dead(self.db, now):
@@ -111,34 +122,37 @@ class Scheduler:
         except DatabaseError as exc:
             log.error("%s; sweeping again in %s s", exc, SWEEP_SECONDS)
             return set()
-        entries = {e.job.name: e for e in self.entries}
+        entries = {e.key: e for e in self.entries}
         submitted = set()
         for orphan in orphans:
-            if orphan.job not in entries or (orphan.job, orphan.scheduled_for) in self._orphans_seen:
+            key = (orphan.job, orphan.tenant)
+            if key not in entries or (*key, orphan.scheduled_for) in self._orphans_seen:
                 continue
-            self._orphans_seen.add((orphan.job, orphan.scheduled_for))
-            if not schedules.fires_at(entries[orphan.job].trigger, orphan.scheduled_for):
+            self._orphans_seen.add((*key, orphan.scheduled_for))
+            entry = entries[key]
+            if not schedules.fires_at(entry.trigger, orphan.scheduled_for):
                 # The schedule changed since (README, "Missed runs"): judged by the schedule in force,
                 # that fire time never was; the new schedule's missed fire, if any, is caught up instead.
                 log.info("the run for %s was abandoned; not running it again: the schedule in force (%s) has no such fire time",
-                         orphan.scheduled_for.isoformat(), entries[orphan.job].expression, extra=logs.about(orphan.job))
+                         orphan.scheduled_for.isoformat(), entry.expression, extra=logs.about(orphan.job))
                 continue
             if orphan.abandoned > MAX_RERUNS:
                 log.error("the run for %s was abandoned %d times; not running it again", orphan.scheduled_for.isoformat(), orphan.abandoned, extra=logs.about(orphan.job))
                 continue
             log.info("the run for %s was abandoned; running it once more", orphan.scheduled_for.isoformat(), extra=logs.about(orphan.job))
-            self.submit(entries[orphan.job].job, Trigger.CATCH_UP, orphan.scheduled_for)
-            submitted.add(orphan.job)
+            self.submit(entry.job, Trigger.CATCH_UP, orphan.scheduled_for, entry.tenant)
+            submitted.add(key)
         return submitted
 
     def _missed(self, entry: Entry, now: datetime) -> datetime | None:
-        last = runs.last_started(self.db, entry.job.name)
+        last = runs.last_started(self.db, *entry.key)
         if last is None or entry.trigger is None:
             return None  # a job that never ran has nothing to catch up on
         return schedules.previous_fire(entry.trigger, now, last)
 
-    def _fire(self, job: Job, trigger: Trigger, scheduled_for: datetime | None):
-        request = RunRequest(job, trigger, scheduled_for, params.from_env(job, self.settings.env), stopping=self.stopping)
+    def _fire(self, job: Job, trigger: Trigger, scheduled_for: datetime | None, tenant: Tenant | None = None):
+        request = RunRequest(job, trigger, scheduled_for, params.for_tenant(job, self.settings.env, tenant),
+                             stopping=self.stopping, tenant=tenant)
         for attempt in range(CLAIM_ATTEMPTS):
             if self.stopping.is_set():
                 return None
@@ -161,21 +175,41 @@ class Scheduler:
         return None
 
 
-def build(settings: Settings, db: Database, jobs: dict[str, Job], now=clock.utcnow) -> Scheduler:
-    """A Scheduler for every job whose schedule is not off; ConfigError names a bad override."""
+def build(settings: Settings, db: Database, jobs: dict[str, Job], now=clock.utcnow, tenants: dict[str, Tenant] | None = None) -> Scheduler:
+    """A Scheduler for every (job, tenant) whose schedule is not off; ConfigError names a bad override."""
     schedules.check_overrides(settings.env, jobs)
     timeouts.check(settings.env, jobs)
+    tenants = tenants if tenants is not None else load_tenants(settings.env, jobs)
     entries = []
-    for job in jobs.values():
-        expression, source = schedules.effective(job.name, job.schedule, settings.env)
-        label = source if source != "job" else f"schedule of job {job.name}"
-        trig = schedules.trigger(expression, settings.timezone, label)
-        if trig is not None:
-            entries.append(Entry(job, trig, expression))
-    params.check_scheduled(settings.env, jobs, [e.job for e in entries])
+    for tenant in tenants.values():
+        for job in jobs.values():
+            entry = _entry(job, tenant, settings) if tenant.runs(job.name) else None
+            if entry is not None:
+                entries.append(entry)
+    params.check_scheduled(settings.env, jobs, [e.job for e in entries if e.tenant.is_default])
     job_variables.check(settings.env, jobs)  # RUNNER_PING_URL_<JOB> too
-    daily = prune.DailyPrune(db, settings.export_dir, prune.retention(settings.env))
+    for entry in entries:
+        if not entry.tenant.is_default:  # a required param given nowhere: no one is there at 2 a.m. to give it
+            _check_params(entry)
+    folders = tuple(t.export_dir(settings.export_dir) for t in tenants.values() if not t.is_default)
+    daily = prune.DailyPrune(db, settings.export_dir, prune.retention(settings.env), folders)
     return Scheduler(settings, db, entries, now, daily=daily)
+
+
+def _entry(job: Job, tenant: Tenant, settings: Settings) -> Entry | None:
+    """The (job, tenant)'s entry: RUNNER_SCHEDULE_<JOB> for default, the tenants file's schedule for a named tenant."""
+    expression, label = schedules.for_tenant(job.name, job.schedule, settings.env, tenant)
+    trig = schedules.trigger(expression, settings.timezone, label)
+    return Entry(job, trig, expression, tenant=tenant) if trig is not None else None
+
+
+def _check_params(entry: Entry) -> None:
+    from batchrunner.errors import ConfigError, UsageError
+
+    try:
+        params.for_run(entry.job, {}, {}, entry.tenant)
+    except UsageError as exc:
+        raise ConfigError(TENANTS_FILE, f"tenant {entry.tenant.name}: {exc}") from None
 
 
 def serve(scheduler: Scheduler, stop_timeout: float, notifier: Notifier | None = None) -> int:
@@ -200,7 +234,7 @@ def serve(scheduler: Scheduler, stop_timeout: float, notifier: Notifier | None =
     signal.signal(signal.SIGINT, on_signal)
     health.serve_for(scheduler)  # RUNNER_METRICS_ADDRESS; a bad one is exit 2 before anything runs
     scheduler.start(scheduler.now())
-    names = ", ".join(f"{e.job.name} ({e.expression})" for e in scheduler.entries) or "none"
+    names = ", ".join(f"{e.label} ({e.expression})" for e in scheduler.entries) or "none"
     log.info("scheduling %s in %s", names, scheduler.settings.timezone.key)
     notifier.ready(f"scheduling {len(scheduler.entries)} job{'' if len(scheduler.entries) == 1 else 's'}")
     _loop(scheduler, wake, notifier)

@@ -62,6 +62,16 @@ class Trigger(str, enum.Enum):
     CATCH_UP = "catch-up"
 
 
+DEFAULT_TENANT = "default"  # the AUTH0_* tenant, and every row written before there were tenants (0008_tenants.py)
+
+
+def tenant_column(primary_key: bool = False) -> Column:
+    """A run's, a checkpoint's or a pruned count's tenant, by name (tenants.py). The token cache, the
+    ledger and the rate-limit memory say `tenant` for the tenant's base URL instead: a token and a rate
+    limit belong to the Auth0 tenant behind a name, whichever name reaches it (README, "Several tenants")."""
+    return Column("tenant", String(64), primary_key=primary_key, nullable=False, server_default=DEFAULT_TENANT)
+
+
 token_cache = Table(
     "token_cache",
     metadata,
@@ -130,6 +140,7 @@ runs = Table(
     metadata,
     Column("id", Integer, primary_key=True),
     Column("job", String(255), nullable=False),
+    tenant_column(),
     Column("trigger", String(16), nullable=False),
     Column("scheduled_for", UtcDateTime),
     Column("status", String(16), nullable=False),
@@ -143,14 +154,14 @@ runs = Table(
     Column("params", Text),
     Column("error", Text),
     Column("result", Text),
-    # Each fire time of a job is claimed by one live run, whichever replica or process gets there
-    # first; an abandoned run gives up its claim so that its fire time can be run once more.
-    _partial_unique("uq_runs_job_scheduled_for", "job", "scheduled_for",
+    # Each fire time of a (job, tenant) is claimed by one live run, whichever replica or process gets
+    # there first; an abandoned run gives up its claim so that its fire time can be run once more.
+    _partial_unique("uq_runs_job_scheduled_for", "job", "tenant", "scheduled_for",
                     where="status != 'abandoned' AND scheduled_for IS NOT NULL"),
     Index("ix_runs_job_started_at", "job", "started_at"),
     Index("ix_runs_status", "status"),
-    # At most one running run per job: the database itself refuses an overlap.
-    _partial_unique("uq_runs_one_running_per_job", "job", where="status = 'running'"),
+    # At most one running run per (job, tenant): the database itself refuses an overlap.
+    _partial_unique("uq_runs_one_running_per_job", "job", "tenant", where="status = 'running'"),
 )
 
 
@@ -161,6 +172,7 @@ runs = Table(
 pruned_runs = Table(
     "pruned_runs",
     metadata,
+    tenant_column(primary_key=True),
     Column("job", String(255), primary_key=True),
     Column("status", String(16), primary_key=True),
     Column("count", Integer, nullable=False),
@@ -184,6 +196,7 @@ maintenance = Table(
 job_state = Table(
     "job_state",
     metadata,
+    tenant_column(primary_key=True),
     Column("job", String(255), primary_key=True),
     Column("name", String(255), primary_key=True),
     Column("value", Text),
