@@ -159,7 +159,8 @@ CHECK_SCOPES = ["read:log_streams", "read:custom_domains", "read:signing_keys", 
 
 @SQLITE_ONLY
 def test_a_session_of_every_bundled_job_has_no_request_or_response_problem(runner, tenant):
-    assert set(SESSION) == set(registry.discover()), "a bundled job is missing from SESSION: add its runs"
+    bundled = {name for name, job in registry.discover().items() if job.func.__module__.startswith("batchrunner.jobs.")}
+    assert set(SESSION) == bundled, "a bundled job is missing from SESSION: add its runs"  # not the tiny test jobs another test loaded
     tenant.set_scopes(ALL_SCOPES + CHECK_SCOPES)
     tenant.transcript = []
     for job, runs in SESSION.items():
