@@ -303,3 +303,30 @@ def test_the_readmes_alert_rules_pass_promtool(tmp_path):
     (tmp_path / "rules.yml").write_text(block, encoding="utf-8")
     checked = subprocess.run([promtool, "check", "rules", str(tmp_path / "rules.yml")], capture_output=True, text=True, timeout=60)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_a_finding_that_became_more_urgent_is_new_again_and_keeps_its_first_sighting(runner, tenant):
+    tenant.set_scopes(CHECK_SCOPES)
+    _, before = _run(runner)
+    run, after = _run(runner, "critical_days=21")  # 20 and 12 days left: both enter the critical window
+    escalated = [f for f in after["findings"] if f["status"] == "new"]
+    assert {(f["subject_name"], f["severity"], f["item"]) for f in escalated} == {
+        ("partner-adfs", "critical", _fingerprint_of(tenant, "partner-adfs")), ("auth.example.org", "critical", "renews_before")}
+    assert {f["first_seen"] for f in escalated} == {before["checked_at"]}
+    assert run["result"]["new"] == {"critical": 2, "warning": 0, "info": 0}
+
+
+def _fingerprint_of(tenant, name) -> str:
+    from batchrunner.findings.gather import signing_certificates, fingerprint
+
+    [(_, text)] = signing_certificates(next(c for c in tenant.directory.connections if c["name"] == name))
+    return fingerprint(text)
+
+
+def test_a_certificate_that_cannot_be_read_is_a_warning_naming_where_it_is(runner, tenant):
+    tenant.set_scopes(CHECK_SCOPES)
+    saml = next(c for c in tenant.directory.connections if c["name"] == "acme-saml")
+    saml["options"]["signingCert"] = "-----BEGIN CERTIFICATE-----MIIC-----END CERTIFICATE-----"
+    _, report = _run(runner)
+    [found] = [f for f in report["findings"] if f["subject_name"] == "acme-saml"]
+    assert (found["severity"], found["detail"]) == ("warning", "the signing certificate in options.signingCert cannot be read")

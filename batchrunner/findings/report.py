@@ -4,7 +4,8 @@ the previous run's (new, resolved, when each was first seen), written as
 what is new, and the run's result, which the metrics read.
 
 The previous run's findings are the job's durable state (JobState `findings`: key -> first seen
-and severity). A finding of a rule that was not checked this run (skipped for a scope, or turned
+and severity). A finding seen before is `new` again when it became more urgent (a warning now critical). A
+finding of a rule that was not checked this run (skipped for a scope, or turned
 off) is neither resolved nor new: it is carried over untouched until it is checked again.
 """
 
@@ -34,7 +35,7 @@ def compare(found: Gathered, previous: dict, now: datetime) -> tuple[list[dict],
         state[finding.key] = {"first_seen": first, "severity": finding.severity, "rule": finding.rule,
                               "subject_type": finding.subject_type, "subject_id": finding.subject_id,
                               "subject_name": finding.subject_name, "detail": finding.detail}
-        rows.append({**finding.as_dict(), "first_seen": first, "status": "open" if before else "new"})
+        rows.append({**finding.as_dict(), "first_seen": first, "status": "new" if _news(finding, before) else "open"})
     resolved = []
     for key, before in sorted(previous.items()):
         if key in state:
@@ -44,6 +45,14 @@ def compare(found: Gathered, previous: dict, now: datetime) -> tuple[list[dict],
         else:
             state[key] = before  # not looked at this run: neither resolved nor new
     return rows, resolved, state
+
+
+def _news(finding, before: dict | None) -> bool:
+    """Not seen before, or more urgent than before (a certificate entering the critical window)."""
+    if not before:
+        return True
+    was = before.get("severity")
+    return was in SEVERITIES and SEVERITIES.index(finding.severity) < SEVERITIES.index(was)
 
 
 def counts(rows: list[dict]) -> dict[str, int]:
