@@ -66,6 +66,8 @@ def publish(ctx, found: Gathered, now: datetime) -> dict:
     folder = ctx.export_dir / FOLDER
     make_folders(folder)
     path = folder / f"{now:%Y%m%dT%H%M%SZ}.json"
+    if path.exists():  # a run started within the same second as the previous one: keep both reports
+        path = folder / f"{now:%Y%m%dT%H%M%SZ}-run{ctx.run_id}.json"
     report = {"checked_at": now.replace(microsecond=0).isoformat().replace("+00:00", "Z"), "findings": rows, "resolved": resolved,
               "skipped_checks": found.skipped,
               "expiries": [{"kind": k, "name": n, "expires_at": at} for (k, n), at in sorted(found.expiries.items())]}
