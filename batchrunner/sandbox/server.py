@@ -346,6 +346,8 @@ class Sandbox:
             f"{len(d.organizations)} organizations" + (f" ({big_org}: {len(d.organization_members[d.big_organization]):,} members)" if big_org else ""),
             f"{len(self.logs.held()):,} log events ({rate}, kept {sizes.log_retention_days:g} day{'' if sizes.log_retention_days == 1 else 's'})",
             f"a bulk user export of {self.exports.users:,} users",
+            f"for tenant-checks: {len(self.checks.log_streams)} log streams, {len(self.checks.custom_domains)} custom domains, "
+            f"{len(self.checks.signing_keys)} signing keys, {len(self.checks.credentials)} private_key_jwt applications",
             "rate limits: " + (f"{self.tenant.rate:g} requests/s, burst {self.tenant.burst}" if self.tenant.rate else "none global")
             + ("; Essentials' per-endpoint buckets" if self.buckets.enabled else ""),
             "scopes of the application: " + " ".join(self.tenant.m2m[self.client_id].scopes),
