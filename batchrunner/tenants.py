@@ -47,7 +47,8 @@ VARIABLE = "RUNNER_TENANTS_FILE"
 DEFAULT = "default"  # the tenant of the AUTH0_* variables, and of every row written before tenants existed
 ALL = "all"  # `--tenant all`: not a name a tenant may have
 # Nor the folders the bundled jobs keep in the export folder: a named tenant's folder sits beside them.
-RESERVED = {ALL: "is kept for --tenant all", "logs": "is the log archive's folder", "snapshots": "is the snapshots' folder"}
+RESERVED = {ALL: "is kept for --tenant all", "logs": "is the log archive's folder", "snapshots": "is the snapshots' folder",
+            "checks": "is the tenant checks' folder", "users-cleanup": "is the user clean-up's folder"}
 NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")  # the database's tenant columns hold 64 characters
 SECRET_KEYS = ("client_secret", "client_secret_file", "client_secret_env")
 TENANT_KEYS = ("domain", "client_id", *SECRET_KEYS, "audience", "rate_limits", "jobs", "production")

@@ -137,7 +137,7 @@ def test_an_unknown_key_is_named_with_its_tenant(tmp_path):
                           "domain, client_id, client_secret, client_secret_file, client_secret_env, audience, rate_limits, jobs, production")
 
 
-@pytest.mark.parametrize("name", ["Prod", "-prod", "all", "prod_1", "logs", "snapshots"])
+@pytest.mark.parametrize("name", ["Prod", "-prod", "all", "prod_1", "logs", "snapshots", "checks"])
 def test_a_bad_tenant_name(tmp_path, name):
     env, path = write(tmp_path, f'[tenants."{name}"]\ndomain = "a.auth0.com"\nclient_id = "x"\n')
     assert error(env).startswith(f"RUNNER_TENANTS_FILE: {path}: the tenant name {name!r} ")

@@ -25,7 +25,8 @@ GOLDEN = Path(__file__).parent / "data" / "clients-seed7-120.csv"
 
 @SQLITE_ONLY
 def test_export_clients_writes_the_same_bytes_as_before_the_toolkit(runner, tenant, tmp_path):
-    # The golden file was written by export-clients before it moved onto the toolkit (seed 7, 120 apps).
+    # The golden file was written by export-clients before it moved onto the toolkit (seed 7, 120 apps),
+    # then changed only in the callbacks the stand-in plants for tenant-checks (an http:// and a loopback one).
     tenant.tenant.set_clients(120)
     assert runner("run-job", "export-clients").returncode == 0
     assert (tmp_path / "exports" / "clients-latest.csv").read_bytes() == GOLDEN.read_bytes()

@@ -317,7 +317,7 @@ class ManagementApi:
             grant = scopes[0] if len(scopes) == 1 else "one of them"
             return ApiError(
                 f"the token lacks the scope {' or '.join(scopes)} for {call}; grant {grant} to application "
-                f"{self.client_id} ({GRANT_WHERE}), then run again"
+                f"{self.client_id} ({GRANT_WHERE}), then run again", status=403, code="insufficient_scope"
             )
         if response.status_code == 401:
             return ApiError(f"the Management API rejected a newly issued token for {call} ({_message(response)}); check AUTH0_AUDIENCE")

@@ -26,7 +26,8 @@ import click
 @click.option("--log-retention-days", type=click.FloatRange(0, min_open=True), default=1.0, show_default=True, help="How long log events are kept (Auth0: 1 to 30 days by plan).")
 @click.option("--export-users", type=click.IntRange(0), default=10000, show_default=True, help="Users in a bulk user export.")
 @click.option("--scopes", default="read:clients read:client_grants read:resource_servers read:roles read:users read:connections "
-              "read:organizations read:organization_members read:logs", show_default=True, help="Scopes granted to the stand-in's machine-to-machine application.")
+              "read:organizations read:organization_members read:logs read:log_streams read:custom_domains read:signing_keys "
+              "read:client_credentials", show_default=True, help="Scopes granted to the stand-in's machine-to-machine application.")
 def sandbox_command(port, clients, latency, rate, burst, endpoint_limits, scopes, log_rate, **sizes):
     """Serve a local stand-in Auth0 tenant on loopback until stopped (Ctrl-C).
 

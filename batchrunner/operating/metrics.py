@@ -25,6 +25,7 @@ from batchrunner.store.schema import FINISHED, RunStatus, pruned_runs, runs, tok
 log = logging.getLogger("runner.metrics")
 
 LOGS_JOB, SNAPSHOT_JOB = "export-logs", "snapshot"  # jobs whose results feed two metrics (README, "The log archive: `export-logs`" and "The access snapshot: `snapshot`")
+CHECKS_JOB = "tenant-checks"  # its result feeds the expiry and findings metrics (README, "Tenant checks: `tenant-checks`")
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class ScrapeReading:
     issuances: int
     logs_newest: datetime | None
     snapshot_changes: dict[tuple[str, str], int]  # (resource, kind) -> count
+    checks: dict = None  # the newest tenant-checks result
 
 
 def read(db: Database) -> ScrapeReading:
@@ -74,9 +76,9 @@ def read(db: Database) -> ScrapeReading:
             select(token_cache.c.audience, token_cache.c.client_id, token_cache.c.expires_at)
             .where(token_cache.c.access_token.is_not(None)))]
         issuances = conn.execute(select(func.count()).select_from(token_issuances)).scalar()
-        logs_result, snapshot_result = (_latest_result(conn, job) for job in (LOGS_JOB, SNAPSHOT_JOB))
+        logs_result, snapshot_result, checks_result = (_latest_result(conn, job) for job in (LOGS_JOB, SNAPSHOT_JOB, CHECKS_JOB))
     return ScrapeReading(counts, last_success, last_run, last_finished, tokens, issuances,
-                    _timestamp(logs_result.get("newest_event_at")), _changes(snapshot_result))
+                         _timestamp(logs_result.get("newest_event_at")), _changes(snapshot_result), checks_result)
 
 
 def _latest_result(conn, job: str) -> dict:
@@ -191,6 +193,28 @@ class Collector:
         for (resource, kind), count in sorted(snap.snapshot_changes.items()):
             changes.add_metric([resource, kind], count)
         yield changes
+        yield from _checks(snap.checks or {})
+
+
+def _checks(result: dict):
+    """Expiries and findings from the newest tenant-checks run (README, "Tenant checks: `tenant-checks`")."""
+    from prometheus_client.core import GaugeMetricFamily
+
+    expiry = GaugeMetricFamily("runner_expiry_timestamp_seconds", "When a certificate, key or credential the tenant checks read expires (Unix time).",
+                               labels=["kind", "name"])
+    for entry in result.get("expiries") or []:
+        at = _timestamp(entry.get("expires_at")) if isinstance(entry, dict) else None
+        if at is not None:
+            expiry.add_metric([str(entry.get("kind", "")), str(entry.get("name", ""))], at.timestamp())
+    yield expiry
+    for name, key, text in (("runner_findings", "findings", "Findings of the newest tenant-checks run, per severity."),
+                            ("runner_findings_new", "new", "Findings the newest tenant-checks run saw first, per severity.")):
+        family = GaugeMetricFamily(name, text, labels=["severity"])
+        counts = result.get(key)
+        for severity, count in sorted(counts.items()) if isinstance(counts, dict) else []:
+            if isinstance(count, (int, float)):
+                family.add_metric([str(severity)], count)
+        yield family
 
 
 def registry(db: Database | None, jobs: list[Scheduled], now: Callable[[], datetime] = clock.utcnow):

@@ -2,7 +2,7 @@
 
 RUNNER_NOTIFY_URL receives a POST of JSON `{"text", "event", "job", "run", "error", "changes"}`;
 `text` alone makes it a Slack or Teams incoming webhook as it is. Events: `failed` (every failed
-run), `recovered` (the first success after a failed or abandoned run), and `drift` and `logs_gap`,
+run), `recovered` (the first success after a failed or abandoned run), and `drift`, `logs_gap` and `findings`,
 which jobs send with `notify(ctx, ...)`. Best-effort and bounded like pings (webhooks.py); what is
 sent is the run's recorded, redacted error and never a secret.
 """
@@ -24,7 +24,7 @@ from batchrunner.store.schema import FINISHED, RunStatus, runs
 log = logging.getLogger("runner.alerts")
 
 VARIABLE = "RUNNER_NOTIFY_URL"
-EVENTS = ("failed", "recovered", "drift", "logs_gap")
+EVENTS = ("failed", "recovered", "drift", "logs_gap", "findings")
 TEXT_LIMIT = 2000  # a chat message, not a log
 
 

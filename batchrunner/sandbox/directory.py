@@ -3,7 +3,7 @@ grants, roles with their permissions and members, organizations with their membe
 from the seed, sized by `Sizes`, rows kept sorted by id (the order both kinds of paging use).
 
 Secrets are planted where Auth0 keeps them, marked so a test can search an export for them:
-connections' `options` (a social connection's `client_secret`, a SAML signing key) and resource
+connections' `options` (a social connection's `client_secret`, a SAML signing key: checks.py) and resource
 servers' `signing_secret`.
 """
 
@@ -44,8 +44,9 @@ def _secret(*parts) -> str:
 class Directory:
     """The tenant's access data. `apply_changes()` makes a known set of edits for drift tests."""
 
-    def __init__(self, seed: int, sizes: Sizes, clients: int, audience: str, own_client: tuple[str, list[str]]):
+    def __init__(self, seed: int, sizes: Sizes, clients: int, audience: str, own_client: tuple[str, list[str]], planted=None):
         self.seed, self.sizes, self.clients, self.audience = seed, sizes, clients, audience
+        self.planted = planted  # makes the connections with certificates (checks.py): planted(conn) -> [connection, ...]
         self.lock = threading.Lock()
         self.connections = sorted(self._connections(), key=_id)
         self.resource_servers = sorted(self._resource_servers(), key=_id)
@@ -78,6 +79,7 @@ class Directory:
             return {"id": ident("con_", s, "connection", name), "name": name, "display_name": display or name,
                     "strategy": strategy, "options": options, "is_domain_connection": False, "realms": [name], "metadata": {}}
 
+        certified = self.planted(conn) if self.planted else []
         return [
             conn("Username-Password-Authentication", "auth0", {
                 "passwordPolicy": "good", "brute_force_protection": True, "password_complexity_options": {"min_length": 8},
@@ -88,11 +90,6 @@ class Directory:
                 "email": True, "profile": True, "scope": ["email", "profile"]}, "Google"),
             conn("github", "github", {"client_id": f"Iv1.{_secret(s, 'gh-id')[:16]}",
                                       "client_secret": f"{CONNECTION_SECRET}-github-{_secret(s, 'github')}", "scope": ["user:email"]}, "GitHub"),
-            conn("acme-saml", "samlp", {
-                "signInEndpoint": "https://idp.acme.example/sso/saml", "signatureAlgorithm": "rsa-sha256",
-                "signingCert": "MIIC8jCCAdqgAwIBAgIQSandboxPublicCertOnly",
-                "signing_key": {"key": f"-----BEGIN PRIVATE KEY-----{CONNECTION_SECRET}-saml-{_secret(s, 'saml')}-----END PRIVATE KEY-----",
-                                "cert": "-----BEGIN CERTIFICATE-----MIIC-----END CERTIFICATE-----"}}, "ACME SSO"),
             conn("corp-azure", "waad", {"client_id": ident("", s, "azure-app"), "tenant_domain": "corp.example.onmicrosoft.com",
                                         "client_secret": f"{CONNECTION_SECRET}-azure-{_secret(s, 'azure')}", "waad_protocol": "openid-connect"}, "Corp Azure AD"),
             conn("partner-oidc", "oidc", {"client_id": "partner-client", "issuer": "https://login.partner.example/",
@@ -100,7 +97,7 @@ class Directory:
                                           "discovery_url": "https://login.partner.example/.well-known/openid-configuration"}, "Partner"),
             conn("email", "email", {"from": "{{ application.name }} <login@example.com>", "subject": "Your code",
                                     "syntax": "liquid", "totp": {"time_step": 180, "length": 6}}, "Passwordless email"),
-        ]
+        ] + certified
 
     def _apis(self) -> list[tuple[str, str, list[str]]]:
         """(name, identifier, scopes) of the custom APIs."""

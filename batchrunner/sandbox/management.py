@@ -100,6 +100,40 @@ def connections(sb, req: Request) -> Reply:
     return list_reply(Listing("connections", checkpoint=True), req.query, rows, _ids)
 
 
+# --- what tenant-checks reads (README, "Tenant checks: `tenant-checks`"; checks.py) ----------------------------------
+
+def client_credentials(sb, req: Request) -> Reply:
+    client_id = req.params["client_id"]
+    if client_id in sb.checks.credentials:
+        return Reply(200, sb.checks.credentials[client_id])
+    known = any(sb.tenant.application(i, keys=False)["client_id"] == client_id for i in range(sb.tenant.clients))
+    return Reply(200, []) if known else _not_found("The client does not exist", "inexistent_client")
+
+
+def log_streams(sb, req: Request) -> Reply:
+    return Reply(200, sb.checks.log_streams)
+
+
+def custom_domains(sb, req: Request) -> Reply:
+    """The whole list, or with `take` a checkpoint page (`{custom_domains, next}`)."""
+    domains = sorted(sb.checks.custom_domains, key=lambda d: d["domain"])
+    if "take" not in req.query and "from" not in req.query:
+        return Reply(200, domains)
+    take = _integer(req.query, "take", 50, 1, 100)
+    if isinstance(take, Reply):
+        return take
+    start = next((n for n, d in enumerate(domains) if d["custom_domain_id"] == req.query.get("from")), -1) + 1 if req.query.get("from") else 0
+    batch = domains[start:start + take]
+    body = {"custom_domains": batch}
+    if start + take < len(domains):
+        body["next"] = batch[-1]["custom_domain_id"]
+    return Reply(200, body)
+
+
+def signing_keys(sb, req: Request) -> Reply:
+    return Reply(200, sb.checks.signing_keys)
+
+
 # --- logs (README, "The log archive: `export-logs`") ----------------------------------------------------------------------
 
 def logs(sb, req: Request) -> Reply:

@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 from urllib.parse import parse_qsl, urlsplit
 
-from . import contract
+from . import checks, contract
 from . import management as api
 from .clock import SandboxClock
 from .directory import Directory
@@ -74,6 +74,10 @@ ROUTES = [
     Route("GET", "/api/v2/organizations", api.organizations, ("read:organizations", "read:organizations_summary"), "Read Organizations"),
     Route("GET", "/api/v2/organizations/{id}/members", api.organization_members, ("read:organization_members",), "Read Organization Members"),
     Route("GET", "/api/v2/connections", api.connections, ("read:connections",), "Read Connections"),
+    Route("GET", "/api/v2/clients/{client_id}/credentials", api.client_credentials, ("read:client_credentials",)),
+    Route("GET", "/api/v2/log-streams", api.log_streams, ("read:log_streams",)),
+    Route("GET", "/api/v2/custom-domains", api.custom_domains, ("read:custom_domains",)),
+    Route("GET", "/api/v2/keys/signing", api.signing_keys, ("read:signing_keys",)),
     Route("GET", "/api/v2/logs", api.logs, ("read:logs", "read:logs_users"), "Read Logs"),
     Route("GET", "/api/v2/logs/{id}", api.log, ("read:logs", "read:logs_users"), "Read Logs"),
     Route("POST", "/api/v2/jobs/users-exports", api.create_users_export, ("read:users",)),
@@ -277,7 +281,8 @@ class Sandbox:
     """A stand-in tenant: `Sandbox(clients=50).start()`, then point AUTH0_DOMAIN at `.base_url`.
 
     Its parts: `.tenant` (credentials, tokens, applications, the global bucket, failure switches),
-    `.directory` (grants, APIs, roles, organizations, connections), `.logs`, `.exports`, `.buckets`
+    `.directory` (grants, APIs, roles, organizations, connections), `.checks` (log streams, custom
+    domains, signing keys, client credentials, the certificates' connections), `.logs`, `.exports`, `.buckets`
     (per-endpoint rate limits, off by default) and `.clock` (`advance(seconds)` moves it on).
     """
 
@@ -293,6 +298,7 @@ class Sandbox:
         self.port = port
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self.checks = checks.TenantChecks(seed, clients, self.clock())
         self.directory = self._directory()
         self.transcript: list[Exchange] | None = None  # a list: every exchange is added to it (off by default)
 
@@ -319,6 +325,7 @@ class Sandbox:
         self.buckets.reset()
         self.logs.reset()
         self.exports.reset()
+        self.checks = checks.TenantChecks(self.seed, self.clients, self.clock())
         self.directory = self._directory()
         self.transcript = None
 
@@ -339,6 +346,8 @@ class Sandbox:
             f"{len(d.organizations)} organizations" + (f" ({big_org}: {len(d.organization_members[d.big_organization]):,} members)" if big_org else ""),
             f"{len(self.logs.held()):,} log events ({rate}, kept {sizes.log_retention_days:g} day{'' if sizes.log_retention_days == 1 else 's'})",
             f"a bulk user export of {self.exports.users:,} users",
+            f"for tenant-checks: {len(self.checks.log_streams)} log streams, {len(self.checks.custom_domains)} custom domains, "
+            f"{len(self.checks.signing_keys)} signing keys, {len(self.checks.credentials)} private_key_jwt applications",
             "rate limits: " + (f"{self.tenant.rate:g} requests/s, burst {self.tenant.burst}" if self.tenant.rate else "none global")
             + ("; Essentials' per-endpoint buckets" if self.buckets.enabled else ""),
             "scopes of the application: " + " ".join(self.tenant.m2m[self.client_id].scopes),
@@ -346,7 +355,7 @@ class Sandbox:
 
     def _directory(self) -> Directory:
         own = (self.tenant.client_id, self.tenant.m2m[self.tenant.client_id].scopes)
-        return Directory(self.seed, self.sizes, self.clients, self.tenant.audience, own)
+        return Directory(self.seed, self.sizes, self.clients, self.tenant.audience, own, self.checks.connections)
 
     def __enter__(self) -> "Sandbox":
         return self

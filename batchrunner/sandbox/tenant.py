@@ -399,10 +399,18 @@ def _application(seed: int, i: int, keys: bool) -> dict:
     }
     if i % 2:  # the others have none: Auth0 leaves an unset field out rather than send null
         app["logo_uri"] = f"https://{host}/logo.png"
+    # What tenant-checks finds (README, "Tenant checks: `tenant-checks`"): a plain-http callback to a
+    # real host, a loopback one (fine but in production), a private_key_jwt application (checks.py).
+    if urls and i % 10 == 2:
+        app["callbacks"] = [*urls, f"http://{host}/legacy-callback"]
+    if urls and i % 10 == 4:
+        app["callbacks"] = [*urls, "http://localhost:3000/callback"]
+    if app_type == "non_interactive" and i % 8 == 7:
+        app["client_authentication_methods"] = {"private_key_jwt": {"credentials": [{"id": f"cred_planted{i}"}]}}
     if keys:
         app["client_secret"] = _secret(f"{seed}:{i}")
         app["signing_keys"] = [{"cert": f"-----BEGIN CERTIFICATE-----{KEY_MARK}{i}-----END CERTIFICATE-----",
                                 "pkcs7": f"-----BEGIN PKCS7-----{KEY_MARK}{i}-----END PKCS7-----", "subject": "/CN=sandbox"}]
         app["encryption_key"] = {"pub": f"-----BEGIN PUBLIC KEY-----{KEY_MARK}{i}", "cert": f"{KEY_MARK}cert{i}", "subject": "/CN=sandbox"}
-        app["client_authentication_methods"] = {"private_key_jwt": {"credentials": [{"id": f"cred_{KEY_MARK}{i}"}]}}
+        app.setdefault("client_authentication_methods", {"private_key_jwt": {"credentials": [{"id": f"cred_{KEY_MARK}{i}"}]}})
     return app

@@ -1,0 +1,22 @@
+"""The daily tenant checks: certificates and keys about to expire, log streams Auth0 stopped, risky
+application settings (README, "Tenant checks: `tenant-checks`"). Read-only.
+
+The rules are data in batchrunner/findings/rules.py, the calls in gather.py, the comparison with
+the previous run, the files and the notification in report.py; the settings in settings.py.
+"""
+
+from __future__ import annotations
+
+from batchrunner.findings import gather, report
+from batchrunner.findings.settings import PARAMS, check_settings, parse
+from batchrunner.runs.registry import job
+
+
+@job("tenant-checks", schedule="15 6 * * *", params=PARAMS, check=lambda env, params: parse(params),
+     timeout=1800,  # a few hundred calls at most (one per private_key_jwt application); half an hour means something is stuck
+     description="Check certificates and keys about to expire, paused log streams and risky settings; report what is new.")
+def tenant_checks(ctx) -> dict:
+    settings = check_settings(ctx)
+    now = ctx.now()
+    found = gather.gather(ctx.api, settings, now, own_client=getattr(ctx.api, "client_id", ""))
+    return report.publish(ctx, found, now)
