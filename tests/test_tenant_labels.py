@@ -39,3 +39,54 @@ def test_metrics_carry_the_tenant_label_and_count_each_tenants_runs(local_runner
         (("job_name", job), ("tenant", tenant)) for job in ("export-clients", "export-logs", "export-users", "snapshot")
         for tenant in ("prod", "dev")}
     assert 'runner_job_runs_total{job_name="export-clients",status="failed",tenant="dev"} 1.0' in result.stdout
+
+
+def test_pings_name_the_tenant_and_notifications_name_it_too(local_runner, two, tmp_path):
+    from test_pings import Sink
+
+    sink = Sink()
+    try:
+        env = {**tenants_file(tmp_path, two, secrets={"dev": "not-the-secret"}),
+               "RUNNER_PING_URL": sink.url + "/ping/{tenant}-{job}", "RUNNER_NOTIFY_URL": sink.url + "/hook"}
+        assert local_runner("run-job", "export-clients", "--tenant", "all", extra_env=env).returncode == 1
+    finally:
+        sink.close()
+    paths = [path.split("?")[0] for path, _ in sink.received]
+    assert paths == ["/ping/prod-export-clients/start", "/ping/prod-export-clients",
+                     "/ping/dev-export-clients/start", "/ping/dev-export-clients/fail", "/hook"]
+    message = json.loads(sink.received[-1][1])
+    assert (message["event"], message["job"], message["tenant"], message["run"]) == ("failed", "export-clients", "dev", 2)
+    assert message["text"].startswith("export-clients for dev failed (run 2 on ")
+
+
+def test_log_lines_of_a_named_tenants_run_carry_the_tenant(local_runner, two, tmp_path):
+    env = tenants_file(tmp_path, two)
+    text = local_runner("run-job", "export-clients", "--tenant", "dev", extra_env=env)
+    assert text.returncode == 0, text.stderr
+    assert " INFO    job=export-clients run=1 tenant=dev started (manual) for tenant dev\n" in text.stderr
+    lines = local_runner("run-job", "export-clients", "--tenant", "prod", extra_env={**env, "RUNNER_LOG_FORMAT": "json"})
+    started = [json.loads(line) for line in lines.stderr.splitlines() if '"started (manual)' in line]
+    assert [(r["job"], r["run"], r["tenant"]) for r in started] == [("export-clients", 2, "prod")]
+
+
+def test_the_default_tenants_log_lines_read_as_before_and_json_names_it(runner):
+    text = runner("run-job", "export-clients")
+    assert " INFO    job=export-clients run=1 started (manual)\n" in text.stderr
+    lines = runner("run-job", "export-clients", extra_env={"RUNNER_LOG_FORMAT": "json"})
+    started = [json.loads(line) for line in lines.stderr.splitlines() if '"started (manual)' in line]
+    assert [r["tenant"] for r in started] == ["default"]
+
+
+def test_a_jobs_own_notification_names_its_tenant(local_runner, two, tmp_path):
+    from conftest import QUIET
+    from test_pings import Sink
+
+    sink = Sink()
+    try:
+        env = {**QUIET, **tenants_file(tmp_path, two), "RUNNER_NOTIFY_URL": sink.url + "/hook"}
+        assert local_runner("run-job", "drifty", "--tenant", "dev", extra_env=env).returncode == 0
+    finally:
+        sink.close()
+    [(_, body)] = sink.received
+    message = json.loads(body)
+    assert (message["text"], message["tenant"], message["event"]) == ("dev: drifty: 1 role added", "dev", "drift")
