@@ -90,3 +90,25 @@ def test_a_jobs_own_notification_names_its_tenant(local_runner, two, tmp_path):
     [(_, body)] = sink.received
     message = json.loads(body)
     assert (message["text"], message["tenant"], message["event"]) == ("dev: drifty: 1 role added", "dev", "drift")
+
+
+def test_tenants_lists_each_tenant_its_jobs_token_and_last_run(local_runner, two, tmp_path):
+    env = tenants_file(tmp_path, two)
+    path = tmp_path / "tenants.toml"
+    path.write_text(path.read_text() + 'jobs = ["export-clients", "snapshot"]\n')  # the last tenant's, dev's
+    before = json.loads(local_runner("tenants", "--json", extra_env=env).stdout)
+    assert [(t["name"], t["token"], t["last_run"]) for t in before] == [("prod", None, None), ("dev", None, None)]
+    assert local_runner("run-job", "export-clients", "--tenant", "dev", extra_env=env).returncode == 0
+    result = local_runner("tenants", "--json", extra_env=env)
+    assert result.returncode == 0, result.stderr
+    prod, dev = json.loads(result.stdout)
+    assert set(dev) == {"name", "domain", "client_id", "jobs", "token", "last_run"}
+    assert (dev["name"], dev["domain"], dev["client_id"]) == ("dev", two["dev"].base_url, two["dev"].client_id)
+    assert (prod["jobs"], dev["jobs"]) == (["export-clients", "export-logs", "export-users", "snapshot"], ["export-clients", "snapshot"])
+    assert dev["token"]["valid"] is True and dev["token"]["expires_at"].endswith("Z") and prod["token"] is None
+    assert (dev["last_run"]["id"], dev["last_run"]["job"], dev["last_run"]["status"]) == (1, "export-clients", "succeeded")
+    assert two["dev"].client_secret not in result.stdout
+    text = local_runner("tenants", extra_env=env).stdout.splitlines()
+    assert text[0].split() == ["TENANT", "DOMAIN", "CLIENT", "ID", "JOBS", "TOKEN", "LAST", "RUN"]
+    assert text[3].startswith("dev ") and "export-clients, snapshot" in text[3] and "valid until " in text[3]
+    assert text[3].endswith("(run 1)")
