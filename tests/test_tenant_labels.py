@@ -112,3 +112,19 @@ def test_tenants_lists_each_tenant_its_jobs_token_and_last_run(local_runner, two
     assert text[0].split() == ["TENANT", "DOMAIN", "CLIENT", "ID", "JOBS", "TOKEN", "LAST", "RUN"]
     assert text[3].startswith("dev ") and "export-clients, snapshot" in text[3] and "valid until " in text[3]
     assert text[3].endswith("(run 1)")
+
+
+def test_job_variables_beside_a_tenants_file_are_named_unless_a_tenant_is_default(local_runner, tmp_path):
+    path = tmp_path / "tenants.toml"
+    path.write_text('[tenants.prod]\ndomain = "b.auth0.com"\nclient_id = "b"\n')
+    env = {"RUNNER_TENANTS_FILE": str(path), "RUNNER_SCHEDULE_EXPORT_CLIENTS": "off", "RUNNER_TIMEOUT_SNAPSHOT": "60"}
+    result = local_runner("jobs", extra_env=env)
+    assert result.returncode == 0
+    assert result.stderr.splitlines()[:2] == [
+        f"runner: warning: {name} is set beside RUNNER_TENANTS_FILE and applies to no tenant (none is named default); "
+        "per-tenant settings go in the tenants file's [tenants.NAME.jobs.JOB]" for name in ("RUNNER_SCHEDULE_EXPORT_CLIENTS", "RUNNER_TIMEOUT_SNAPSHOT")]
+    path.write_text(path.read_text() + '\n[tenants.default]\ndomain = "a.auth0.com"\nclient_id = "a"\n')
+    result = local_runner("jobs", "--json", extra_env=env)
+    assert result.returncode == 0 and "applies to no tenant" not in result.stderr
+    off = [r for r in json.loads(result.stdout) if r["name"] == "export-clients"]
+    assert [(r["tenant"], r["schedule"]) for r in off] == [("prod", "0 2 * * *"), ("default", "off")]
