@@ -128,3 +128,37 @@ def test_job_variables_beside_a_tenants_file_are_named_unless_a_tenant_is_defaul
     assert result.returncode == 0 and "applies to no tenant" not in result.stderr
     off = [r for r in json.loads(result.stdout) if r["name"] == "export-clients"]
     assert [(r["tenant"], r["schedule"]) for r in off] == [("prod", "0 2 * * *"), ("default", "off")]
+
+
+def test_sandbox_tenants_2_prints_a_tenants_file_a_run_uses(local_runner, tmp_path):
+    import os
+    import stat
+    from pathlib import Path
+
+    from conftest import start_runner, stop
+    from test_several_tenants import ids_in
+
+    proc = start_runner({**os.environ}, tmp_path, "sandbox", "--tenants", "2", "--port", "0", "--clients", "3", "--users", "50",
+                        "--big-role-members", "10", "--big-org-members", "10", "--log-events", "10", "--export-users", "10")
+    lines = []
+    for line in iter(proc.stdout.readline, ""):
+        lines.append(line.rstrip("\n"))
+        if line.startswith("export "):
+            break
+    assert lines[0] == "# 2 stand-in tenants with 3 applications each (Ctrl-C to stop), each its own data, credentials and rate limit:"
+    [export] = [line for line in lines if line.startswith("export ")]
+    name, path = export.removeprefix("export ").split("=", 1)
+    assert name == "RUNNER_TENANTS_FILE"
+    folder = Path(path).parent
+    assert sorted(p.name for p in folder.iterdir()) == ["tenant-1.secret", "tenant-2.secret", "tenants.toml"]
+    assert {stat.S_IMODE((folder / f"tenant-{i}.secret").stat().st_mode) for i in (1, 2)} == {0o600}
+    assert "[tenants.tenant-2]" in lines and not any("SANDBOXSECRET" in line for line in lines)  # secrets by reference only
+    result = local_runner("run-job", "export-clients", "--tenant", "all", extra_env={name: path})
+    assert result.returncode == 0, result.stderr
+    one, two = (ids_in(tmp_path / "exports" / f"tenant-{i}" / "clients-latest.csv") for i in (1, 2))
+    assert len(one) == len(two) == 3 and not set(one) & set(two)  # each its own data
+    tenants = json.loads(local_runner("tenants", "--json", extra_env={name: path}).stdout)
+    assert len({t["client_id"] for t in tenants}) == 2 and len({t["domain"] for t in tenants}) == 2  # and credentials
+    code, err = stop(proc)
+    assert code == 0 and err == ""
+    assert not folder.exists()  # the secrets go with the stand-ins
