@@ -93,7 +93,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         stop_timeout=_stop_timeout(env),
         log_format=_log_format(env),
         unknown=unknown_variables(env),
-        warnings=_warnings(env),
+        warnings=_warnings(env) + _job_variables_beside_tenants(env),
         https_proxy=_https_proxy(env),
         ca_bundle=_ca_bundle(env),
         rate_limits=_rate_limits(env),
@@ -110,6 +110,23 @@ def _warnings(env: Mapping[str, str]) -> tuple[str, ...]:
         return ("AUTH0_CLIENT_SECRET and AUTH0_CLIENT_SECRET_FILE are both set; AUTH0_CLIENT_SECRET is used and "
                 "the file is not read: unset one",)
     return ()
+
+
+JOB_VARIABLES = ("RUNNER_SCHEDULE_", "RUNNER_TIMEOUT_", "RUNNER_PARAMS_")
+
+
+def _job_variables_beside_tenants(env: Mapping[str, str]) -> tuple[str, ...]:
+    """RUNNER_SCHEDULE_/TIMEOUT_/PARAMS_<JOB> are the tenant `default`'s alone (README, "Several tenants"):
+    beside a tenants file that names no `default` they apply to no tenant, which would go unnoticed."""
+    given = sorted(name for name in env if name.startswith(JOB_VARIABLES) and env[name].strip())
+    if not given or not _nonblank(env, "RUNNER_TENANTS_FILE"):
+        return ()
+    from batchrunner.tenants import DEFAULT, names_in  # only then: it reads the file
+
+    if DEFAULT in names_in(env["RUNNER_TENANTS_FILE"].strip()):
+        return ()
+    return tuple(f"{name} is set beside RUNNER_TENANTS_FILE and applies to no tenant (none is named default); "
+                 f"per-tenant settings go in the tenants file's [tenants.NAME.jobs.JOB]" for name in given)
 
 
 def _retention(env: Mapping[str, str]) -> None:

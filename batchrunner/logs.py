@@ -1,4 +1,8 @@
-"""Log lines on stderr: time, level, job and run id, message; text or JSON (for log shippers).
+"""Log lines on stderr: time, level, job, run id and tenant, message; text or JSON (for log shippers).
+
+JSON lines always carry `tenant` (null outside a job); text lines carry `tenant=NAME` after the
+run id for a named tenant's runs only, so the lines of one tenant (`default`) read as before tenants
+(README, "Several tenants").
 
 Secrets registered with `redact_secret` are replaced wherever they would appear in a log line
 or a recorded error (README, "Configuration": secrets never appear in output, logs or the database).
@@ -15,8 +19,11 @@ from datetime import datetime, timezone
 
 from batchrunner import progress
 
+DEFAULT_TENANT = "default"  # store.schema's; not imported: this module loads before SQLAlchemy is wanted
+
 _job = contextvars.ContextVar("job", default="-")
 _run = contextvars.ContextVar("run", default="-")
+_tenant = contextvars.ContextVar("tenant", default="-")
 _secrets: set[str] = set()
 _json = False  # set by setup()
 
@@ -32,20 +39,21 @@ def redact(text: str) -> str:
     return text
 
 
-def about(job: str) -> dict:
-    """`extra=` for a log line about a job written outside its run (the scheduler's own lines)."""
-    return {"job": job, "run": "-"}
+def about(job: str, tenant: str = DEFAULT_TENANT) -> dict:
+    """`extra=` for a log line about a (job, tenant) written outside its run (the scheduler's own lines)."""
+    return {"job": job, "run": "-", "tenant": tenant}
 
 
 def tagged(call):
-    """`call`, to run in another thread with this thread's log tags (job and run id)."""
+    """`call`, to run in another thread with this thread's log tags (job, run id, tenant)."""
     return functools.partial(contextvars.copy_context().run, call)
 
 
-def bind(job: str, run_id: int | None) -> None:
-    """Tag this thread's (or task's) log lines with a job and run id."""
+def bind(job: str, run_id: int | None, tenant: str = DEFAULT_TENANT) -> None:
+    """Tag this thread's (or task's) log lines with a job, run id and tenant."""
     _job.set(job)
     _run.set(str(run_id) if run_id is not None else "-")
+    _tenant.set(tenant if job != "-" else "-")
 
 
 class _Formatter(logging.Formatter):
@@ -62,13 +70,16 @@ class _Formatter(logging.Formatter):
         message = redact(message)
         when = datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         job, run = getattr(record, "job", _job.get()), getattr(record, "run", _run.get())
+        tenant = getattr(record, "tenant", _tenant.get() if job == _job.get() else DEFAULT_TENANT)
         if self.as_json:
             return json.dumps(
                 {"time": when, "level": record.levelname, "job": None if job == "-" else job,
-                 "run": int(run) if str(run).isdigit() else None, "logger": record.name, "message": message},
+                 "run": int(run) if str(run).isdigit() else None, "tenant": None if tenant == "-" else tenant,
+                 "logger": record.name, "message": message},
                 ensure_ascii=False,
             )
-        return f"{when} {record.levelname:<7} job={job} run={run} {message}".replace("\n", "\\n")
+        named = f" tenant={tenant}" if tenant not in ("-", DEFAULT_TENANT) else ""
+        return f"{when} {record.levelname:<7} job={job} run={run}{named} {message}".replace("\n", "\\n")
 
 
 class _Handler(logging.StreamHandler):

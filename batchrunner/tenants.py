@@ -139,6 +139,16 @@ def load_tenants(env: Mapping[str, str] | None = None, jobs: Mapping[str, Any] |
     return found
 
 
+def names_in(path: str) -> list[str]:
+    """The tenant names in the file, best-effort (none for a file that cannot be read): for warnings;
+    `load_tenants` says what is wrong with the file."""
+    try:
+        tables = _parse(Path(path)).get("tenants")
+    except ConfigError:
+        return []
+    return list(tables) if isinstance(tables, dict) else []
+
+
 def default_tenant(env: Mapping[str, str]) -> Tenant:
     """The tenant of a run that names none: `default`, made of the AUTH0_* variables."""
     return _default(env)

@@ -33,4 +33,10 @@ def test_the_demo_runs_again_and_again_each_time_ending_0_with_no_false_drift(cl
         assert "snapshot succeeded (run 2): " in demo.stdout and "the first snapshot: nothing to compare it with" in demo.stdout
         assert "changed (changes.json)" not in demo.stdout + demo.stderr
         assert "export-logs succeeded (run 3)" in demo.stdout
+        # Two tenants at once: each its own run and folder, and the history's TENANT column.
+        assert "export-clients for tenant-1 succeeded (run 5): 20 rows written to " in demo.stdout
+        assert "export-clients for tenant-2 succeeded (run 6): 20 rows written to " in demo.stdout
+        assert "each tenant's CSV in its own folder: tenant-1/clients-latest.csv tenant-2/clients-latest.csv" in demo.stdout
+        assert "RUN  JOB             TENANT    TRIGGER  STATUS" in demo.stdout
+        assert "RUNNER_TENANTS_FILE" not in demo.stderr and "warning" not in demo.stderr
     assert "Starting afresh: removed var/demo (the last demo's database and exports)" in demo.stdout

@@ -29,7 +29,7 @@ COMMANDS = sorted(_commands(cli_module.cli))
 
 def test_the_commands_are_the_ones_the_spec_names():
     assert COMMANDS == ["check", "db upgrade", "diff", "history", "jobs", "metrics", "prune", "run-job", "sandbox", "serve",
-                        "token check", "token issuances", "token print", "token status"]
+                        "tenants", "token check", "token issuances", "token print", "token status"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

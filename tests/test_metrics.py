@@ -43,8 +43,8 @@ def expected(db, jobs) -> dict:
     for job in jobs:
         mine = [r for r in rows if r["job"] == job]
         for status in ("succeeded", "failed", "skipped", "abandoned"):
-            want[("runner_job_runs_total", (("job_name", job), ("status", status)))] = float(sum(r["status"] == status for r in mine))
-        label = (("job_name", job),)
+            want[("runner_job_runs_total", (("job_name", job), ("status", status), ("tenant", "default")))] = float(sum(r["status"] == status for r in mine))
+        label = (("job_name", job), ("tenant", "default"))
         want[("runner_job_running", label)] = float(sum(r["status"] == "running" for r in mine))
         ok = [r for r in mine if r["status"] == "succeeded"]
         if ok:
@@ -90,17 +90,17 @@ def test_metrics_served_by_serve_count_runs_of_other_processes(runner, env, tmp_
     got = samples(text)
     for key, value in expected(db, ["hello", "failing", "ping", "export-clients"]).items():
         assert got.get(key) == pytest.approx(value, abs=1e-3), key
-    assert got[("runner_job_last_run_succeeded", (("job_name", "failing"),))] == 0
+    assert got[("runner_job_last_run_succeeded", (("job_name", "failing"), ("tenant", "default")))] == 0
     [token] = tokencache.status(db, NOW)
     assert got[("runner_token_expiry_timestamp_seconds", (("audience", token["audience"]), ("client_id", token["client_id"])))] == token["expires_at"].timestamp()
     assert got[("runner_token_issuances_total", ())] == len(tokencache.issuances(db)) == 1
-    assert got[("runner_logs_newest_event_timestamp_seconds", ())] == datetime(2026, 11, 20, 10, tzinfo=timezone.utc).timestamp()
-    assert got[("runner_snapshot_changes", (("kind", "added"), ("resource", "roles")))] == 2
-    assert got[("runner_snapshot_changes", (("kind", "changed"), ("resource", "client_grants")))] == 1
-    upcoming = got[("runner_job_next_run_timestamp_seconds", (("job_name", "hello"),))]
+    assert got[("runner_logs_newest_event_timestamp_seconds", (("tenant", "default"),))] == datetime(2026, 11, 20, 10, tzinfo=timezone.utc).timestamp()
+    assert got[("runner_snapshot_changes", (("kind", "added"), ("resource", "roles"), ("tenant", "default")))] == 2
+    assert got[("runner_snapshot_changes", (("kind", "changed"), ("resource", "client_grants"), ("tenant", "default")))] == 1
+    upcoming = got[("runner_job_next_run_timestamp_seconds", (("job_name", "hello"), ("tenant", "default")))]
     # hello's next fire time on its 2 s grid, at the scrape; on a busy machine its tick may run late.
     assert upcoming % 2 == 0 and -2 < upcoming - scraped_at <= 2.5
-    assert ("runner_job_next_run_timestamp_seconds", (("job_name", "failing"),)) not in got  # its schedule is off
+    assert ("runner_job_next_run_timestamp_seconds", (("job_name", "failing"), ("tenant", "default"))) not in got  # its schedule is off
 
     code, body = get(f"{base}/healthz")
     assert code == 200 and json.loads(body)["status"] == "ok"
@@ -140,7 +140,7 @@ def test_metrics_textfile_is_the_same_exposition(local_runner, local_env, tmp_pa
     written = local_runner("metrics", "--textfile", str(target), extra_env=QUIET)
     assert written.returncode == 0 and written.stdout == ""
     assert samples(target.read_text()) == samples(printed.stdout)
-    assert samples(printed.stdout)[("runner_job_runs_total", (("job_name", "hello"), ("status", "succeeded")))] == 1
+    assert samples(printed.stdout)[("runner_job_runs_total", (("job_name", "hello"), ("status", "succeeded"), ("tenant", "default")))] == 1
     assert [p.name for p in target.parent.iterdir()] == ["runner.prom"]  # no temporary file left
     wrong = local_runner("metrics", "--textfile", str(tmp_path / "runner.txt"), extra_env=QUIET)
     assert wrong.returncode == 2 and "must end in .prom" in wrong.stderr
@@ -156,7 +156,7 @@ def test_pruning_never_lowers_runs_total(database_url, tmp_path):
     before = metrics.read(db).counts
     done = prune.apply(db, prune.plan(db, tmp_path, NOW, prune.Retention(90, None)))
     assert done.run_count == 3  # all but the latest run, which is also the latest success
-    assert metrics.read(db).counts == before == {("hello", "failed"): 2, ("hello", "succeeded"): 2}
+    assert metrics.read(db).counts == before == {("hello", "default", "failed"): 2, ("hello", "default", "succeeded"): 2}
 
 
 @SQLITE_ONLY

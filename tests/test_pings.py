@@ -120,7 +120,8 @@ def test_notifications_for_failed_then_recovered(run, sink):
     messages = [json.loads(body) for path, body in sink.received]
     assert [path for path, _ in sink.received] == ["/hook", "/hook"]
     failed, recovered = messages
-    assert set(failed) == {"text", "event", "job", "run", "error", "changes"}
+    assert set(failed) == {"text", "event", "job", "tenant", "run", "error", "changes"}
+    assert failed["tenant"] == "default"
     assert (failed["event"], failed["job"], failed["run"], failed["error"]) == ("failed", "sleepy", 1, "timed out after 0.3 s")
     assert failed["text"].startswith("sleepy failed (run 1 on ") and failed["text"].endswith("): timed out after 0.3 s")
     assert (recovered["event"], recovered["run"], recovered["error"]) == ("recovered", 2, None)
@@ -130,7 +131,7 @@ def test_notifications_for_failed_then_recovered(run, sink):
 def test_a_job_sends_drift(run, sink):
     assert run("run-job", "drifty", extra_env={"RUNNER_NOTIFY_URL": sink.url + "/hook"}).returncode == 0
     [(_, body)] = sink.received
-    assert json.loads(body) == {"text": "drifty: 1 role added", "event": "drift", "job": "drifty", "run": 1, "error": None,
+    assert json.loads(body) == {"text": "drifty: 1 role added", "event": "drift", "job": "drifty", "tenant": "default", "run": 1, "error": None,
                                 "changes": {"roles": {"added": 1, "removed": 0, "changed": 0}}}
 
 

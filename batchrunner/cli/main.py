@@ -2,7 +2,7 @@
 """The runner's command line: each command parses, calls one core function, renders the result.
 
 Run `python runner.py --help` from a checkout, or `runner --help` once installed. The commands
-live one module per group beside this one (run, history, diff, serve, tokens, db,
+live one module per group beside this one (run, history, diff, serve, tokens, tenants, db,
 sandbox, operating); each registers its own with `register(cli)`.
 """
 
@@ -13,7 +13,7 @@ import sys
 import click
 
 from batchrunner import __version__
-from batchrunner.cli import db, diff, history, operating, run, sandbox, serve, tokens
+from batchrunner.cli import db, diff, history, operating, run, sandbox, serve, tenants, tokens
 from batchrunner.cli.common import say
 from batchrunner.errors import RunnerError
 
@@ -41,7 +41,7 @@ def cli():
     """
 
 
-for _module in (run, history, diff, serve, tokens, db, sandbox, operating):
+for _module in (run, history, diff, serve, tokens, tenants, db, sandbox, operating):
     _module.register(cli)
 
 

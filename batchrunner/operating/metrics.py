@@ -1,9 +1,11 @@
 """Prometheus metrics (README, "Operating it unattended"), computed from the database at every scrape.
 
 Runs started by cron, a Kubernetes CronJob or another replica are in the database, so they count
-here too; every replica reports the same values (alert with `max by (job_name)`). The label is
-`job_name`, never `job`, which Prometheus keeps for the scrape target. prometheus_client is
-imported only when metrics are asked for, off every other command's start-up.
+here too; every replica reports the same values (alert with `max by (job_name, tenant)`). The label is
+`job_name`, never `job`, which Prometheus keeps for the scrape target. Every series about a job's
+runs carries `tenant` too (README, "Several tenants"): a family about a (job, tenant) takes
+TENANT_LABELS and keys its readings by `Key` (job, tenant). prometheus_client is imported only when
+metrics are asked for, off every other command's start-up.
 """
 
 from __future__ import annotations
@@ -20,26 +22,34 @@ from batchrunner import clock
 from batchrunner.errors import one_line
 from batchrunner.runs import schedules
 from batchrunner.store.database import Database
-from batchrunner.store.schema import FINISHED, RunStatus, pruned_runs, runs, token_cache, token_issuances
+from batchrunner.store.schema import DEFAULT_TENANT, FINISHED, RunStatus, pruned_runs, runs, token_cache, token_issuances
 
 log = logging.getLogger("runner.metrics")
 
 LOGS_JOB, SNAPSHOT_JOB = "export-logs", "snapshot"  # jobs whose results feed two metrics (README, "The log archive: `export-logs`" and "The access snapshot: `snapshot`")
 CHECKS_JOB = "tenant-checks"  # its result feeds the expiry and findings metrics (README, "Tenant checks: `tenant-checks`")
+TENANT_LABELS = ["job_name", "tenant"]  # the labels of every family about a (job, tenant)
+Key = tuple[str, str]  # (job, tenant): what the readings of those families are keyed by
 
 
 @dataclass(frozen=True)
 class Scheduled:
     name: str
     trigger: object | None  # CronTrigger; None: the job's schedule is off
+    tenant: str = DEFAULT_TENANT
 
 
-def scheduled_jobs(settings, jobs: dict) -> list[Scheduled]:
-    """Every registered job with its schedule in force (RUNNER_SCHEDULE_<JOB> included)."""
+def scheduled_jobs(settings, jobs: dict, tenants=None) -> list[Scheduled]:
+    """Every (job, tenant) that runs, with its schedule in force (`schedules.for_tenant`: RUNNER_SCHEDULE_<JOB>
+    for `default`, the tenants file's for a named tenant); `tenants` None: those of RUNNER_TENANTS_FILE."""
+    from batchrunner.tenants import load_tenants
+
     found = []
-    for job in jobs.values():
-        expression, source = schedules.effective(job.name, job.schedule, settings.env)
-        found.append(Scheduled(job.name, schedules.trigger(expression, settings.timezone, source)))
+    for tenant in (load_tenants(settings.env) if tenants is None else tenants).values():
+        for job in jobs.values():
+            if tenant.runs(job.name):
+                expression, source = schedules.for_tenant(job.name, job.schedule, settings.env, tenant)
+                found.append(Scheduled(job.name, schedules.trigger(expression, settings.timezone, source), tenant.name))
     return found
 
 
@@ -47,45 +57,51 @@ def scheduled_jobs(settings, jobs: dict) -> list[Scheduled]:
 class ScrapeReading:
     """What one scrape read from the database (not an access snapshot: outputs/drift.py's SnapshotFolder)."""
 
-    counts: dict[tuple[str, str], int]
-    last_success: dict[str, datetime]
-    last_run: dict[str, datetime]
-    last_finished: dict[str, tuple[datetime, datetime, str]]  # job -> (started, finished, status)
+    counts: dict[tuple[str, str, str], int]  # (job, tenant, status) -> runs
+    last_success: dict[Key, datetime]
+    last_run: dict[Key, datetime]
+    last_finished: dict[Key, tuple[datetime, datetime, str]]  # (job, tenant) -> (started, finished, status)
     tokens: list[tuple[str, str, datetime]]  # (audience, client_id, expires_at)
     issuances: int
-    logs_newest: datetime | None
-    snapshot_changes: dict[tuple[str, str], int]  # (resource, kind) -> count
-    checks: dict = None  # the newest tenant-checks result
+    logs_newest: dict[str, datetime]  # tenant -> newest archived event
+    snapshot_changes: dict[tuple[str, str, str], int]  # (tenant, resource, kind) -> count
+    checks: dict[str, dict] = None  # tenant -> its newest tenant-checks result
 
 
 def read(db: Database) -> ScrapeReading:
+    key = (runs.c.job, runs.c.tenant)
     with db.read() as conn:
-        counts: dict[tuple[str, str], int] = {}
-        for row in conn.execute(select(runs.c.job, runs.c.status, func.count()).group_by(runs.c.job, runs.c.status)):
-            counts[(row[0], row[1])] = row[2]
+        counts: dict[tuple[str, str, str], int] = {}
+        for row in conn.execute(select(*key, runs.c.status, func.count()).group_by(*key, runs.c.status)):
+            counts[(row[0], row[1], row[2])] = row[3]
         for row in conn.execute(select(pruned_runs)):  # a counter: what retention removed still counts
-            counts[(row.job, row.status)] = counts.get((row.job, row.status), 0) + row.count
-        last_success = dict(conn.execute(
-            select(runs.c.job, func.max(runs.c.finished_at)).where(runs.c.status == RunStatus.SUCCEEDED.value).group_by(runs.c.job)).all())
-        last_run = dict(conn.execute(
-            select(runs.c.job, func.max(runs.c.started_at)).where(runs.c.status != RunStatus.SKIPPED.value).group_by(runs.c.job)).all())
-        newest = select(func.max(runs.c.id)).where(runs.c.status.in_(FINISHED)).group_by(runs.c.job)
-        last_finished = {row.job: (row.started_at, row.finished_at, row.status) for row in conn.execute(
-            select(runs.c.job, runs.c.started_at, runs.c.finished_at, runs.c.status).where(runs.c.id.in_(newest)))}
+            counted = (row.job, row.tenant, row.status)
+            counts[counted] = counts.get(counted, 0) + row.count
+        last_success = {(r[0], r[1]): r[2] for r in conn.execute(
+            select(*key, func.max(runs.c.finished_at)).where(runs.c.status == RunStatus.SUCCEEDED.value).group_by(*key))}
+        last_run = {(r[0], r[1]): r[2] for r in conn.execute(
+            select(*key, func.max(runs.c.started_at)).where(runs.c.status != RunStatus.SKIPPED.value).group_by(*key))}
+        newest = select(func.max(runs.c.id)).where(runs.c.status.in_(FINISHED)).group_by(*key)
+        last_finished = {(row.job, row.tenant): (row.started_at, row.finished_at, row.status) for row in conn.execute(
+            select(*key, runs.c.started_at, runs.c.finished_at, runs.c.status).where(runs.c.id.in_(newest)))}
         tokens = [tuple(row) for row in conn.execute(
             select(token_cache.c.audience, token_cache.c.client_id, token_cache.c.expires_at)
             .where(token_cache.c.access_token.is_not(None)))]
         issuances = conn.execute(select(func.count()).select_from(token_issuances)).scalar()
-        logs_result, snapshot_result, checks_result = (_latest_result(conn, job) for job in (LOGS_JOB, SNAPSHOT_JOB, CHECKS_JOB))
-    return ScrapeReading(counts, last_success, last_run, last_finished, tokens, issuances,
-                         _timestamp(logs_result.get("newest_event_at")), _changes(snapshot_result), checks_result)
+        logs_results, snapshot_results, checks_results = (_latest_results(conn, job) for job in (LOGS_JOB, SNAPSHOT_JOB, CHECKS_JOB))
+    logs_newest = {tenant: when for tenant, result in logs_results.items()
+                   if (when := _timestamp(result.get("newest_event_at"))) is not None}
+    changes = {(tenant, *found): n for tenant, result in snapshot_results.items() for found, n in _changes(result).items()}
+    return ScrapeReading(counts, last_success, last_run, last_finished, tokens, issuances, logs_newest, changes, checks_results)
 
 
-def _latest_result(conn, job: str) -> dict:
-    text = conn.execute(
-        select(runs.c.result).where(runs.c.job == job, runs.c.status == RunStatus.SUCCEEDED.value)
-        .order_by(runs.c.id.desc()).limit(1)
-    ).scalar()
+def _latest_results(conn, job: str) -> dict[str, dict]:
+    """Each tenant's newest succeeded run of `job`: its result, by tenant."""
+    newest = select(func.max(runs.c.id)).where(runs.c.job == job, runs.c.status == RunStatus.SUCCEEDED.value).group_by(runs.c.tenant)
+    return {row.tenant: _result(row.result) for row in conn.execute(select(runs.c.tenant, runs.c.result).where(runs.c.id.in_(newest)))}
+
+
+def _result(text) -> dict:
     try:
         value = json.loads(text) if text else {}
     except ValueError:
@@ -144,33 +160,34 @@ class Collector:
     def _families(self, snap: ScrapeReading):
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-        names = sorted({j.name for j in self.jobs} | {job for job, _ in snap.counts})
-        gauge = lambda name, text, labels=("job_name",): GaugeMetricFamily(name, text, labels=list(labels))
+        keys = sorted({(j.name, j.tenant) for j in self.jobs} | {(job, tenant) for job, tenant, _ in snap.counts})
+        gauge = lambda name, text: GaugeMetricFamily(name, text, labels=TENANT_LABELS)
         success = gauge("runner_job_last_success_timestamp_seconds", "End of the job's newest succeeded run (Unix time).")
         last = gauge("runner_job_last_run_timestamp_seconds", "Start of the job's newest run that was not skipped (Unix time).")
         duration = gauge("runner_job_last_run_duration_seconds", "How long the job's newest finished run took.")
         succeeded = gauge("runner_job_last_run_succeeded", "1 when the job's newest finished run succeeded, else 0.")
         running = gauge("runner_job_running", "Runs of the job in progress (0 or 1), on any host.")
         upcoming = gauge("runner_job_next_run_timestamp_seconds", "The job's next scheduled time (Unix time); absent when its schedule is off.")
-        total = CounterMetricFamily("runner_job_runs", "Runs recorded, by how they ended; pruning never lowers it.", labels=["job_name", "status"])
-        triggers = {j.name: j.trigger for j in self.jobs}
+        total = CounterMetricFamily("runner_job_runs", "Runs recorded, by how they ended; pruning never lowers it.", labels=[*TENANT_LABELS, "status"])
+        triggers = {(j.name, j.tenant): j.trigger for j in self.jobs}
         now = self.now()
-        for name in names:
-            if name in snap.last_success:
-                success.add_metric([name], snap.last_success[name].timestamp())
-            if name in snap.last_run:
-                last.add_metric([name], snap.last_run[name].timestamp())
-            if name in snap.last_finished:
-                started, finished, status = snap.last_finished[name]
-                duration.add_metric([name], max(0.0, (finished - started).total_seconds()) if finished else 0.0)
-                succeeded.add_metric([name], 1 if status == RunStatus.SUCCEEDED.value else 0)
-            running.add_metric([name], snap.counts.get((name, RunStatus.RUNNING.value), 0))
-            fire = schedules.next_fire(triggers.get(name), now)
+        for key in keys:
+            labels = list(key)
+            if key in snap.last_success:
+                success.add_metric(labels, snap.last_success[key].timestamp())
+            if key in snap.last_run:
+                last.add_metric(labels, snap.last_run[key].timestamp())
+            if key in snap.last_finished:
+                started, finished, status = snap.last_finished[key]
+                duration.add_metric(labels, max(0.0, (finished - started).total_seconds()) if finished else 0.0)
+                succeeded.add_metric(labels, 1 if status == RunStatus.SUCCEEDED.value else 0)
+            running.add_metric(labels, snap.counts.get((*key, RunStatus.RUNNING.value), 0))
+            fire = schedules.next_fire(triggers.get(key), now)
             if fire is not None:
-                upcoming.add_metric([name], fire.timestamp())
+                upcoming.add_metric(labels, fire.timestamp())
             for status in RunStatus:  # every status from 0, so rate() and alerts see the first failure
                 if status is not RunStatus.RUNNING:
-                    total.add_metric([name, status.value], snap.counts.get((name, status.value), 0))
+                    total.add_metric([*labels, status.value], snap.counts.get((*key, status.value), 0))
         yield from (success, last, duration, succeeded, running, upcoming, total)
         yield from self._tokens_and_jobs(snap)
 
@@ -184,36 +201,39 @@ class Collector:
                 expiry.add_metric([audience, client_id], expires_at.timestamp())
         yield expiry
         yield CounterMetricFamily("runner_token_issuances", "Tokens issued by Auth0 to the runner (the ledger).", value=snap.issuances)
-        newest = GaugeMetricFamily("runner_logs_newest_event_timestamp_seconds", "Date of the newest archived tenant log event (Unix time).")
-        if snap.logs_newest is not None:
-            newest.add_metric([], snap.logs_newest.timestamp())
+        newest = GaugeMetricFamily("runner_logs_newest_event_timestamp_seconds", "Date of the newest archived tenant log event (Unix time).",
+                                   labels=["tenant"])
+        for tenant, when in sorted(snap.logs_newest.items()):
+            newest.add_metric([tenant], when.timestamp())
         yield newest
         changes = GaugeMetricFamily("runner_snapshot_changes", "Drift found by the newest snapshot, per resource and kind.",
-                                    labels=["resource", "kind"])
-        for (resource, kind), count in sorted(snap.snapshot_changes.items()):
-            changes.add_metric([resource, kind], count)
+                                    labels=["tenant", "resource", "kind"])
+        for (tenant, resource, kind), count in sorted(snap.snapshot_changes.items()):
+            changes.add_metric([tenant, resource, kind], count)
         yield changes
         yield from _checks(snap.checks or {})
 
 
-def _checks(result: dict):
-    """Expiries and findings from the newest tenant-checks run (README, "Tenant checks: `tenant-checks`")."""
+def _checks(results: dict[str, dict]):
+    """Expiries and findings from each tenant's newest tenant-checks run (README, "Tenant checks: `tenant-checks`")."""
     from prometheus_client.core import GaugeMetricFamily
 
     expiry = GaugeMetricFamily("runner_expiry_timestamp_seconds", "When a certificate, key or credential the tenant checks read expires (Unix time).",
-                               labels=["kind", "name"])
-    for entry in result.get("expiries") or []:
-        at = _timestamp(entry.get("expires_at")) if isinstance(entry, dict) else None
-        if at is not None:
-            expiry.add_metric([str(entry.get("kind", "")), str(entry.get("name", ""))], at.timestamp())
+                               labels=["tenant", "kind", "name"])
+    for tenant, result in sorted(results.items()):
+        for entry in result.get("expiries") or []:
+            at = _timestamp(entry.get("expires_at")) if isinstance(entry, dict) else None
+            if at is not None:
+                expiry.add_metric([tenant, str(entry.get("kind", "")), str(entry.get("name", ""))], at.timestamp())
     yield expiry
     for name, key, text in (("runner_findings", "findings", "Findings of the newest tenant-checks run, per severity."),
                             ("runner_findings_new", "new", "Findings the newest tenant-checks run saw first, per severity.")):
-        family = GaugeMetricFamily(name, text, labels=["severity"])
-        counts = result.get(key)
-        for severity, count in sorted(counts.items()) if isinstance(counts, dict) else []:
-            if isinstance(count, (int, float)):
-                family.add_metric([str(severity)], count)
+        family = GaugeMetricFamily(name, text, labels=["tenant", "severity"])
+        for tenant, result in sorted(results.items()):
+            counts = result.get(key)
+            for severity, count in sorted(counts.items()) if isinstance(counts, dict) else []:
+                if isinstance(count, (int, float)):
+                    family.add_metric([tenant, str(severity)], count)
         yield family
 
 

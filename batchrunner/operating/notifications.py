@@ -1,9 +1,10 @@
 """Notifications (README, "Operating it unattended") and the glue that gives each run its pings and notifications.
 
-RUNNER_NOTIFY_URL receives a POST of JSON `{"text", "event", "job", "run", "error", "changes"}`;
+RUNNER_NOTIFY_URL receives a POST of JSON `{"text", "event", "job", "tenant", "run", "error", "changes"}`;
 `text` alone makes it a Slack or Teams incoming webhook as it is. Events: `failed` (every failed
 run), `recovered` (the first success after a failed or abandoned run), and `drift`, `logs_gap` and `findings`,
-which jobs send with `notify(ctx, ...)`. Best-effort and bounded like pings (webhooks.py); what is
+which jobs send with `notify(ctx, ...)`. A named tenant's `text` says "JOB for TENANT" (a job's own
+events: "TENANT: " before its text); `default`'s reads as before tenants (README, "Notifications"). Best-effort and bounded like pings (webhooks.py); what is
 sent is the run's recorded, redacted error and never a secret.
 """
 
@@ -19,7 +20,7 @@ from sqlalchemy import select
 from batchrunner import logs, process
 from batchrunner.operating import pings, webhooks
 from batchrunner.store.database import Database
-from batchrunner.store.schema import FINISHED, RunStatus, runs
+from batchrunner.store.schema import DEFAULT_TENANT, FINISHED, RunStatus, runs
 
 log = logging.getLogger("runner.alerts")
 
@@ -33,16 +34,17 @@ def notify_url(env: Mapping[str, str]) -> str | None:
     return webhooks.checked_url(VARIABLE, value) if value else None
 
 
-def check(job_name: str, env: Mapping[str, str]) -> None:
+def check(job_name: str, env: Mapping[str, str], tenant: str = DEFAULT_TENANT) -> None:
     """ConfigError for a bad ping or notification URL, before a run is recorded."""
-    pings.url_for(job_name, env)
+    pings.url_for(job_name, env, tenant)
     notify_url(env)
 
 
-def payload(event: str, job: str, run: int | None, text: str, error: str | None = None, changes=None) -> bytes:
+def payload(event: str, job: str, run: int | None, text: str, error: str | None = None, changes=None,
+            tenant: str = DEFAULT_TENANT) -> bytes:
     if event not in EVENTS:
         raise ValueError(f"unknown event {event!r}; one of {', '.join(EVENTS)}")
-    body = {"text": logs.redact(text)[:TEXT_LIMIT], "event": event, "job": job, "run": run,
+    body = {"text": logs.redact(text)[:TEXT_LIMIT], "event": event, "job": job, "tenant": tenant, "run": run,
             "error": logs.redact(error) if error else None, "changes": changes}
     return json.dumps(body, default=str).encode()
 
@@ -57,7 +59,9 @@ def notify(ctx, event: str, text: str, changes=None, error: str | None = None) -
     hooks = _active.get(ctx.run_id)
     if hooks is None or hooks.notify_url is None:
         return
-    body = payload(event, hooks.job, ctx.run_id, text, error, changes)
+    if hooks.tenant != DEFAULT_TENANT:  # a chat reader sees which tenant drifted (README, "Notifications")
+        text = f"{hooks.tenant}: {text}"
+    body = payload(event, hooks.job, ctx.run_id, text, error, changes, hooks.tenant)
     hooks.sender.post(hooks.notify_url, body, "application/json", f"{event} notification")
 
 
@@ -67,10 +71,10 @@ _active: dict[int, "RunHooks"] = {}  # run id -> its hooks, while the run is goi
 class RunHooks:
     """What one run sends: pings at start and end, a notification when it failed or recovered."""
 
-    def __init__(self, job: str, run_id: int, env: Mapping[str, str], db: Database, settings=None):
-        self.job, self.run_id, self.db = job, run_id, db
+    def __init__(self, job: str, run_id: int, env: Mapping[str, str], db: Database, settings=None, tenant: str = DEFAULT_TENANT):
+        self.job, self.run_id, self.db, self.tenant = job, run_id, db, tenant
         self.notify_url = notify_url(env)
-        ping_url = pings.url_for(job, env)
+        ping_url = pings.url_for(job, env, tenant)
         self.sender = webhooks.Sender(f"run-{run_id}", settings)  # through RUNNER_HTTPS_PROXY, as Auth0 is
         self.pinger = pings.Pinger(ping_url, str(uuid.uuid4()), run_id, self.sender) if ping_url else None
         _active[run_id] = self
@@ -104,13 +108,15 @@ class RunHooks:
 
     def _message(self, event: str, error: str | None) -> bytes:
         where = f"run {self.run_id} on {process.HOST}"
-        text = (f"{self.job} failed ({where}): {error}" if event == "failed"
-                else f"{self.job} recovered: {where} succeeded after a failure")
-        return payload(event, self.job, self.run_id, text, error if event == "failed" else None)
+        what = self.job if self.tenant == DEFAULT_TENANT else f"{self.job} for {self.tenant}"
+        text = (f"{what} failed ({where}): {error}" if event == "failed"
+                else f"{what} recovered: {where} succeeded after a failure")
+        return payload(event, self.job, self.run_id, text, error if event == "failed" else None, tenant=self.tenant)
 
 
-def for_run(job: str, run_id: int, env: Mapping[str, str], db: Database, settings=None) -> RunHooks | None:
+def for_run(job: str, run_id: int, env: Mapping[str, str], db: Database, settings=None,
+            tenant: str = DEFAULT_TENANT) -> RunHooks | None:
     """The run's hooks, or None when neither pings nor notifications are configured (nothing to pay for)."""
-    if not (notify_url(env) or pings.url_for(job, env)):
+    if not (notify_url(env) or pings.url_for(job, env, tenant)):
         return None
-    return RunHooks(job, run_id, env, db, settings)
+    return RunHooks(job, run_id, env, db, settings, tenant)

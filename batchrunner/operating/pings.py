@@ -3,7 +3,9 @@
 `{url}/start?rid=RUN_UUID` when a run starts, `{url}?rid=...` when it succeeds, `{url}/fail?rid=...`
 when it fails, with the error line and the last 10,000 bytes of the run's log lines (secrets
 redacted) as the body. RUNNER_PING_URL_<JOB> names one job's check; RUNNER_PING_URL is a template
-whose `{job}` becomes the job's name (a Healthchecks slug URL: https://hc-ping.com/KEY/{job}).
+whose `{job}` becomes the job's name (a Healthchecks slug URL: https://hc-ping.com/KEY/{job}). In
+either, `{tenant}` becomes the run's tenant (README, "Several tenants"), so each (job, tenant) can
+have its check: https://hc-ping.com/KEY/{tenant}-{job}.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from batchrunner import logs
 from batchrunner.operating import webhooks
+from batchrunner.store.schema import DEFAULT_TENANT
 
 BODY_BYTES = 10_000  # Healthchecks' default PING_BODY_LIMIT; runitor keeps the last 10,000 bytes too
 TEMPLATE = "RUNNER_PING_URL"
@@ -26,14 +29,12 @@ def variable(job_name: str) -> str:
     return "RUNNER_PING_URL_" + job_name.upper().replace("-", "_")
 
 
-def url_for(job_name: str, env: Mapping[str, str]) -> str | None:
-    """The job's check URL, or None; ConfigError for one that is not https (or http to loopback)."""
-    own = env.get(variable(job_name), "").strip()
-    if own:
-        return webhooks.checked_url(variable(job_name), own).rstrip("/")
-    template = env.get(TEMPLATE, "").strip()
-    if template:
-        return webhooks.checked_url(TEMPLATE, template.replace("{job}", job_name)).rstrip("/")
+def url_for(job_name: str, env: Mapping[str, str], tenant: str = DEFAULT_TENANT) -> str | None:
+    """The (job, tenant)'s check URL, or None; ConfigError for one that is not https (or http to loopback)."""
+    for name in (variable(job_name), TEMPLATE):
+        given = env.get(name, "").strip()
+        if given:
+            return webhooks.checked_url(name, given.replace("{job}", job_name).replace("{tenant}", tenant)).rstrip("/")
     return None
 
 

@@ -64,7 +64,7 @@ def execute(request: RunRequest, settings: Settings, db: Database, now: Callable
     if job.check is not None:
         job.check(settings.env, request.params)
     timeout = _timeout(job, tenant, settings)
-    alerts.check(job.name, settings.env)  # a bad ping or notification URL is a setting error, not a run
+    alerts.check(job.name, settings.env, tenant.name)  # a bad ping or notification URL is a setting error, not a run
     if credentials:
         logs.redact_secret(credentials.client_secret)
     claim = runs.start(db, job.name, request.trigger, request.scheduled_for, request.params, now(), tenant.name)
@@ -72,7 +72,7 @@ def execute(request: RunRequest, settings: Settings, db: Database, now: Callable
         return Outcome(None)
     if isinstance(claim, runs.Skipped):
         error = runs.busy_text(job.name, tenant.name, claim.blocker)
-        logs.bind(job.name, claim.run_id)
+        logs.bind(job.name, claim.run_id, tenant.name)
         log.warning("%s; recorded as skipped", error)
         logs.bind("-", None)
         return Outcome(RunStatus.SKIPPED, claim.run_id, error)
@@ -95,8 +95,8 @@ def _run(request: RunRequest, run_id: int, credentials, settings: Settings, db: 
     # Everything after runs.start is inside this try: a run recorded `running` always has its end
     # recorded, or this process would keep it running (and skip the job's every later fire) for good.
     try:
-        logs.bind(job.name, run_id)
-        hooks = _hooks(job.name, run_id, settings, db)  # first: the failure ping carries the run's log lines
+        logs.bind(job.name, run_id, request.tenant.name)
+        hooks = _hooks(job.name, run_id, settings, db, request.tenant.name)  # first: the failure ping carries the run's log lines
         log.info("started (%s)%s", request.trigger.value, "" if request.tenant.is_default else f" for tenant {request.tenant.name}")
         if unreadable is not None:
             raise unreadable
@@ -133,11 +133,11 @@ def _run(request: RunRequest, run_id: int, credentials, settings: Settings, db: 
     return outcome
 
 
-def _hooks(job: str, run_id: int, settings: Settings, db: Database) -> alerts.RunHooks | None:
+def _hooks(job: str, run_id: int, settings: Settings, db: Database, tenant: str) -> alerts.RunHooks | None:
     """The run's pings and notifications (README, "Pings"), started; best-effort like their delivery:
     when their thread cannot start (the process is out of threads), the run goes on without them."""
     try:
-        hooks = alerts.for_run(job, run_id, settings.env, db, settings)
+        hooks = alerts.for_run(job, run_id, settings.env, db, settings, tenant)
         if hooks:
             hooks.started()
         return hooks

@@ -23,7 +23,7 @@ from .logs import LogStore
 from .management import Request
 from .ratelimits import EndpointBuckets, tighter
 from .sizes import Sizes
-from .tenant import Reply, SandboxApp, _api_error
+from .tenant import DEFAULT_CLIENT_ID, Reply, SandboxApp, _api_error
 
 NOT_FOUND = Reply(404, {"statusCode": 404, "error": "Not Found", "message": "Not Found"})
 TOO_MANY = "Too many requests. Check the X-RateLimit-Limit, X-RateLimit-Remaining and X-RateLimit-Reset headers."
@@ -286,11 +286,12 @@ class Sandbox:
     (per-endpoint rate limits, off by default) and `.clock` (`advance(seconds)` moves it on).
     """
 
-    def __init__(self, clients: int = 50, port: int = 0, seed: int = 1, sizes: Sizes | None = None):
+    def __init__(self, clients: int = 50, port: int = 0, seed: int = 1, sizes: Sizes | None = None,
+                 client_id: str | None = None):  # None: DEFAULT_CLIENT_ID
         self.sizes = sizes or Sizes()
         self.seed, self.clients = seed, clients
         self.clock = SandboxClock()
-        self.tenant = SandboxApp(clients=clients, seed=seed, clock=self.clock)
+        self.tenant = SandboxApp(clients=clients, seed=seed, clock=self.clock, client_id=client_id or DEFAULT_CLIENT_ID)
         self.buckets = EndpointBuckets()
         self.logs = LogStore(seed, self.clock, self.sizes.log_events, self.sizes.log_retention_days, clients, self.sizes.users)
         self.exports = Exports(seed, self.clock, self.sizes.export_users)

@@ -51,11 +51,11 @@ class Reply:
 
 
 class SandboxApp:
-    def __init__(self, clients: int = 50, seed: int = 1, clock: Callable[[], float] = time.time):
+    def __init__(self, clients: int = 50, seed: int = 1, clock: Callable[[], float] = time.time, client_id: str = DEFAULT_CLIENT_ID):
         self.seed, self.initial_clients, self.clock = seed, clients, clock
         self.audience = "http://127.0.0.1/api/v2/"  # set by the server once it knows its port
         self.issuer = "http://127.0.0.1/"
-        self.client_id = DEFAULT_CLIENT_ID
+        self.client_id = client_id
         self.client_secret = _secret(f"default-m2m-{seed}")[:48]
         self._key = os.urandom(32)
         self._lock = threading.Lock()
