@@ -251,10 +251,10 @@ def test_new_findings_are_notified_and_the_metrics_come_from_the_newest_run(runn
     assert len(sink.received) == 2  # nothing new, nothing resolved: no message
     metrics = runner("metrics").stdout
     saml = [float(line.split()[-1]) for line in metrics.splitlines()
-            if line.startswith('runner_expiry_timestamp_seconds{kind="connection",name="acme-saml"} ')]
+            if line.startswith('runner_expiry_timestamp_seconds{kind="connection",name="acme-saml",tenant="default"} ')]
     assert saml == [tenant.checks.at(3).timestamp()]
-    assert f'runner_findings{{severity="critical"}} {float(third["result"]["findings"]["critical"])}' in metrics
-    assert 'runner_findings_new{severity="critical"} 0.0' in metrics
+    assert f'runner_findings{{severity="critical",tenant="default"}} {float(third["result"]["findings"]["critical"])}' in metrics
+    assert 'runner_findings_new{severity="critical",tenant="default"} 0.0' in metrics
 
 
 def test_no_connection_or_stream_secret_in_any_output_log_row_metric_or_notification(runner, tenant, sink, tmp_path, database_url):
