@@ -62,8 +62,8 @@ def filled(db) -> dict:
         ids[n] = record(db, "export-logs", "prod", "failed" if failed else "succeeded", minutes_ago=40 - n, seconds=5 + n % 5,
                         error="HTTP 500 <b>boom</b>\nthe second line" if failed else None,
                         result=None if failed else {"events": n, "newest_event_at": "2026-12-07T11:50:00.000Z"})
-    ids["snapshot"] = record(db, "snapshot", "prod", result={"changes": {"added": 2, "removed": 0, "changed": 1}})
-    ids["checks"] = record(db, "tenant-checks", "prod", result={"findings": {"high": 1, "critical": 2}, "new": 1, "resolved": 0})
+    ids["snapshot"] = record(db, "snapshot", "prod", minutes_ago=2, result={"changes": {"added": 2, "removed": 0, "changed": 1}})
+    ids["checks"] = record(db, "tenant-checks", "prod", minutes_ago=1, result={"findings": {"high": 1, "critical": 2}, "new": 1, "resolved": 0})
     return ids
 
 
@@ -75,12 +75,16 @@ def test_page_shows_grid_failures_reach_drift_and_findings(served):
     assert '<meta http-equiv="refresh" content="30">' in page
     assert f'<a href="/runs/{ids[39]}"><span class="st succeeded">succeeded</span></a>' in page  # the latest run of (export-logs, prod)
     assert "last 30 runs: " in page and page.count("<rect ") == 30 + 1 + 1  # the chart holds 30 of the 40
-    assert f'<a href="/runs/{ids[35]}">{ids[35]}</a>' in page and "HTTP 500 &lt;b&gt;boom&lt;/b&gt;</td>" in page  # its first line only
+    assert f'<a href="/runs/{ids[35]}">run {ids[35]}</a> export-logs for prod' in page
+    assert '<span class="err">HTTP 500 &lt;b&gt;boom&lt;/b&gt;</span>' in page  # its first line only
     assert "the second line" not in page
     assert 'title="2026-12-07 11:50:00 UTC">10 min ago</time>' in page  # the archive's reach
     assert f'added 2, removed 0, changed 1 <a class="small" href="/runs/{ids["snapshot"]}">' in page
     assert f'critical 2, high 1; new 1; resolved 0 <a class="small" href="/runs/{ids["checks"]}">' in page
     assert 'next <time datetime="2026-12-07T12:03:00+00:00"' in page and ">off</span>" in page  # the scheduler's plan
+    assert "no job&#39;s latest run failed" in page
+    failing = record(db, "snapshot", "prod", "failed", error="no")
+    assert f'1 failing now:</span> <a href="/runs/{failing}">snapshot for prod</a>' in get(base + "/")[2]
 
 
 def test_page_without_tenant_checks_runs_has_no_findings_column(served):
@@ -91,7 +95,7 @@ def test_page_without_tenant_checks_runs_has_no_findings_column(served):
 
 def test_every_value_is_text_and_no_script_may_run(served):
     db, base = served
-    run_id = record(db, "export-clients", HOSTILE[:60], "failed", error=f"client {HOSTILE} refused", params={"name": HOSTILE},
+    run_id = record(db, "export-clients", HOSTILE, "failed", error=f"client {HOSTILE} refused", params={"name": HOSTILE},
                     result={"newest_event_at": HOSTILE})
     for path in ("/", f"/runs/{run_id}"):
         code, headers, page = get(base + path)
@@ -146,7 +150,7 @@ OUTPUT = Path(__file__).parent / "output"  # gitignored: the screenshots of the 
 def test_chromium_shows_the_page_at_desktop_and_phone_widths(served, tmp_path, database_url):
     db, base = served
     filled(db)
-    record(db, "export-clients", HOSTILE[:60], "failed", error=f"client {HOSTILE} refused")
+    record(db, "export-clients", HOSTILE, "failed", minutes_ago=3, error=f"client {HOSTILE} refused")
     dom = browse(base + "/", "--dump-dom", tmp_path / "dom")
     assert dom.returncode == 0, dom.stderr
     assert "<h1>runner status</h1>" in dom.stdout and "&lt;script&gt;alert(1)&lt;/script&gt;" in dom.stdout

@@ -31,9 +31,9 @@ body{font:14px/1.4 system-ui,sans-serif;margin:0;padding:12px 16px;color:#1b1b1b
 h1{font-size:20px;margin:0 0 4px}h2{font-size:16px;margin:20px 0 6px}
 .meta{color:#555;margin:0 0 8px}.scroll{overflow-x:auto;max-width:100%}
 table{border-collapse:collapse;background:#fff}th,td{border:1px solid #ddd;padding:4px 6px;text-align:left;vertical-align:top}
-th{background:#f0f0f0;position:sticky;left:0}td.cell{min-width:128px}
+th{background:#f0f0f0}tr>th:first-child{position:sticky;left:0}td.cell{min-width:128px}
 .st{font-weight:600}.succeeded{color:#2e7d32}.failed{color:#c62828}.abandoned{color:#ef6c00}.running{color:#1565c0}
-.none{color:#999}.small{font-size:12px;color:#555}pre{white-space:pre-wrap;word-break:break-word;background:#fff;border:1px solid #ddd;padding:6px;margin:0}
+.none{color:#999}ul{padding-left:18px;margin:0}li{margin:0 0 6px}.err{font-family:ui-monospace,monospace;font-size:12px;word-break:break-word}.bad{color:#c62828;font-weight:600}.ok{color:#2e7d32;font-weight:600}.small{font-size:12px;color:#555}pre{white-space:pre-wrap;word-break:break-word;background:#fff;border:1px solid #ddd;padding:6px;margin:0}
 a{color:#0b57d0}
 """.strip()
 CSP = ("default-src 'none'; "
@@ -75,7 +75,7 @@ def index(reading: Reading, next_fires: dict[tuple[str, str], datetime | None], 
     jobs = sorted({job for job, _ in pairs})
     tenants = sorted({tenant for _, tenant in pairs} | {t for _, t in reading.results})
     body = (f"<h1>runner status</h1><p class=\"meta\">at {_stamp(now)}; reloads every {REFRESH_SECONDS} s</p>"
-            "<h2>Jobs</h2>" + _grid(reading, next_fires, jobs, tenants, now)
+            + _summary(reading) + "<h2>Jobs</h2>" + _grid(reading, next_fires, jobs, tenants, now)
             + "<h2>Recent failures</h2>" + _failures(reading, now)
             + "<h2>Tenants</h2>" + _tenants(reading, tenants, now))
     return page("runner status", body, refresh=True)
@@ -97,6 +97,16 @@ def run_page(run: dict, now: datetime) -> str:
 
 def not_found(what: str) -> str:
     return page("not found", f'<h1>not found</h1><p>{esc(what)}</p><p><a href="/">status</a></p>', refresh=False)
+
+
+def _summary(reading: Reading) -> str:
+    """First what needs a person: the (job, tenant)s whose latest run failed, else that none did."""
+    failing = sorted((runs[0] for runs in reading.recent.values() if runs[0].status in ("failed", "abandoned")),
+                     key=lambda r: (r.tenant, r.job))
+    if not failing:
+        return f'<p class="ok">no job&#39;s latest run failed ({len(reading.recent)} job and tenant pairs with runs)</p>'
+    links = ", ".join(f'<a href="/runs/{r.id}">{esc(r.job)} for {esc(r.tenant)}</a>' for r in failing)
+    return f'<p><span class="bad">{len(failing)} failing now:</span> {links}</p>'
 
 
 def _grid(reading: Reading, next_fires, jobs: list[str], tenants: list[str], now: datetime) -> str:
@@ -152,12 +162,12 @@ def chart(recent: list[Run]) -> str:
 def _failures(reading: Reading, now: datetime) -> str:
     if not reading.failures:
         return '<p class="none">none</p>'
-    rows = "".join(
-        f'<tr><td><a href="/runs/{f.run.id}">{f.run.id}</a></td><td>{_when(f.run.started_at, now)}</td>'
-        f"<td>{esc(f.run.tenant)}</td><td>{esc(f.run.job)}</td><td>{_status(f.run.status)}</td><td>{esc(f.error)}</td></tr>"
+    # A list, not a table: on a phone the error line keeps the width.
+    items = "".join(
+        f'<li><a href="/runs/{f.run.id}">run {f.run.id}</a> {esc(f.run.job)} for {esc(f.run.tenant)} '
+        f'{_status(f.run.status)} {_when(f.run.started_at, now)}<br><span class="err">{esc(f.error)}</span></li>'
         for f in reading.failures)
-    return ('<div class="scroll"><table><tr><th>run</th><th>started</th><th>tenant</th><th>job</th><th>status</th>'
-            f"<th>error</th></tr>{rows}</table></div>")
+    return f"<ul>{items}</ul>"
 
 
 def _tenants(reading: Reading, tenants: list[str], now: datetime) -> str:
@@ -205,7 +215,7 @@ def _when(at: datetime | None, now: datetime) -> str:
     if at is None:
         return _none()
     seconds = (now - at).total_seconds()
-    words = f"{_duration(abs(seconds))} ago" if seconds >= 0 else f"in {_duration(-seconds)}"
+    words = "just now" if abs(seconds) < 1 else f"{_duration(abs(seconds))} ago" if seconds >= 0 else f"in {_duration(-seconds)}"
     return f'<time datetime="{esc(at.isoformat())}" title="{esc(_stamp(at))}">{esc(words)}</time>'
 
 
@@ -215,7 +225,7 @@ def _stamp(at: datetime) -> str:
 
 def _duration(seconds: float) -> str:
     if seconds < 120:
-        return f"{seconds:.0f} s" if seconds >= 10 else f"{seconds:.1f} s"
+        return f"{seconds:.0f} s"
     if seconds < 7200:
         return f"{seconds / 60:.0f} min"
     if seconds < 172800:
