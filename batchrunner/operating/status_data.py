@@ -85,11 +85,11 @@ def _recent(db: Database):
     """The last CHART_RUNS runs of each (job, tenant), newest first; skipped runs (another was in
     progress) did nothing, so they are left out as the metrics leave them out."""
     rank = func.row_number().over(partition_by=(runs.c.job, runs.c.tenant), order_by=runs.c.id.desc()).label("rank")
-    seconds = db.seconds_between(runs.c.started_at, runs.c.finished_at).label("seconds")
-    ranked = (select(runs.c.id, runs.c.job, runs.c.tenant, runs.c.status, runs.c.started_at, seconds, rank)
+    ranked = (select(runs.c.id, runs.c.job, runs.c.tenant, runs.c.status, runs.c.started_at, runs.c.finished_at, rank)
               .where(runs.c.status != RunStatus.SKIPPED.value).subquery())
     started = case((ranked.c.rank == 1, ranked.c.started_at)).label("started_at")
-    return (select(ranked.c.id, ranked.c.job, ranked.c.tenant, ranked.c.status, started, ranked.c.seconds)
+    seconds = db.seconds_between(ranked.c.started_at, ranked.c.finished_at).label("seconds")
+    return (select(ranked.c.id, ranked.c.job, ranked.c.tenant, ranked.c.status, started, seconds)
             .where(ranked.c.rank <= CHART_RUNS).order_by(ranked.c.job, ranked.c.tenant, ranked.c.id.desc()))
 
 
