@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 import urllib.error
 import urllib.request
 from datetime import datetime, timedelta, timezone
@@ -18,7 +19,7 @@ from batchrunner.operating import health
 from batchrunner.operating.status_page import StatusPage
 from batchrunner.store.database import open_database
 from batchrunner.store.schema import runs
-from conftest import QUIET, start_runner, stop
+from conftest import QUIET, RUNNER, start_runner, stop
 from test_serve import read_until
 
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=timezone.utc)
@@ -163,3 +164,19 @@ def test_chromium_shows_the_page_at_desktop_and_phone_widths(served, tmp_path, d
         assert done.returncode == 0 and shot.stat().st_size > 10_000, done.stderr
         OUTPUT.mkdir(exist_ok=True)
         shutil.copyfile(shot, OUTPUT / f"status-{name}-{database_url.split(':')[0].split('+')[0]}.png")
+
+
+@pytest.mark.parametrize("address", ["", "127.0.0.1:0"])
+def test_serve_loads_the_page_only_with_a_metrics_address(local_env, tmp_path, database_url, address):
+    if database_url.startswith("postgresql"):
+        pytest.skip("the same imports on either database")
+    env = {**local_env, **QUIET, "RUNNER_METRICS_ADDRESS": address}
+    proc = subprocess.Popen([sys.executable, "-X", "importtime", str(RUNNER), "serve"], env=env, cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = read_until(proc, "scheduling")
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
+    loaded = any(line.rstrip().endswith("batchrunner.operating.status_page") for line in lines)
+    assert loaded == bool(address)
