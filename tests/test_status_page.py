@@ -180,3 +180,17 @@ def test_serve_loads_the_page_only_with_a_metrics_address(local_env, tmp_path, d
         proc.communicate(timeout=30)
     loaded = any(line.rstrip().endswith("batchrunner.operating.status_page") for line in lines)
     assert loaded == bool(address)
+
+
+def test_page_says_in_one_line_when_the_database_does_not_answer():
+    from batchrunner.store.database import Database
+
+    unreachable = Database("postgresql+psycopg://runner@127.0.0.1:1/runner")
+    page = StatusPage(unreachable, lambda: {}, lambda: NOW)
+    server = health.start(health.Address("127.0.0.1", 0), health.app(health.Health(unreachable, lambda: None), lambda: b"", page), 0.1)
+    try:
+        code, headers, text = get(f"http://127.0.0.1:{server.server_port}/")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert code == 503 and "<p>the database did not answer: " in text and "127.0.0.1" in text and "Traceback" not in text
