@@ -112,7 +112,7 @@ def test_run_page_shows_params_result_error_and_timings(served):
                     result={"rows": 3})
     code, _, page = get(f"{base}/runs/{run_id}")
     assert code == 200 and f"<h1>run {run_id}: export-users</h1>" in page
-    assert "<th>duration</th><td>75 s</td>" in page and "<pre>the export job failed</pre>" in page
+    assert "<th>duration</th><td>75 s</td>" in page and "<th>started</th><td>2026-12-07 12:00:00 UTC (<time" in page and "<pre>the export job failed</pre>" in page
     assert '&quot;connection&quot;: &quot;db&quot;' in page and "&quot;rows&quot;: 3" in page
     assert "http-equiv" not in page  # a finished run does not change
 

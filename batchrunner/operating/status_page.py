@@ -86,8 +86,8 @@ def run_page(run: dict, now: datetime) -> str:
     """One run as `runner history --json` has it (records.public): nothing the history does not show."""
     seconds = (run["finished_at"] - run["started_at"]).total_seconds() if run["finished_at"] else None
     rows = [("job", esc(run["job"])), ("tenant", esc(run["tenant"])), ("status", _status(run["status"])),
-            ("trigger", esc(run["trigger"])), ("scheduled for", _when(run["scheduled_for"], now)),
-            ("started", _when(run["started_at"], now)), ("finished", _when(run["finished_at"], now)),
+            ("trigger", esc(run["trigger"])), ("scheduled for", _at(run["scheduled_for"], now)),
+            ("started", _at(run["started_at"], now)), ("finished", _at(run["finished_at"], now)),
             ("duration", esc(_duration(seconds)) if seconds is not None else _none()), ("host", esc(f"{run['host']} pid {run['pid']}"))]
     table = "".join(f"<tr><th>{name}</th><td>{value}</td></tr>" for name, value in rows)
     body = (f'<p><a href="/">&larr; status</a></p><h1>run {esc(run["id"])}: {esc(run["job"])}</h1>'
@@ -217,6 +217,11 @@ def _when(at: datetime | None, now: datetime) -> str:
     seconds = (now - at).total_seconds()
     words = "just now" if abs(seconds) < 1 else f"{_duration(abs(seconds))} ago" if seconds >= 0 else f"in {_duration(-seconds)}"
     return f'<time datetime="{esc(at.isoformat())}" title="{esc(_stamp(at))}">{esc(words)}</time>'
+
+
+def _at(at: datetime | None, now: datetime) -> str:
+    """The time itself, then how long ago: a run's page is read for its timings."""
+    return _none() if at is None else f"{esc(_stamp(at))} ({_when(at, now)})"
 
 
 def _stamp(at: datetime) -> str:
