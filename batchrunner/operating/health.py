@@ -1,4 +1,4 @@
-"""`RUNNER_METRICS_ADDRESS`: `serve`'s small HTTP server for `/metrics` and `/healthz` (README, "Operating it unattended").
+"""`RUNNER_METRICS_ADDRESS`: `serve`'s small HTTP server for `/metrics`, `/healthz` and the status page `/` (README, "Operating it unattended", "Status page").
 
 A plain WSGI app on the standard library's server, answered by a few threads (idle connections
 hold none and are closed when silent for REQUEST_SECONDS); prometheus_client is
@@ -93,9 +93,13 @@ class Health:
         return (200 if healthy else 503), body
 
 
-def app(health: Health, metrics_body: Callable[[], bytes]):
+def app(health: Health, metrics_body: Callable[[], bytes], status=None):
+    """`status`: the status page (status_page.StatusPage) answering `/` and `/runs/{id}`; None: no page."""
+
     def wsgi(environ, start_response):
         path = environ.get("PATH_INFO", "")
+        if status is not None and (path == "/" or path.startswith("/runs/")):
+            return _status_page(status, path, start_response)
         if path == "/healthz":
             code, body = health.report()
             start_response(f"{code} {'OK' if code == 200 else 'Service Unavailable'}", [("Content-Type", "application/json")])
@@ -106,9 +110,30 @@ def app(health: Health, metrics_body: Callable[[], bytes]):
             start_response("200 OK", [("Content-Type", CONTENT_TYPE_LATEST)])
             return [metrics_body()]
         start_response("404 Not Found", [("Content-Type", "text/plain")])
-        return [b"not found: try /metrics or /healthz\n"]
+        return [b"not found: try /, /metrics or /healthz\n"]
 
     return wsgi
+
+
+def _status_page(status, path: str, start_response):
+    from batchrunner.operating.status_page import CSP, not_found
+
+    code, body = "200 OK", None
+    try:
+        if path == "/":
+            body = status.index()
+        else:
+            number = path[len("/runs/"):]
+            body = status.run(int(number)) if number.isdigit() and len(number) < 19 else None
+            if body is None:
+                code, body = "404 Not Found", not_found(f"no run {number} is recorded")
+    except Exception as exc:  # the database is down or locked: say so on the page, as /healthz does
+        log.debug("status page: %s failed", path, exc_info=True)
+        code, body = "503 Service Unavailable", not_found(f"the database did not answer: {one_line(getattr(exc, 'orig', exc))}")
+    headers = [("Content-Type", "text/html; charset=utf-8"), ("Content-Security-Policy", CSP),
+               ("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "no-referrer"), ("Cache-Control", "no-store")]
+    start_response(code, headers)
+    return [body.encode()]
 
 
 class _Server(WSGIServer):
@@ -228,8 +253,11 @@ def serve_for(scheduler) -> WSGIServer | None:
     address = parse_address(value)
     # Every registered job, those turned off too (their series stay, without a next run).
     jobs = metrics.scheduled_jobs(scheduler.settings, discover(scheduler.settings.job_paths))
+    from batchrunner.operating.status_page import StatusPage
+
     health = Health(scheduler.db, lambda: scheduler.last_tick)
-    server = start(address, app(health, lambda: metrics.exposition(scheduler.db, jobs, scheduler.now)))
+    status = StatusPage(scheduler.db, lambda: {entry.key: entry.next_at for entry in scheduler.entries}, scheduler.now)
+    server = start(address, app(health, lambda: metrics.exposition(scheduler.db, jobs, scheduler.now), status))
     host = f"[{address.host}]" if ":" in address.host else address.host
-    log.info("metrics on http://%s:%d/metrics, health on /healthz", host, server.server_port)
+    log.info("metrics on http://%s:%d/metrics, health on /healthz, status page on /", host, server.server_port)
     return server

@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator, TypeVar
 
-from sqlalchemy import Table, create_engine, event, inspect, literal_column, text
+from sqlalchemy import Float, Table, create_engine, event, func, inspect, literal_column, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -102,6 +102,13 @@ class Database:
     def for_update(stmt):
         """Lock the selected rows until commit (PostgreSQL); SQLite's write() already holds the lock."""
         return stmt.with_for_update()
+
+    def seconds_between(self, start, end):
+        """`end - start` in seconds, computed by the database: the status page reads thousands of
+        durations, and converting two times a row in Python cost it most of its 200 ms."""
+        if self.dialect == "postgresql":
+            return func.extract("epoch", end - start).cast(Float)
+        return (func.julianday(end) - func.julianday(start)) * 86400.0
 
     def insert_ignore(self, conn: Connection, table: Table, values: dict) -> bool:
         """Insert unless the row's unique key exists; True when a row was inserted."""
