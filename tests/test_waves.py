@@ -116,3 +116,29 @@ def test_tenants_that_do_not_answer_hold_back_neither_readiness_nor_the_others(l
     assert ended("good")[-1]["status"] == "succeeded"  # the first; a later one may be cut short by the stop
     failed = ended("gone")[-1]
     assert failed["status"] == "failed" and "\n" not in failed["error"] and "127.0.0.1" in failed["error"], failed["error"]
+
+
+def test_a_fire_that_comes_while_its_last_waits_for_a_slot_runs_as_that_one(local_env, caplog, database_url):
+    import threading
+    from datetime import datetime, timezone
+
+    from batchrunner.config import load_settings
+    from batchrunner.runs.registry import discover
+    from batchrunner.runs.serve import build
+    from batchrunner.store.schema import Trigger
+
+    settings = load_settings({**local_env, **QUIET, "RUNNER_MAX_RUNS": "1", "RUNNER_SCHEDULE_HELLO": "* * * * *"})
+    scheduler = build(settings, open_database(database_url), discover(settings.job_paths))
+    [entry] = scheduler.entries
+    busy = threading.Event()
+    scheduler.pool.submit(busy.wait)  # the one slot, taken
+    due = [datetime(2026, 12, 7, 2, minute, tzinfo=timezone.utc) for minute in (0, 1)]
+    with caplog.at_level("WARNING", logger="runner.serve"):
+        waiting = scheduler.submit(entry.job, Trigger.SCHEDULE, due[0])
+        assert scheduler.submit(entry.job, Trigger.SCHEDULE, due[1]) is None
+    busy.set()
+    waiting.result(timeout=30)
+    scheduler.pool.shutdown()
+    assert [r["scheduled_for"] for r in records.history(scheduler.db, "hello")] == [due[0]]
+    assert ("the fire for 2026-12-07T02:01:00+00:00 runs as the one still waiting for a free slot (RUNNER_MAX_RUNS=1)"
+            in caplog.text)
