@@ -7,10 +7,14 @@ each its own `Sandbox` (5,000 applications, 100 ms latency, 20 requests/s, burst
    rate limit allows, ceil(tenants / max runs) waves of one tenant's export, each
    (pages - burst) / rate + latency, plus a token; the 429s the tenants answered (bar: 0); runs
    succeeded; the most in progress at once (bar: max runs); the peak RSS of `serve` (VmHWM).
-2. Two `serve` replicas on one PostgreSQL database (RUNNER_TEST_POSTGRES_URL): their wall beside
-   one replica's, and how the runs split between them (they share the waves through their claims).
+2. On PostgreSQL (RUNNER_TEST_POSTGRES_URL), one `serve`, then two replicas on one database: the
+   two's wall beside the one's, and how the runs split between them (they share the waves through
+   their claims). Each night prints its `serve`s' CPU seconds: on a small machine the figures are
+   CPU-bound (the stand-ins run in this process), not bound by the tenants' rate limit.
 
-Usage: python bench/tenants.py [--tenants N] [--apps N] [--max-runs N] [--skip-replicas]
+Usage: python bench/tenants.py [--tenants N] [--apps N] [--rate R] [--max-runs N] [--skip-replicas]
+  --rate R   each tenant's requests/s (default 20); a lower one (5) makes a night bound by the rate
+             limit rather than by this machine's CPU, where two replicas on one machine show their gain
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tenants", type=int, default=100)
     parser.add_argument("--apps", type=int, default=5000)
+    parser.add_argument("--rate", type=float, default=RATE)
     parser.add_argument("--max-runs", type=int, default=8)
     parser.add_argument("--skip-replicas", action="store_true")
     args = parser.parse_args()
@@ -46,9 +51,9 @@ def main() -> None:
     try:
         pages = math.ceil(args.apps / PER_PAGE)
         waves = math.ceil(args.tenants / args.max_runs)
-        floor = waves * (max(0, pages - BURST) / RATE + LATENCY)
+        floor = waves * (max(0, pages - BURST) / args.rate + LATENCY)
         print(f"{args.tenants} tenants x {args.apps:,} applications ({pages} pages), {LATENCY * 1000:.0f} ms latency, "
-              f"{RATE}/s burst {BURST}; RUNNER_MAX_RUNS={args.max_runs}: {waves} waves, floor {floor:.1f} s plus a token")
+              f"{args.rate:g}/s burst {BURST}; RUNNER_MAX_RUNS={args.max_runs}: {waves} waves, floor {floor:.1f} s plus a token")
         state = state_dir()
         one = night(sandboxes, args, state, f"sqlite:///{state / 'runner.db'}", replicas=1)
         report("one serve, SQLite", one, floor, args)
@@ -57,9 +62,12 @@ def main() -> None:
             print("two replicas: skipped" + ("" if server else " (set RUNNER_TEST_POSTGRES_URL)"))
             return
         with postgres(server) as url:
+            single = night(sandboxes, args, state_dir(), url, replicas=1)
+        report("one serve, PostgreSQL", single, floor, args)
+        with postgres(server) as url:
             two = night(sandboxes, args, state_dir(), url, replicas=2)
         report("two replicas, PostgreSQL", two, math.ceil(args.tenants / (2 * args.max_runs)) / waves * floor, args)
-        print(f"  two replicas' wall / one's: {two['wall'] / one['wall']:.2f}")
+        print(f"  two replicas' wall / one's on PostgreSQL: {two['wall'] / single['wall']:.2f}")
     finally:
         for sandbox in sandboxes:
             sandbox.stop()
@@ -71,7 +79,7 @@ def night(sandboxes, args, state: Path, url: str, replicas: int) -> dict:
         sandbox.reset()
         tenant = sandbox.tenant
         tenant.set_clients(args.apps)
-        tenant.latency, tenant.rate, tenant.burst = LATENCY, RATE, BURST
+        tenant.latency, tenant.rate, tenant.burst = LATENCY, args.rate, BURST
     fire = (datetime.now(timezone.utc) + timedelta(seconds=LEAD_SECONDS)).replace(microsecond=0)
     db = _database(url)  # migrated once here, so the replicas start alike
     env = clean_env(None, state, RUNNER_DATABASE_URL=url, RUNNER_MAX_RUNS=args.max_runs, RUNNER_TIMEZONE="UTC",
@@ -84,13 +92,14 @@ def night(sandboxes, args, state: Path, url: str, replicas: int) -> dict:
             sys.exit(f"serve ended early; see {state}/serve*.log")
         time.sleep(0.5)
     peaks = [_peak_mb(p.pid) for p in procs]
+    cpu = sum(_cpu(p.pid) for p in procs)
     for proc in procs:
         proc.send_signal(signal.SIGTERM)
     for proc in procs:
         proc.wait()
     runs = _finished(db, fire)
     db.dispose()
-    return {"runs": runs, "fire": fire, "peaks": peaks, "logs": state,
+    return {"runs": runs, "fire": fire, "peaks": peaks, "logs": state, "cpu": cpu,
             "wall": (max(r.finished_at for r in runs) - fire).total_seconds() if runs else math.nan,
             "429s": sum(s.tenant.responses_429 for s in sandboxes)}
 
@@ -122,7 +131,7 @@ def report(title: str, night: dict, floor: float, args) -> None:
           f"(ratio {night['wall'] / floor:.2f}); runs {dict(statuses)} of {args.tenants}")
     print(f"  most in progress at once {_most_at_once(runs)} (bar: {args.max_runs} per serve); "
           f"start delays {delays[0]:.1f} to {delays[-1]:.1f} s; 429s {night['429s']} (bar: 0)")
-    print(f"  runs per serve {sorted(Counter(r.pid for r in runs).values())}; peak RSS of serve "
+    print(f"  runs per serve {sorted(Counter(r.pid for r in runs).values())}; CPU of serve {night['cpu']:.0f} s; peak RSS of serve "
           f"{', '.join(f'{p:.0f} MB' for p in night['peaks'])}; logs in {night['logs']}")
 
 
@@ -156,6 +165,12 @@ def _peak_mb(pid: int) -> float:
     """VmHWM of a live process (serve ends with os._exit, so bench/_peak.py's atexit never runs)."""
     with open(f"/proc/{pid}/status") as status:
         return int(next(line.split()[1] for line in status if line.startswith("VmHWM:"))) / 1024
+
+
+def _cpu(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class postgres:
