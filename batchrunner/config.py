@@ -25,7 +25,7 @@ SECRET_CREDENTIAL_NAME = "auth0_client_secret"
 # to one of them is a typo, refused, since it would otherwise be ignored without a word.
 KNOWN_SETTINGS = (
     "RUNNER_DATABASE_URL", "RUNNER_EXPORT_DIR", "RUNNER_TIMEZONE", "RUNNER_JOBS",
-    "RUNNER_STOP_TIMEOUT", "RUNNER_LOG_FORMAT", "RUNNER_TENANTS_FILE",
+    "RUNNER_STOP_TIMEOUT", "RUNNER_LOG_FORMAT", "RUNNER_TENANTS_FILE", "RUNNER_MAX_RUNS",
     # operating it unattended (README, "Operating it unattended")
     "RUNNER_RETENTION_DAYS", "RUNNER_LOGS_RETENTION_DAYS", "RUNNER_METRICS_ADDRESS", "RUNNER_PING_URL", "RUNNER_NOTIFY_URL",
     # talking to Auth0 through a proxy or a corporate CA

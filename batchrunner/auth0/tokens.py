@@ -114,9 +114,10 @@ class ClientCredentialsSource:
         try:
             return retry.retrying(TOKEN_ATTEMPTS, TOKEN_RETRY_SECONDS, self.sleep)(self._attempt)
         except retry.Transient as exc:
+            domain = f"the domain of {self.credentials.where}" if self.credentials.where else "AUTH0_DOMAIN"
             raise TokenError(
                 f"could not get a token from {self.credentials.token_url} after retrying: {exc}; "
-                "check AUTH0_DOMAIN and the network, then run again"
+                f"check {domain} and the network, then run again"
             ) from None
 
     def invalidate(self, token: Token) -> None:

@@ -41,23 +41,18 @@ def serve_command(stop_timeout, log_format):
 
 def _check_tenants(scheduler, settings) -> None:
     """Get each tenant's token before reporting ready. One tenant: its bad setting or refused secret ends
-    `serve` now, not at 2 a.m. Several: a tenant's own is logged and fails only its runs (README, "Several tenants")."""
-    import logging
-
-    from batchrunner.errors import RefusedAtStart, RunnerError
+    `serve` now, not at 2 a.m. Several: a tenant's own is logged and fails only its runs, and readiness
+    waits for them a bounded time (README, "Several tenants")."""
     from batchrunner.logs import redact_secret
-    from batchrunner.runs.preflight import check_token
+    from batchrunner.runs.preflight import check_tenants, check_token
 
-    tenants = {e.tenant.name: e.tenant for e in scheduler.entries if e.job.needs_api}
-    for tenant in tenants.values():
-        try:
-            credentials = tenant.credentials()
-            redact_secret(credentials.client_secret)
-            check_token(scheduler.db, credentials, scheduler.stopping, settings=settings)
-        except (RunnerError, RefusedAtStart) as exc:
-            if len(tenants) == 1:
-                raise
-            logging.getLogger("runner.serve").error("tenant %s: %s; its runs fail until this is mended", tenant.name, exc)
+    tenants = list({e.tenant.name: e.tenant for e in scheduler.entries if e.job.needs_api}.values())
+    if len(tenants) == 1:
+        credentials = tenants[0].credentials()
+        redact_secret(credentials.client_secret)
+        check_token(scheduler.db, credentials, scheduler.stopping, settings=settings)
+    elif tenants:
+        check_tenants(scheduler.db, tenants, scheduler.stopping, settings=settings)
 
 
 def register(cli: click.Group) -> None:

@@ -9,17 +9,47 @@ from __future__ import annotations
 
 import logging
 import threading
+from concurrent.futures import ThreadPoolExecutor, wait as wait_for
 
 from batchrunner.auth0.tokencache import cached_source
 from batchrunner.auth0.tokens import scope_warning
 from batchrunner.cli.render import iso
-from batchrunner.errors import CredentialsRejected, RefusedAtStart, one_line
+from batchrunner.errors import CredentialsRejected, RefusedAtStart, RunnerError, one_line
 from batchrunner.store.database import Database
 
 log = logging.getLogger("runner.serve")
 
 START_WAIT_SECONDS = 5.0  # how long start-up waits for the tenant before going on without a token
 RETRY_SECONDS = 60.0
+CHECKS_AT_ONCE = 8  # tenants whose token is asked for at the same time, at start
+
+
+def check_tenants(db: Database, tenants: list, stopping: threading.Event, settings=None,
+                  wait: float = START_WAIT_SECONDS, at_once: int = CHECKS_AT_ONCE) -> None:
+    """Several tenants: each one's token, `at_once` at a time; ready after `wait` seconds at most.
+
+    A tenant's refused secret or silent domain is logged and fails only its own runs (README, "Several
+    tenants"); the checks not done by then go on in the background, so a hundred tenants, or one that
+    never answers, hold readiness back no longer than one tenant does.
+    """
+    pool = ThreadPoolExecutor(max_workers=at_once, thread_name_prefix="token-check")
+    futures = [pool.submit(_check_tenant, db, tenant, stopping, settings, wait) for tenant in tenants]
+    pool.shutdown(wait=False)
+    _, pending = wait_for(futures, timeout=wait)
+    if pending:
+        log.warning("%d of %d tenants' tokens not checked within %.0f s; serve goes on and checks them in the background",
+                    len(pending), len(tenants), wait)
+
+
+def _check_tenant(db: Database, tenant, stopping: threading.Event, settings, wait: float) -> None:
+    from batchrunner.logs import redact_secret
+
+    try:
+        credentials = tenant.credentials()
+        redact_secret(credentials.client_secret)
+        check_token(db, credentials, stopping, wait, settings=settings)
+    except (RunnerError, RefusedAtStart) as exc:
+        log.error("tenant %s: %s; its runs fail until this is mended", tenant.name, exc)
 
 
 def check_token(db: Database, credentials, stopping: threading.Event, wait: float = START_WAIT_SECONDS, settings=None) -> None:

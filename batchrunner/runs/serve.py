@@ -5,6 +5,11 @@ until something is due again; `serve()` only waits on an event that SIGTERM and 
 The schedules are APScheduler 3.11 CronTriggers (schedules.py); each fire time is claimed in the
 runs table, so replicas sharing a database run it once between them (README, "The scheduler: `runner serve`" and "Running on several hosts").
 With several tenants (README, "Several tenants") there is one entry, one schedule and one claim per (job, tenant).
+
+At most RUNNER_MAX_RUNS runs are in progress per process: a fire that finds every slot taken waits in
+the pool's queue, and claims its fire time only once a slot is free, so replicas share a night's
+waves through their claims (README, "How many run at once"). Only APScheduler's triggers are used,
+not its scheduler: no misfire_grace_time can drop a waiting fire.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from typing import Callable
 
 from batchrunner import clock, logs
 from batchrunner.config import Settings
-from batchrunner.errors import RunnerError
+from batchrunner.errors import ConfigError, RunnerError
 from batchrunner.operating import health, retention as prune
 from batchrunner.operating.sdnotify import Notifier
 from batchrunner.outputs import atomic as files
@@ -37,6 +42,24 @@ MAX_WAIT = 60.0  # wake at least this often, so a changed clock is noticed
 LATE_SECONDS = 5.0  # a fire this late is worth a warning
 MAX_RERUNS = 2  # an abandoned fire time is run again at most this often (a job that kills its process)
 CLAIM_ATTEMPTS = 6  # a fire time survives a database restart of about a minute
+MAX_RUNS = "RUNNER_MAX_RUNS"
+DEFAULT_MAX_RUNS = 4  # runs in progress at once per `serve` (README, "How many run at once")
+WAITED_SECONDS = 1.0  # a fire that waited this long for a slot says so when it starts
+
+
+def max_runs(env) -> int:
+    """RUNNER_MAX_RUNS: a whole number of 1 or more; ConfigError (exit 2) names it otherwise."""
+    text = env.get(MAX_RUNS, "").strip()
+    if not text:
+        return DEFAULT_MAX_RUNS
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise ConfigError(MAX_RUNS, f"{text!r} is not a number of runs; give how many runs one `runner serve` "
+                          f"has in progress at once, a whole number of 1 or more (default {DEFAULT_MAX_RUNS})")
+    return count
 
 
 @dataclass
@@ -68,9 +91,14 @@ class Scheduler:
     _orphans_seen: set = field(default_factory=set)  # (job, tenant, fire time) already re-run or given up on here
     daily: prune.DailyPrune | None = None  # retention, once a day by one replica (README, "Operating it unattended")
     last_tick: float | None = None  # monotonic time of the last tick that worked, for /healthz
+    max_runs: int = DEFAULT_MAX_RUNS
+    _waiting: set = field(default_factory=set)  # (job, tenant) with a fire queued for a slot
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self):
-        self.pool = self.pool or ThreadPoolExecutor(max_workers=min(32, len(self.entries) + 2), thread_name_prefix="job")
+        # One thread per slot: a fire queued behind them claims its fire time only once it runs.
+        self.pool = self.pool or ThreadPoolExecutor(max_workers=self.max_runs, thread_name_prefix="job")
+        self.chores = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prune")  # takes no run's slot
 
     def start(self, now: datetime) -> None:
         """Plan the next fire of every job; run once what was abandoned or missed while down."""
@@ -100,14 +128,30 @@ class Scheduler:
             self._last_sweep = now
             self.sweep(now)
         if self.daily is not None and self.daily.take(now):
-            self.pool.submit(self.daily.run, now)
+            self.chores.submit(self.daily.run, now)
         self.last_tick = clock.monotonic()
         upcoming = [e.next_at for e in self.entries if e.next_at is not None]
         upcoming.append(self._last_sweep + timedelta(seconds=SWEEP_SECONDS))
         return max(0.0, min(MAX_WAIT, (min(upcoming) - now).total_seconds()))
 
-    def submit(self, job: Job, trigger: Trigger, scheduled_for: datetime | None, tenant: Tenant | None = None) -> Future:
-        return self.pool.submit(self._fire, job, trigger, scheduled_for, tenant)
+    def submit(self, job: Job, trigger: Trigger, scheduled_for: datetime | None, tenant: Tenant | None = None) -> Future | None:
+        """Queue a fire for a free slot; one already waiting for this (job, tenant) stands for it too."""
+        key = (job.name, tenant.name if tenant else DEFAULT_TENANT)
+        with self._lock:
+            if key in self._waiting:  # as with a late tick, fire times passed while waiting run as one
+                log.warning("the fire for %s runs as the one still waiting for a free slot (%s=%d)",
+                            scheduled_for.isoformat() if scheduled_for else "now", MAX_RUNS, self.max_runs, extra=logs.about(job.name))
+                return None
+            self._waiting.add(key)
+        return self.pool.submit(self._in_slot, key, clock.monotonic(), job, trigger, scheduled_for, tenant)
+
+    def _in_slot(self, key, queued: float, job: Job, trigger: Trigger, scheduled_for: datetime | None, tenant: Tenant | None):
+        with self._lock:
+            self._waiting.discard(key)
+        waited = clock.monotonic() - queued
+        if waited >= WAITED_SECONDS and not self.stopping.is_set():
+            log.info("waited %.0f s for a free slot (%s=%d)", waited, MAX_RUNS, self.max_runs, extra=logs.about(job.name))
+        return self._fire(job, trigger, scheduled_for, tenant)
 
     def sweep(self, now: datetime) -> set[tuple[str, str]]:
         """Mark runs of dead processes abandoned and run their fire times once more (README, "Running on several hosts").
@@ -193,7 +237,7 @@ def build(settings: Settings, db: Database, jobs: dict[str, Job], now=clock.utcn
             _check_params(entry)
     folders = tuple(t.export_dir(settings.export_dir) for t in tenants.values() if not t.is_default)
     daily = prune.DailyPrune(db, settings.export_dir, prune.retention(settings.env), folders)
-    return Scheduler(settings, db, entries, now, daily=daily)
+    return Scheduler(settings, db, entries, now, daily=daily, max_runs=max_runs(settings.env))
 
 
 def _entry(job: Job, tenant: Tenant, settings: Settings) -> Entry | None:
@@ -262,10 +306,14 @@ def _loop(scheduler: Scheduler, wake: threading.Event, notifier: Notifier) -> No
 def _drain(scheduler: Scheduler, stop_timeout: float, hurry: threading.Event) -> int:
     pool = scheduler.pool
     pool.shutdown(wait=False, cancel_futures=True)
+    with scheduler._lock:
+        if scheduler._waiting:  # they claimed nothing: their fire times are missed ones at the next start
+            log.warning("%d fire(s) waiting for a free slot (%s=%d) were not started", len(scheduler._waiting), MAX_RUNS, scheduler.max_runs)
     finished = threading.Event()
 
     def wait_for_jobs():
         pool.shutdown(wait=True)
+        scheduler.chores.shutdown(wait=True)  # a prune under way ends with its files, as a run does
         finished.set()
         hurry.set()
 
