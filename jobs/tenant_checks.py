@@ -7,16 +7,15 @@ the previous run, the files and the notification in report.py; the settings in s
 
 from __future__ import annotations
 
-from batchrunner.findings import gather, report
-from batchrunner.findings.settings import PARAMS, check_settings, parse
-from batchrunner.runs.registry import job
+from batchrunner.findings import gather, report, settings  # its own pipeline, as the archive and the snapshot have theirs
+from batchrunner.jobkit import job
 
 
-@job("tenant-checks", schedule="15 6 * * *", params=PARAMS, check=lambda env, params: parse(params),
+@job("tenant-checks", schedule="15 6 * * *", params=settings.PARAMS, check=lambda env, params: settings.parse(params),
      timeout=1800,  # a few hundred calls at most (one per private_key_jwt application); half an hour means something is stuck
      description="Check certificates and keys about to expire, paused log streams and risky settings; report what is new.")
 def tenant_checks(ctx) -> dict:
-    settings = check_settings(ctx)
+    chosen = settings.check_settings(ctx)
     now = ctx.now()
-    found = gather.gather(ctx.api, settings, now, own_client=getattr(ctx.api, "client_id", ""))
+    found = gather.gather(ctx.api, chosen, now, own_client=getattr(ctx.api, "client_id", ""))
     return report.publish(ctx, found, now)
