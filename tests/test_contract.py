@@ -151,6 +151,11 @@ SESSION = {  # job: the runs of it in the session
     "snapshot": [()],
     "export-logs": [(), ()],  # the second from the first's checkpoint, with new events between
     "export-users": [(), ("--param", "connection=google-oauth2")],
+    "users-cleanup": [("--param", "max_actions=5")],  # a dry run: this release plans only
+}
+SESSION_ENV = {  # job: its settings in the session
+    "users-cleanup": {"RUNNER_USERS_CLEANUP_RULES": 'inactive 1800 block; unverified 1800 delete; max_fraction = 1; '
+                                                    'protect_roles = ["admins"]; protect_organizations = ["acme-corp"]'},
 }
 
 
@@ -161,7 +166,7 @@ def test_a_session_of_every_bundled_job_has_no_request_or_response_problem(runne
     tenant.transcript = []
     for job, runs in SESSION.items():
         for args in runs:
-            result = runner("run-job", job, *args, timeout=120)
+            result = runner("run-job", job, *args, extra_env=SESSION_ENV.get(job), timeout=120)
             assert result.returncode == 0, (job, result.stderr)
             tenant.logs.add(5)
     requests_wrong, answers_wrong = checked(tenant.transcript, tenant.base_url)

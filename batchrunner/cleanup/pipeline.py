@@ -1,0 +1,142 @@
+"""A run of users-cleanup (README, "User maintenance: `users-cleanup`"): the policy, the scopes, the
+protected users, the bulk export read once, the plan, the caps.
+
+This release plans only: `apply=true` is refused before a run is recorded (`check`), so nothing is
+ever written to Auth0. The plan is `{export_dir}/users-cleanup/{run start}/plan.csv`.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from batchrunner import clock
+from batchrunner.auth0.asyncjobs import lines, wait
+from batchrunner.auth0.lists import CHECKPOINT, OFFSET, Listing, items
+from batchrunner.cleanup import rules as rules_
+from batchrunner.cleanup.selection import EXPORT_FIELDS, PLAN_HEADER, Choice, Tally, select
+from batchrunner.errors import ApiError, JobFailed, UsageError
+from batchrunner.operating.notifications import notify
+from batchrunner.outputs.atomic import prepare_export_dir
+from batchrunner.outputs.writers import write_rows
+
+JOB = "users-cleanup"
+WAIT_SECONDS = 6 * 3600  # as export-users: a tenant of millions exports within hours
+ROLES = Listing("roles", "roles", OFFSET, ("read:roles",), unique="id")
+ROLE_MEMBERS = Listing("roles/{id}/users", "users", CHECKPOINT, ("read:users", "read:roles", "read:role_members"))
+ORGANIZATIONS = Listing("organizations", "organizations", CHECKPOINT, ("read:organizations",))
+ORGANIZATION_MEMBERS = Listing("organizations/{id}/members", "members", CHECKPOINT, ("read:organization_members",))
+GRANT_WHERE = "Dashboard > Applications > APIs > Auth0 Management API > Machine To Machine Applications"
+
+
+def check(env, params) -> None:
+    """Before a run is recorded (exit 2): the default tenant's rules and the run's params."""
+    refuse_what_is_not_here(rules_.with_params(rules_.from_env(env), params))
+
+
+def refuse_what_is_not_here(policy: rules_.Policy) -> None:
+    if policy.apply:
+        raise UsageError(f"{JOB}: apply=true is not available in this release: it plans only (plan.csv); "
+                         "drop apply to see what it would do")
+    blocked = next((r for r in policy.rules if r.kind == "blocked"), None)
+    if blocked:
+        raise UsageError(f"{JOB}: the rule '{blocked}' needs the record of this job's own blocks, "
+                         "which comes with apply in a later release; remove it for now")
+
+
+def policy_for(ctx) -> rules_.Policy:
+    """The default tenant's policy from RUNNER_USERS_CLEANUP_RULES, a named one's from the tenants file."""
+    tenant = ctx.tenant
+    if tenant is None or tenant.is_default:
+        policy = rules_.from_env(ctx.settings.env)
+    else:
+        policy = rules_.from_table(tenant.settings_for(JOB).extra, f"[tenants.{tenant.name}.jobs.{JOB}]")
+    policy = rules_.with_params(policy, ctx.params)
+    refuse_what_is_not_here(policy)
+    return policy
+
+
+def run(ctx) -> dict:
+    started = clock.monotonic()
+    run_start = ctx.now()
+    policy = policy_for(ctx)
+    check_scopes(ctx.api, policy)  # before anything is created: a missing scope is a failed run, nothing started
+    folder = ctx.export_dir / JOB / f"{run_start:%Y%m%dT%H%M%SZ}"
+    prepare_export_dir(folder, ctx.log)
+    protected = protected_users(ctx.api, policy)
+    tally = Tally()
+    plan = folder / "plan.csv"
+    if policy.rules:
+        users = export(ctx)
+        write_rows(plan, PLAN_HEADER, planned_rows(select(users, policy, protected, run_start, tally), policy.max_actions))
+    else:
+        ctx.log.info("no rules (RUNNER_USERS_CLEANUP_RULES or the tenant's rules): nobody is selected")
+        write_rows(plan, PLAN_HEADER, [])
+    planned = min(tally.selected, policy.max_actions)
+    result = {"selected": tally.selected, "planned": planned, "done": 0, "skipped": 0, "failed": 0,
+              "deferred": tally.selected - planned, "applied": False, "plan": str(plan), "users": tally.users,
+              "protected": tally.protected, "seconds": round(clock.monotonic() - started, 3)}
+    limit = policy.max_fraction * tally.users
+    if tally.selected > limit:
+        result["planned"], result["deferred"] = 0, tally.selected
+        raise JobFailed(f"the rules select {tally.selected:,} of {tally.users:,} users, more than max_fraction "
+                        f"{policy.max_fraction:g} ({int(limit):,}): nobody is touched; check the rules and the "
+                        f"export (the selection is in {plan})", result)
+    text = (f"{JOB} plan: {tally.selected:,} of {tally.users:,} users selected, {planned:,} planned, "
+            f"{result['deferred']:,} deferred to later runs, {tally.protected:,} protected; nothing written to Auth0 (dry run)")
+    ctx.log.info("%s; see %s", text, plan)
+    notify(ctx, "plan", text, changes={k: result[k] for k in ("selected", "planned", "deferred", "applied", "plan")})
+    return result
+
+
+def planned_rows(choices: Iterator[Choice], max_actions: int) -> Iterator[tuple[str, ...]]:
+    """The plan's rows as selected: the first max_actions carry their action, the rest `deferred`."""
+    for number, choice in enumerate(choices):
+        yield choice.row(choice.rule.action if number < max_actions else "deferred")
+
+
+def needed_scopes(policy: rules_.Policy) -> list[tuple[str, ...]]:
+    """Each a group of scopes of which the token needs one."""
+    needed = [("read:users",)]
+    if policy.protect_organizations:
+        needed += [ORGANIZATIONS.scopes, ORGANIZATION_MEMBERS.scopes]
+    if policy.protect_roles:
+        needed.append(ROLES.scopes)
+    return needed
+
+
+def check_scopes(api, policy: rules_.Policy) -> None:
+    held = set(api.tokens.token().scope.split())
+    missing = [group for group in needed_scopes(policy) if not held & set(group)]
+    if missing:
+        names = ", ".join(" or ".join(group) for group in missing)
+        raise ApiError(f"the token lacks {names}, which {JOB}'s rules need; grant it to application "
+                       f"{api.client_id} ({GRANT_WHERE}); nothing was started")
+
+
+def protected_users(api, policy: rules_.Policy) -> set[str]:
+    """The user_ids of the protected roles' and organizations' members, fetched once. A name the
+    tenant does not have fails the run: a misspelt protection must not protect nobody."""
+    protected: set[str] = set()
+    for names, listing, members in ((policy.protect_roles, ROLES, ROLE_MEMBERS),
+                                    (policy.protect_organizations, ORGANIZATIONS, ORGANIZATION_MEMBERS)):
+        if not names:
+            continue
+        found = {item.get("name"): item["id"] for item in items(api, listing) if item.get("name") in names}
+        unknown = [name for name in names if name not in found]
+        if unknown:
+            kind = "role" if listing is ROLES else "organization"
+            raise JobFailed(f"protect_{kind}s names {unknown[0]!r}, which is no {kind} of the tenant: nobody was touched; "
+                            f"correct the name")
+        for name in names:
+            protected.update(member["user_id"] for member in items(api, members, id=found[name]) if "user_id" in member)
+    return protected
+
+
+def export(ctx) -> Iterator[dict]:
+    """Every user, through the bulk export (never /users search, which stops at 1,000), streamed."""
+    body = {"format": "json", "fields": [{"name": name, "export_as": name.replace("identities[0].", "")}
+                                         for name in EXPORT_FIELDS]}
+    job_id = ctx.api.post("jobs/users-exports", body)["id"]
+    ctx.log.info("Auth0 export job %s created; waiting for it", job_id)
+    done = wait(ctx.api, job_id, clock.monotonic() + WAIT_SECONDS, ctx.stopping)
+    return lines(done, refresh=lambda: ctx.api.get(f"jobs/{job_id}"), settings=ctx.settings)

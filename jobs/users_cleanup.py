@@ -1,0 +1,15 @@
+"""Block and delete inactive and unverified users, guarded (README, "User maintenance: `users-cleanup`").
+
+The run itself is batchrunner/cleanup/pipeline.py; this release writes the plan only.
+"""
+
+from __future__ import annotations
+
+from batchrunner.cleanup import pipeline
+from batchrunner.jobkit import job
+
+
+@job("users-cleanup", schedule="0 4 * * *", params=("apply", "max_actions"), check=pipeline.check, timeout=8 * 3600,
+     description="Plan the blocking and deletion of inactive and unverified users (plan.csv; dry run).")
+def users_cleanup(ctx) -> dict:
+    return pipeline.run(ctx)
