@@ -151,10 +151,10 @@ SESSION = {  # job: the runs of it in the session
     "snapshot": [()],
     "export-logs": [(), ()],  # the second from the first's checkpoint, with new events between
     "export-users": [(), ("--param", "connection=google-oauth2")],
-    "users-cleanup": [("--param", "max_actions=5")],  # a dry run: this release plans only
+    "users-cleanup": [("--param", "max_actions=5"), ("--param", "max_actions=4", "--param", "apply=true")],  # dry run, apply
 }
 SESSION_ENV = {  # job: its settings in the session
-    "users-cleanup": {"RUNNER_USERS_CLEANUP_RULES": 'inactive 1800 block; unverified 1800 delete; max_fraction = 1; '
+    "users-cleanup": {"RUNNER_USERS_CLEANUP_RULES": 'unverified 1800 delete; inactive 1800 block; max_fraction = 1; '
                                                     'protect_roles = ["admins"]; protect_organizations = ["acme-corp"]'},
 }
 
@@ -162,7 +162,7 @@ SESSION_ENV = {  # job: its settings in the session
 @SQLITE_ONLY
 def test_a_session_of_every_bundled_job_has_no_request_or_response_problem(runner, tenant):
     assert set(SESSION) == set(registry.discover()), "a bundled job is missing from SESSION: add its runs"
-    tenant.set_scopes(ALL_SCOPES)
+    tenant.set_scopes(ALL_SCOPES + ["update:users", "delete:users"])
     tenant.transcript = []
     for job, runs in SESSION.items():
         for args in runs:

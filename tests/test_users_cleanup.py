@@ -4,13 +4,18 @@ plan, the caps, the fraction refusal, the exclusions, the scopes, and nothing ev
 from __future__ import annotations
 
 import csv
+import gzip
 import json
+import signal
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 
 from batchrunner.sandbox.users import user
-from conftest import SQLITE_ONLY
+from conftest import SQLITE_ONLY, start_runner, wait_for
+from test_logs_archive import stopped
 
 V = "RUNNER_USERS_CLEANUP_RULES"
 SCOPES = ["read:users", "read:roles", "read:organizations", "read:organization_members"]
@@ -63,7 +68,7 @@ def test_a_dry_run_plans_every_matching_user_and_writes_nothing_to_auth0(runner,
     assert rows[0]["last_seen"] == first.get("last_login", "") and rows[0]["created_at"] == first["created_at"]
     assert ran["result"] | {"plan": "", "seconds": 0} == {
         "selected": len(rows), "planned": len(rows), "done": 0, "skipped": 0, "failed": 0, "deferred": 0,
-        "applied": False, "plan": "", "users": 300, "protected": 0, "seconds": 0}
+        "applied": False, "plan": "", "users": 300, "protected": 0, "seconds": 0, "resolved": {"done": 0, "skipped": 0}}
     assert ran["result"]["plan"].startswith(str(tmp_path / "exports" / "users-cleanup" / ""))
     assert writes(cleanup_tenant) == []
 
@@ -129,10 +134,6 @@ def test_a_missing_scope_fails_before_anything_is_created(runner, cleanup_tenant
 
 @pytest.mark.parametrize("args, rules, line", [
     ((), "inactive 365 archive", f"{V}: 'inactive 365 archive': inactive takes block or delete, not archive"),
-    (("--param", "apply=true"), "inactive 365 block",
-     "users-cleanup: apply=true is not available in this release: it plans only (plan.csv); drop apply to see what it would do"),
-    ((), "inactive 365 block; apply = true",
-     "users-cleanup: apply=true is not available in this release: it plans only (plan.csv); drop apply to see what it would do"),
     ((), "blocked 90 delete", "users-cleanup: the rule 'blocked 90 delete' needs the record of this job's own blocks, "
      "which comes with apply in a later release; remove it for now"),
     (("--param", "undo=812"), "inactive 365 block", "users-cleanup takes no --param undo; its parameters: apply, max_actions"),
@@ -143,3 +144,141 @@ def test_a_setting_it_cannot_honour_is_exit_2_before_a_run_is_recorded(runner, c
     assert "Traceback" not in result.stderr
     assert runner("history", "--json").stdout.strip() in ("[]", "")
     assert not any(r["path"] == "/api/v2/jobs/users-exports" for r in cleanup_tenant.tenant.received)
+
+
+# --- apply (README, "User maintenance", Apply): every guard of a write ---------------------------------
+
+HOOK = str(Path(__file__).parent / "fixture_hooks" / "kill_during_cleanup.py")
+WRITE_SCOPES = SCOPES + ["update:users", "delete:users"]
+# Of 100 users, the acme-saml ones (i % 5 == 4): the unverified deleted, the other inactive blocked.
+APPLY_RULES = f'unverified {DAYS} delete; inactive {DAYS} block; connections = ["acme-saml"]; max_fraction = 1'
+
+
+@pytest.fixture
+def apply_tenant(tenant):
+    tenant.set_scopes(WRITE_SCOPES)
+    tenant.exports.users = 100
+    return tenant
+
+
+def expected_actions(tenant) -> dict[str, str]:
+    """user_id -> action, the test's own reading of APPLY_RULES."""
+    wanted = {}
+    for i in range(100):
+        p = user(tenant.seed, i)
+        if i % 5 != 4:
+            continue
+        old = datetime.fromisoformat(p["created_at"].replace("Z", "+00:00")) < datetime.now(timezone.utc) - timedelta(days=DAYS)
+        if not p["email_verified"] and old:
+            wanted[p["user_id"]] = "delete"
+        elif inactive(p, DAYS):
+            wanted[p["user_id"]] = "block"
+    return wanted
+
+
+def sent_writes(tenant) -> list[tuple[str, str]]:
+    """(action, user_id) of every write the stand-in received, in order."""
+    found = []
+    for r in tenant.tenant.received:
+        if r["path"].startswith("/api/v2/users/") and r["method"] in ("PATCH", "DELETE"):
+            uid = unquote(r["path"].removeprefix("/api/v2/users/"))
+            found.append(("delete" if r["method"] == "DELETE" else "block" if r["json"] == {"blocked": True} else "unblock", uid))
+    return found
+
+
+def ledger_rows(env) -> list[dict]:
+    from sqlalchemy import select
+
+    from batchrunner.store.database import open_database
+    from batchrunner.store.schema import user_actions
+
+    with open_database(env["RUNNER_DATABASE_URL"]).read() as conn:
+        return [dict(r._mapping) for r in conn.execute(select(user_actions).order_by(user_actions.c.id))]
+
+
+def copies(run_result: dict) -> list[dict]:
+    path = Path(run_result["result"]["plan"]).parent / "deleted-users.jsonl.gz"
+    return [json.loads(line) for line in gzip.decompress(path.read_bytes()).decode().splitlines()] if path.exists() else []
+
+
+@SQLITE_ONLY
+def test_apply_blocks_and_deletes_each_planned_user_once_keeping_a_copy_of_each_deleted_one(runner, apply_tenant, env):
+    wanted = expected_actions(apply_tenant)
+    assert "delete" in wanted.values() and "block" in wanted.values()
+    result, ran = run(runner, "--param", "apply=true", rules=APPLY_RULES)
+    assert result.returncode == 0, result.stderr
+    assert sorted(sent_writes(apply_tenant)) == sorted((a, u) for u, a in wanted.items())
+    assert (ran["result"]["done"], ran["result"]["skipped"], ran["result"]["failed"], ran["result"]["applied"]) == (len(wanted), 0, 0, True)
+    deleted = [u for u, a in wanted.items() if a == "delete"]
+    originals = {user(apply_tenant.seed, i)["user_id"]: user(apply_tenant.seed, i) for i in range(100)}
+    assert copies(ran) == [originals[u] for u in deleted]  # the full record, as GET /users/{id} showed it
+    writes_ = [r for r in apply_tenant.tenant.received if r["method"] in ("PATCH", "DELETE")]
+    assert {r["headers"]["X-Correlation-ID"] for r in writes_} == {f"runner-{ran['id']}"}
+    rows = ledger_rows(env)
+    assert sorted((r["user_id"], r["action"], r["state"], r["http_status"]) for r in rows) == sorted(
+        (u, a, "done", 204 if a == "delete" else 200) for u, a in wanted.items())
+    assert all(r["sent_at"] and r["finished_at"] and r["tenant"] == "default" and r["run_id"] == ran["id"] for r in rows)
+    again, second = run(runner, "--param", "apply=true", rules=APPLY_RULES)
+    assert again.returncode == 0 and second["result"]["selected"] == 0  # blocked ones pass, deleted ones are gone
+    assert len(sent_writes(apply_tenant)) == len(wanted)
+
+
+@SQLITE_ONLY
+def test_apply_needs_the_write_scopes_its_rules_use_before_anything_is_created(runner, apply_tenant, tmp_path):
+    apply_tenant.set_scopes(SCOPES + ["update:users"])
+    result, ran = run(runner, "--param", "apply=true", rules=APPLY_RULES)
+    assert result.returncode == 1
+    assert ran["error"].startswith("the token lacks delete:users, which users-cleanup's rules need; grant it to application ")
+    assert not (tmp_path / "exports" / "users-cleanup").exists() and sent_writes(apply_tenant) == []
+    assert not any(r["path"] == "/api/v2/jobs/users-exports" for r in apply_tenant.tenant.received)
+
+
+@SQLITE_ONLY
+def test_a_user_who_no_longer_matches_when_re_read_is_skipped(env, runner, apply_tenant, tmp_path):
+    wanted = expected_actions(apply_tenant)
+    paused = start_runner({**env, V: APPLY_RULES, "RUNNER_JOBS": HOOK, "KILL_AT": "planned", "KILL_SIGNAL": "SIGSTOP"},
+                          tmp_path, "run-job", "users-cleanup", "--json", "--param", "apply=true")
+    wait_for(lambda: stopped(paused.pid))  # the first user's row planned, the user not yet re-read
+    first = ledger_rows(env)[0]["user_id"]
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    apply_tenant.exports.patch(first, {"last_login": now, "email_verified": True})  # logged in and verified since
+    paused.send_signal(signal.SIGCONT)
+    out, err = paused.communicate(timeout=60)
+    assert paused.returncode == 0, err
+    ran = json.loads(out)
+    assert ran["result"]["skipped"] == 1 and ran["result"]["done"] == len(wanted) - 1
+    assert first not in {u for _, u in sent_writes(apply_tenant)}
+    row = ledger_rows(env)[0]
+    assert (row["state"], row["detail"]) == ("skipped", f"no longer matches {ran_rule(wanted[first])}")
+
+
+def ran_rule(action: str) -> str:
+    return f"unverified {DAYS} delete" if action == "delete" else f"inactive {DAYS} block"
+
+
+@SQLITE_ONLY
+@pytest.mark.parametrize("step", ["planned", "sent", "write", "done"])
+def test_a_run_killed_at_any_step_and_run_again_acts_on_every_user_once(runner, apply_tenant, env, step, tmp_path):
+    wanted = expected_actions(apply_tenant)
+    second = user(apply_tenant.seed, 9)  # the second planned user, a deletion (never verified)
+    assert list(wanted.items())[1] == (second["user_id"], "delete")
+    hooked = {"RUNNER_JOBS": HOOK, "KILL_AT": step, "KILL_AFTER": "2"}
+    killed, _ = run(runner, "--param", "apply=true", rules=APPLY_RULES, env=hooked)
+    assert killed.returncode == -signal.SIGKILL
+    before = sent_writes(apply_tenant)
+    assert len(before) == {"planned": 1, "sent": 1, "write": 2, "done": 2}[step]
+    if step == "sent":  # killed before its DELETE left: the copy is on disk already, the user still in Auth0
+        kept = gzip.decompress(next((tmp_path / "exports" / "users-cleanup").glob("*/deleted-users.jsonl.gz")).read_bytes())
+        assert [json.loads(line) for line in kept.decode().splitlines()] == [second]
+        assert apply_tenant.exports.find(second["user_id"]) == second
+    again, ran = run(runner, "--param", "apply=true", rules=APPLY_RULES)
+    assert again.returncode == 0, again.stderr
+    writes_ = sent_writes(apply_tenant)
+    assert sorted(writes_) == sorted((a, u) for u, a in wanted.items())  # each once: none twice, none lost
+    done = [r for r in ledger_rows(env) if r["state"] == "done"]
+    assert sorted((r["user_id"], r["action"]) for r in done) == sorted(wanted.items())
+    assert not [r for r in ledger_rows(env) if r["state"] in ("planned", "sent")]
+    if step == "write":
+        assert ran["result"]["resolved"] == {"done": 1, "skipped": 0}
+    if step == "sent":  # the copy was synced before the DELETE would have left
+        assert ran["result"]["resolved"] == {"done": 0, "skipped": 1}

@@ -1,8 +1,8 @@
 """A run of users-cleanup (README, "User maintenance: `users-cleanup`"): the policy, the scopes, the
-protected users, the bulk export read once, the plan, the caps.
+ledger's unfinished rows resolved, the protected users, the bulk export read once, the plan, the
+caps, and with `apply` the writes (apply.py), each guarded.
 
-This release plans only: `apply=true` is refused before a run is recorded (`check`), so nothing is
-ever written to Auth0. The plan is `{export_dir}/users-cleanup/{run start}/plan.csv`.
+The plan is `{export_dir}/users-cleanup/{run start}/plan.csv`; nothing is written to Auth0 without `apply`.
 """
 
 from __future__ import annotations
@@ -12,12 +12,14 @@ from typing import Iterator
 from batchrunner import clock
 from batchrunner.auth0.asyncjobs import lines, wait
 from batchrunner.auth0.lists import CHECKPOINT, OFFSET, Listing, items
+from batchrunner.cleanup import apply as apply_
 from batchrunner.cleanup import rules as rules_
 from batchrunner.cleanup.selection import EXPORT_FIELDS, PLAN_HEADER, Choice, Tally, select
 from batchrunner.errors import ApiError, JobFailed, UsageError
 from batchrunner.operating.notifications import notify
 from batchrunner.outputs.atomic import prepare_export_dir
-from batchrunner.outputs.writers import write_rows
+from batchrunner.outputs.writers import read_rows, write_rows
+from batchrunner.store.schema import DEFAULT_TENANT
 
 JOB = "users-cleanup"
 WAIT_SECONDS = 6 * 3600  # as export-users: a tenant of millions exports within hours
@@ -34,9 +36,6 @@ def check(env, params) -> None:
 
 
 def refuse_what_is_not_here(policy: rules_.Policy) -> None:
-    if policy.apply:
-        raise UsageError(f"{JOB}: apply=true is not available in this release: it plans only (plan.csv); "
-                         "drop apply to see what it would do")
     blocked = next((r for r in policy.rules if r.kind == "blocked"), None)
     if blocked:
         raise UsageError(f"{JOB}: the rule '{blocked}' needs the record of this job's own blocks, "
@@ -60,6 +59,9 @@ def run(ctx) -> dict:
     run_start = ctx.now()
     policy = policy_for(ctx)
     check_scopes(ctx.api, policy)  # before anything is created: a missing scope is a failed run, nothing started
+    tenant = ctx.tenant.name if ctx.tenant else DEFAULT_TENANT
+    counts = apply_.Counts()
+    apply_.resolve(ctx, tenant, counts)  # what a killed run left, before anyone is selected anew
     folder = ctx.export_dir / JOB / f"{run_start:%Y%m%dT%H%M%SZ}"
     prepare_export_dir(folder, ctx.log)
     protected = protected_users(ctx.api, policy)
@@ -73,19 +75,41 @@ def run(ctx) -> dict:
         write_rows(plan, PLAN_HEADER, [])
     planned = min(tally.selected, policy.max_actions)
     result = {"selected": tally.selected, "planned": planned, "done": 0, "skipped": 0, "failed": 0,
-              "deferred": tally.selected - planned, "applied": False, "plan": str(plan), "users": tally.users,
-              "protected": tally.protected, "seconds": round(clock.monotonic() - started, 3)}
+              "deferred": tally.selected - planned, "applied": policy.apply, "plan": str(plan), "users": tally.users,
+              "protected": tally.protected, "resolved": counts.resolved}
     limit = policy.max_fraction * tally.users
     if tally.selected > limit:
-        result["planned"], result["deferred"] = 0, tally.selected
+        result["planned"], result["deferred"], result["seconds"] = 0, tally.selected, round(clock.monotonic() - started, 3)
         raise JobFailed(f"the rules select {tally.selected:,} of {tally.users:,} users, more than max_fraction "
                         f"{policy.max_fraction:g} ({int(limit):,}): nobody is touched; check the rules and the "
                         f"export (the selection is in {plan})", result)
     text = (f"{JOB} plan: {tally.selected:,} of {tally.users:,} users selected, {planned:,} planned, "
-            f"{result['deferred']:,} deferred to later runs, {tally.protected:,} protected; nothing written to Auth0 (dry run)")
-    ctx.log.info("%s; see %s", text, plan)
-    notify(ctx, "plan", text, changes={k: result[k] for k in ("selected", "planned", "deferred", "applied", "plan")})
-    return result
+            f"{result['deferred']:,} deferred to later runs, {tally.protected:,} protected")
+    if not policy.apply:
+        text += "; nothing written to Auth0 (dry run)"
+        ctx.log.info("%s; see %s", text, plan)
+        notify(ctx, "plan", text, changes=_summary(result))
+        return {**result, "seconds": round(clock.monotonic() - started, 3)}
+    ctx.log.info("%s; applying it", text)
+    for row in read_rows(plan):
+        if ctx.stopping.is_set():
+            break  # the rest waits for the next run, as deferred users do
+        if row["action"] in ("block", "delete"):
+            apply_.act(ctx, tenant, policy, protected, row["user_id"], row["rule"], row["action"], folder, counts)
+    result.update(done=counts.done, skipped=counts.skipped, failed=counts.failed)
+    result["deferred"] = tally.selected - counts.done - counts.skipped - counts.failed
+    text = (f"{JOB}: {counts.done:,} done, {counts.skipped:,} skipped (no longer matching), {counts.failed:,} failed, "
+            f"{result['deferred']:,} deferred; the plan: {plan}")
+    ctx.log.info("%s", text)
+    notify(ctx, "actions", text, changes=_summary(result))
+    if counts.failed:
+        raise JobFailed(f"{counts.failed:,} of the planned users' writes failed (the ledger and the log name them); "
+                        f"{counts.done:,} done", {**result, "seconds": round(clock.monotonic() - started, 3)})
+    return {**result, "seconds": round(clock.monotonic() - started, 3)}
+
+
+def _summary(result: dict) -> dict:
+    return {k: result[k] for k in ("selected", "planned", "done", "skipped", "failed", "deferred", "applied", "plan")}
 
 
 def planned_rows(choices: Iterator[Choice], max_actions: int) -> Iterator[tuple[str, ...]]:
@@ -97,6 +121,10 @@ def planned_rows(choices: Iterator[Choice], max_actions: int) -> Iterator[tuple[
 def needed_scopes(policy: rules_.Policy) -> list[tuple[str, ...]]:
     """Each a group of scopes of which the token needs one."""
     needed = [("read:users",)]
+    if policy.apply and "block" in policy.actions():
+        needed.append(("update:users",))
+    if policy.apply and "delete" in policy.actions():
+        needed.append(("delete:users",))
     if policy.protect_organizations:
         needed += [ORGANIZATIONS.scopes, ORGANIZATION_MEMBERS.scopes]
     if policy.protect_roles:

@@ -52,7 +52,7 @@ def select(users: Iterable[dict], policy: Policy, protected_ids: set[str], now: 
         choice = match(user, policy.rules, now)
         if choice is None:
             continue
-        if user.get("user_id") in protected_ids or _flagged(user, policy.protect_app_metadata):
+        if user.get("user_id") in protected_ids or protected_by_metadata(user, policy.protect_app_metadata):
             tally.protected += 1
             continue
         tally.selected += 1
@@ -75,7 +75,7 @@ def match(user: dict, rules: Iterable[Rule], now: datetime) -> Choice | None:
     return None  # `blocked DAYS delete` needs the ledger of this job's blocks (README: not in this release)
 
 
-def _flagged(user: dict, flags: tuple[str, ...]) -> bool:
+def protected_by_metadata(user: dict, flags: tuple[str, ...]) -> bool:
     metadata = user.get("app_metadata")
     return isinstance(metadata, dict) and any(metadata.get(flag) is True for flag in flags)
 

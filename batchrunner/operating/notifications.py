@@ -24,7 +24,7 @@ from batchrunner.store.schema import FINISHED, RunStatus, runs
 log = logging.getLogger("runner.alerts")
 
 VARIABLE = "RUNNER_NOTIFY_URL"
-EVENTS = ("failed", "recovered", "drift", "logs_gap", "plan")
+EVENTS = ("failed", "recovered", "drift", "logs_gap", "plan", "actions")
 TEXT_LIMIT = 2000  # a chat message, not a log
 
 
