@@ -9,7 +9,7 @@ from batchrunner.cleanup import pipeline
 from batchrunner.jobkit import job
 
 
-@job("users-cleanup", schedule="0 4 * * *", params=("apply", "max_actions"), check=pipeline.check, timeout=8 * 3600,
+@job("users-cleanup", schedule="0 4 * * *", params=("apply", "max_actions", "undo"), check=pipeline.check, timeout=8 * 3600,
      description="Block and delete inactive and unverified users, guarded; a dry run (plan.csv) unless apply=true.")
 def users_cleanup(ctx) -> dict:
     return pipeline.run(ctx)

@@ -136,7 +136,9 @@ def test_a_missing_scope_fails_before_anything_is_created(runner, cleanup_tenant
     ((), "inactive 365 archive", f"{V}: 'inactive 365 archive': inactive takes block or delete, not archive"),
     ((), "blocked 90 delete", "users-cleanup: the rule 'blocked 90 delete' needs the record of this job's own blocks, "
      "which comes with apply in a later release; remove it for now"),
-    (("--param", "undo=812"), "inactive 365 block", "users-cleanup takes no --param undo; its parameters: apply, max_actions"),
+    (("--param", "undo=last"), "inactive 365 block",
+     "--param undo: 'last' is not a run id; give the number `runner history users-cleanup` shows"),
+    (("--param", "delete=all"), "inactive 365 block", "users-cleanup takes no --param delete; its parameters: apply, max_actions, undo"),
 ])
 def test_a_setting_it_cannot_honour_is_exit_2_before_a_run_is_recorded(runner, cleanup_tenant, args, rules, line):
     result, _ = run(runner, *args, rules=rules)
@@ -282,3 +284,26 @@ def test_a_run_killed_at_any_step_and_run_again_acts_on_every_user_once(runner, 
         assert ran["result"]["resolved"] == {"done": 1, "skipped": 0}
     if step == "sent":  # the copy was synced before the DELETE would have left
         assert ran["result"]["resolved"] == {"done": 0, "skipped": 1}
+
+
+@SQLITE_ONLY
+def test_undo_plans_first_then_unblocks_what_that_run_blocked_and_is_still_blocked(runner, apply_tenant, env):
+    blocked = sorted(u for u, a in expected_actions(apply_tenant).items() if a == "block")
+    result, applied = run(runner, "--param", "apply=true", rules=APPLY_RULES)
+    assert result.returncode == 0, result.stderr
+    apply_tenant.exports.patch(blocked[0], {"blocked": False})  # a person unblocked one meanwhile
+    before = len(sent_writes(apply_tenant))
+    result, dry = run(runner, "--param", f"undo={applied['id']}", rules=APPLY_RULES)
+    assert result.returncode == 0, result.stderr
+    assert sorted(r["user_id"] for r in plan_rows(dry)) == blocked and {r["action"] for r in plan_rows(dry)} == {"unblock"}
+    assert len(sent_writes(apply_tenant)) == before and dry["result"]["applied"] is False
+    result, undone = run(runner, "--param", f"undo={applied['id']}", "--param", "apply=true", rules=APPLY_RULES)
+    assert result.returncode == 0, result.stderr
+    assert sorted(sent_writes(apply_tenant)[before:]) == [("unblock", u) for u in blocked[1:]]
+    assert (undone["result"]["done"], undone["result"]["skipped"]) == (len(blocked) - 1, 1)
+    assert all(apply_tenant.exports.find(u).get("blocked") is False for u in blocked)
+    result, again = run(runner, "--param", f"undo={applied['id']}", "--param", "apply=true", rules=APPLY_RULES)
+    assert (again["result"]["done"], again["result"]["skipped"]) == (0, len(blocked))  # none still blocked: none sent
+    assert len(sent_writes(apply_tenant)) == before + len(blocked) - 1
+    rows = [r for r in ledger_rows(env) if r["action"] == "unblock" and r["state"] == "done"]
+    assert sorted(r["user_id"] for r in rows) == blocked[1:] and {r["rule"] for r in rows} == {f"undo {applied['id']}"}

@@ -13,6 +13,7 @@ from batchrunner import clock
 from batchrunner.auth0.asyncjobs import lines, wait
 from batchrunner.auth0.lists import CHECKPOINT, OFFSET, Listing, items
 from batchrunner.cleanup import apply as apply_
+from batchrunner.cleanup import ledger
 from batchrunner.cleanup import rules as rules_
 from batchrunner.cleanup.selection import EXPORT_FIELDS, PLAN_HEADER, Choice, Tally, select
 from batchrunner.errors import ApiError, JobFailed, UsageError
@@ -33,6 +34,7 @@ GRANT_WHERE = "Dashboard > Applications > APIs > Auth0 Management API > Machine 
 def check(env, params) -> None:
     """Before a run is recorded (exit 2): the default tenant's rules and the run's params."""
     refuse_what_is_not_here(rules_.with_params(rules_.from_env(env), params))
+    undo_run(params)
 
 
 def refuse_what_is_not_here(policy: rules_.Policy) -> None:
@@ -40,6 +42,16 @@ def refuse_what_is_not_here(policy: rules_.Policy) -> None:
     if blocked:
         raise UsageError(f"{JOB}: the rule '{blocked}' needs the record of this job's own blocks, "
                          "which comes with apply in a later release; remove it for now")
+
+
+def undo_run(params) -> int | None:
+    """`undo=RUN_ID`: the run whose blocks to lift; None without it."""
+    value = params.get("undo")
+    if value is None:
+        return None
+    if not str(value).strip().isdigit():
+        raise UsageError(f"--param undo: {value!r} is not a run id; give the number `runner history users-cleanup` shows")
+    return int(value)
 
 
 def policy_for(ctx) -> rules_.Policy:
@@ -58,12 +70,14 @@ def run(ctx) -> dict:
     started = clock.monotonic()
     run_start = ctx.now()
     policy = policy_for(ctx)
-    check_scopes(ctx.api, policy)  # before anything is created: a missing scope is a failed run, nothing started
+    check_scopes(ctx.api, policy, ctx.params)  # before anything is created: a missing scope is a failed run, nothing started
     tenant = ctx.tenant.name if ctx.tenant else DEFAULT_TENANT
     counts = apply_.Counts()
     apply_.resolve(ctx, tenant, counts)  # what a killed run left, before anyone is selected anew
     folder = ctx.export_dir / JOB / f"{run_start:%Y%m%dT%H%M%SZ}"
     prepare_export_dir(folder, ctx.log)
+    if undo_run(ctx.params) is not None:
+        return undo(ctx, policy, tenant, undo_run(ctx.params), folder, counts, started)
     protected = protected_users(ctx.api, policy)
     tally = Tally()
     plan = folder / "plan.csv"
@@ -118,9 +132,11 @@ def planned_rows(choices: Iterator[Choice], max_actions: int) -> Iterator[tuple[
         yield choice.row(choice.rule.action if number < max_actions else "deferred")
 
 
-def needed_scopes(policy: rules_.Policy) -> list[tuple[str, ...]]:
+def needed_scopes(policy: rules_.Policy, params=None) -> list[tuple[str, ...]]:
     """Each a group of scopes of which the token needs one."""
     needed = [("read:users",)]
+    if undo_run(params or {}) is not None:  # an undo unblocks, whatever the rules say
+        return needed + [("update:users",)] if policy.apply else needed
     if policy.apply and "block" in policy.actions():
         needed.append(("update:users",))
     if policy.apply and "delete" in policy.actions():
@@ -132,9 +148,9 @@ def needed_scopes(policy: rules_.Policy) -> list[tuple[str, ...]]:
     return needed
 
 
-def check_scopes(api, policy: rules_.Policy) -> None:
+def check_scopes(api, policy: rules_.Policy, params=None) -> None:
     held = set(api.tokens.token().scope.split())
-    missing = [group for group in needed_scopes(policy) if not held & set(group)]
+    missing = [group for group in needed_scopes(policy, params) if not held & set(group)]
     if missing:
         names = ", ".join(" or ".join(group) for group in missing)
         raise ApiError(f"the token lacks {names}, which {JOB}'s rules need; grant it to application "
@@ -168,3 +184,32 @@ def export(ctx) -> Iterator[dict]:
     ctx.log.info("Auth0 export job %s created; waiting for it", job_id)
     done = wait(ctx.api, job_id, clock.monotonic() + WAIT_SECONDS, ctx.stopping)
     return lines(done, refresh=lambda: ctx.api.get(f"jobs/{job_id}"), settings=ctx.settings)
+
+
+def undo(ctx, policy: rules_.Policy, tenant: str, run_id: int, folder, counts, started: float) -> dict:
+    """Unblock the users run `run_id` blocked (its `done` blocks in the ledger) that are still blocked:
+    planned in plan.csv, written only with apply, at most max_actions, each re-read first."""
+    blocked = ledger.of_run(ctx.db, tenant, run_id, "block")
+    plan = folder / "plan.csv"
+    rule = f"undo {run_id}"
+    write_rows(plan, PLAN_HEADER, ((row.user_id, "", "", rule, "", "", "unblock" if n < policy.max_actions else "deferred")
+                                   for n, row in enumerate(blocked)))
+    planned = min(len(blocked), policy.max_actions)
+    result = {"selected": len(blocked), "planned": planned, "done": 0, "skipped": 0, "failed": 0,
+              "deferred": len(blocked) - planned, "applied": policy.apply, "plan": str(plan), "resolved": counts.resolved}
+    if policy.apply:
+        for row in blocked[:planned]:
+            if ctx.stopping.is_set():
+                break
+            apply_.act(ctx, tenant, policy, set(), row.user_id, rule, "unblock", folder, counts)
+        result.update(done=counts.done, skipped=counts.skipped, failed=counts.failed,
+                      deferred=len(blocked) - counts.done - counts.skipped - counts.failed)
+    text = (f"{JOB} undo of run {run_id}: {len(blocked):,} users it blocked, {planned:,} planned, "
+            f"{result['done']:,} unblocked, {result['skipped']:,} skipped (no longer blocked)"
+            + ("" if policy.apply else "; nothing written to Auth0 (dry run)"))
+    ctx.log.info("%s; see %s", text, plan)
+    notify(ctx, "actions" if policy.apply else "plan", text, changes=_summary(result))
+    if counts.failed:
+        raise JobFailed(f"{counts.failed:,} of the unblocks failed (the ledger and the log name them); {counts.done:,} done",
+                        {**result, "seconds": round(clock.monotonic() - started, 3)})
+    return {**result, "seconds": round(clock.monotonic() - started, 3)}
