@@ -223,6 +223,10 @@ def test_apply_blocks_and_deletes_each_planned_user_once_keeping_a_copy_of_each_
     again, second = run(runner, "--param", "apply=true", rules=APPLY_RULES)
     assert again.returncode == 0 and second["result"]["selected"] == 0  # blocked ones pass, deleted ones are gone
     assert len(sent_writes(apply_tenant)) == len(wanted)
+    metrics = runner("metrics").stdout
+    for action in ("block", "delete"):
+        count = sum(a == action for a in wanted.values())
+        assert f'runner_user_actions_total{{action="{action}",state="done",tenant="default"}} {count:.1f}' in metrics
 
 
 @SQLITE_ONLY

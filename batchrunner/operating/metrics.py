@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable
 
@@ -20,7 +20,7 @@ from batchrunner import clock
 from batchrunner.errors import one_line
 from batchrunner.runs import schedules
 from batchrunner.store.database import Database
-from batchrunner.store.schema import FINISHED, RunStatus, pruned_runs, runs, token_cache, token_issuances
+from batchrunner.store.schema import FINISHED, RunStatus, pruned_runs, runs, token_cache, token_issuances, user_actions
 
 log = logging.getLogger("runner.metrics")
 
@@ -54,6 +54,7 @@ class ScrapeReading:
     issuances: int
     logs_newest: datetime | None
     snapshot_changes: dict[tuple[str, str], int]  # (resource, kind) -> count
+    user_actions: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (tenant, action, state) -> rows
 
 
 def read(db: Database) -> ScrapeReading:
@@ -75,8 +76,18 @@ def read(db: Database) -> ScrapeReading:
             .where(token_cache.c.access_token.is_not(None)))]
         issuances = conn.execute(select(func.count()).select_from(token_issuances)).scalar()
         logs_result, snapshot_result = (_latest_result(conn, job) for job in (LOGS_JOB, SNAPSHOT_JOB))
+        actions = _user_actions(conn)
     return ScrapeReading(counts, last_success, last_run, last_finished, tokens, issuances,
-                    _timestamp(logs_result.get("newest_event_at")), _changes(snapshot_result))
+                    _timestamp(logs_result.get("newest_event_at")), _changes(snapshot_result), actions)
+
+
+def _user_actions(conn) -> dict[tuple[str, str, str], int]:
+    """users-cleanup's ledger rows in a final state (never pruned, so a counter); `planned` and `sent`
+    rows move on, and a counter must not go down."""
+    c = user_actions.c
+    found = conn.execute(select(c.tenant, c.action, c.state, func.count()).where(c.state.in_(("done", "skipped", "failed")))
+                         .group_by(c.tenant, c.action, c.state))
+    return {(row[0], row[1], row[2]): row[3] for row in found}
 
 
 def _latest_result(conn, job: str) -> dict:
@@ -191,6 +202,11 @@ class Collector:
         for (resource, kind), count in sorted(snap.snapshot_changes.items()):
             changes.add_metric([resource, kind], count)
         yield changes
+        actions = CounterMetricFamily("runner_user_actions", "users-cleanup's actions on users, by how they ended (its ledger).",
+                                      labels=["tenant", "action", "state"])
+        for labels, count in sorted(snap.user_actions.items()):
+            actions.add_metric(list(labels), count)
+        yield actions
 
 
 def registry(db: Database | None, jobs: list[Scheduled], now: Callable[[], datetime] = clock.utcnow):
