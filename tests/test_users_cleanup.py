@@ -311,3 +311,29 @@ def test_undo_plans_first_then_unblocks_what_that_run_blocked_and_is_still_block
     assert len(sent_writes(apply_tenant)) == before + len(blocked) - 1
     rows = [r for r in ledger_rows(env) if r["action"] == "unblock" and r["state"] == "done"]
     assert sorted(r["user_id"] for r in rows) == blocked[1:] and {r["rule"] for r in rows} == {f"undo {applied['id']}"}
+
+
+# --- a named tenant's rules (README, "Several tenants"): from its table in the tenants file ------------
+
+@SQLITE_ONLY
+def test_a_named_tenants_rules_come_from_its_table_in_the_tenants_file(local_runner, tenant, tmp_path):
+    from test_several_tenants import tenants_file
+
+    tenant.set_scopes(WRITE_SCOPES)
+    tenant.exports.users = 100
+    extra = tenants_file(tmp_path, {"prod": tenant})
+    path = Path(extra["RUNNER_TENANTS_FILE"])
+    path.write_text(path.read_text() + f'\n[tenants.prod.jobs.users-cleanup]\nrules = ["unverified {DAYS} block"]\n'
+                                       'connections = ["acme-saml"]\nmax_fraction = 1\nmax_actions = 2\n')
+    result = local_runner("run-job", "users-cleanup", "--json", extra_env=extra, timeout=120)
+    assert result.returncode == 0, result.stderr
+    ran = json.loads(result.stdout)
+    rows = plan_rows(ran)
+    assert {r["rule"] for r in rows} == {f"unverified {DAYS} block"} and {r["connection"] for r in rows} == {"acme-saml"}
+    assert [r["action"] for r in rows[:3]] == ["block", "block", "deferred"]
+    assert ran["result"]["plan"].startswith(str(tmp_path / "exports" / "prod" / "users-cleanup" / ""))
+    path.write_text(path.read_text().replace(f'rules = ["unverified {DAYS} block"]', 'rules = ["unverified soon block"]'))
+    result = local_runner("run-job", "users-cleanup", "--json", extra_env=extra, timeout=120)
+    assert result.returncode == 1  # read when its run starts: the run is recorded failed, with the line
+    assert result.stderr.splitlines()[-1] == ("runner: users-cleanup for prod failed (run 2): [tenants.prod.jobs.users-cleanup]: "
+                                              "'unverified soon block': soon is not a number of days (1 or more)")
