@@ -203,7 +203,6 @@ def copies(run_result: dict) -> list[dict]:
     return [json.loads(line) for line in gzip.decompress(path.read_bytes()).decode().splitlines()] if path.exists() else []
 
 
-@SQLITE_ONLY
 def test_apply_blocks_and_deletes_each_planned_user_once_keeping_a_copy_of_each_deleted_one(runner, apply_tenant, env):
     wanted = expected_actions(apply_tenant)
     assert "delete" in wanted.values() and "block" in wanted.values()
