@@ -134,8 +134,6 @@ def test_a_missing_scope_fails_before_anything_is_created(runner, cleanup_tenant
 
 @pytest.mark.parametrize("args, rules, line", [
     ((), "inactive 365 archive", f"{V}: 'inactive 365 archive': inactive takes block or delete, not archive"),
-    ((), "blocked 90 delete", "users-cleanup: the rule 'blocked 90 delete' needs the record of this job's own blocks, "
-     "which comes with apply in a later release; remove it for now"),
     (("--param", "undo=last"), "inactive 365 block",
      "--param undo: 'last' is not a run id; give the number `runner history users-cleanup` shows"),
     (("--param", "delete=all"), "inactive 365 block", "users-cleanup takes no --param delete; its parameters: apply, max_actions, undo"),
@@ -336,3 +334,29 @@ def test_a_named_tenants_rules_come_from_its_table_in_the_tenants_file(local_run
     assert result.returncode == 1  # read when its run starts: the run is recorded failed, with the line
     assert result.stderr.splitlines()[-1] == ("runner: users-cleanup for prod failed (run 2): [tenants.prod.jobs.users-cleanup]: "
                                               "'unverified soon block': soon is not a number of days (1 or more)")
+
+
+@SQLITE_ONLY
+def test_blocked_days_delete_deletes_only_whom_this_job_blocked_that_long_ago(runner, apply_tenant, env):
+    from sqlalchemy import update
+
+    from batchrunner.store.database import open_database
+    from batchrunner.store.schema import user_actions
+
+    blocked = sorted(u for u, a in expected_actions(apply_tenant).items() if a == "block")
+    result, _ = run(runner, "--param", "apply=true", rules=f'inactive {DAYS} block; connections = ["acme-saml"]; max_fraction = 1')
+    assert result.returncode == 0, result.stderr
+    rules = "blocked 30 delete; max_fraction = 1"
+    result, soon = run(runner, "--param", "apply=true", rules=rules)
+    assert result.returncode == 0 and soon["result"]["selected"] == 0  # blocked today: not 30 days ago
+    db = open_database(env["RUNNER_DATABASE_URL"])
+    with db.write() as conn:  # blocked 31 days ago, the first two of them
+        conn.execute(update(user_actions).where(user_actions.c.user_id.in_(blocked[:2]))
+                     .values(finished_at=datetime.now(timezone.utc) - timedelta(days=31)))
+    before = len(sent_writes(apply_tenant))
+    result, ran = run(runner, "--param", "apply=true", rules=rules)
+    assert result.returncode == 0, result.stderr
+    assert sorted(sent_writes(apply_tenant)[before:]) == [("delete", u) for u in blocked[:2]]
+    # The stand-in's users blocked by a person (every 23rd) were blocked long ago, but not by this job.
+    assert user(apply_tenant.seed, 23)["blocked"] and ran["result"]["selected"] == 2
+    assert sorted(c["user_id"] for c in copies(ran)) == blocked[:2]

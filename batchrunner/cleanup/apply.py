@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 from batchrunner.cleanup import ledger
 from batchrunner.cleanup.rules import Policy
-from batchrunner.cleanup.selection import match, protected_by_metadata
+from batchrunner.cleanup.selection import Known, match, protected_by_metadata
 from batchrunner.errors import ApiError, one_line
 from batchrunner.outputs.atomic import sync_dir
 
@@ -52,12 +52,12 @@ def resolve(ctx, tenant: str, counts: Counts) -> None:
         ctx.log.info("run %s's %s of %s: %s", row.run_id, row.action, row.user_id, detail)
 
 
-def act(ctx, tenant: str, policy: Policy, protected: set[str], user_id: str, rule: str, action: str,
+def act(ctx, tenant: str, policy: Policy, known: Known, user_id: str, rule: str, action: str,
         folder: Path, counts: Counts) -> None:
     """One user: ledger, re-check, copy, write; the outcome counted."""
     row = ledger.plan(ctx.db, tenant, ctx.run_id, user_id, rule, action, ctx.now())
     fresh = _current(ctx.api, user_id)
-    reason = _no_longer(fresh, policy, protected, rule, action, ctx.now())
+    reason = _no_longer(fresh, policy, known, rule, action, ctx.now())
     if reason:
         ledger.finish(ctx.db, row, ledger.SKIPPED, ctx.now(), detail=reason)
         counts.skipped += 1
@@ -116,17 +116,17 @@ def _landed(action: str, user: dict | None) -> bool:
     return user is not None and (user.get("blocked") is True) == (action == "block")
 
 
-def _no_longer(user: dict | None, policy: Policy, protected: set[str], rule: str, action: str, now) -> str | None:
+def _no_longer(user: dict | None, policy: Policy, known: Known, rule: str, action: str, now) -> str | None:
     """Why the user is no longer to be acted on, or None."""
     if user is None:
         return "no longer exists"
     if action == "unblock":
         return None if user.get("blocked") is True else "no longer blocked"
-    if user.get("user_id") in protected or protected_by_metadata(user, policy.protect_app_metadata):
+    if user.get("user_id") in known.protected or protected_by_metadata(user, policy.protect_app_metadata):
         return "now protected"
     identities = user.get("identities") or [{}]
     flat = {**user, "identities[0].connection": identities[0].get("connection", "")}
-    choice = match(flat, policy.rules, now)
+    choice = match(flat, policy.rules, now, known.blocked_at)
     if choice is None or str(choice.rule) != rule:
         return f"no longer matches {rule}"
     return None

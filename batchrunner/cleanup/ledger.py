@@ -61,3 +61,16 @@ def _rows(db, condition) -> list[Row]:
     with db.read() as conn:
         found = conn.execute(select(c.id, c.run_id, c.user_id, c.rule, c.action, c.state).where(condition).order_by(c.id))
         return [Row(*r) for r in found]
+
+
+def blocked_at(db, tenant: str) -> dict[str, datetime]:
+    """user_id -> when this job blocked it, for the users whose last done action here was a block
+    (an undo's unblock cancels it). Bounded by the ledger, not by the tenant's users."""
+    c = user_actions.c
+    latest: dict[str, datetime | None] = {}
+    with db.read() as conn:
+        done = conn.execute(select(c.user_id, c.action, c.finished_at)
+                            .where(c.tenant == tenant, c.state == DONE, c.action.in_(("block", "unblock"))).order_by(c.id))
+        for user_id, action, finished in done:
+            latest[user_id] = finished if action == "block" else None
+    return {user_id: when for user_id, when in latest.items() if when is not None}

@@ -15,7 +15,7 @@ from batchrunner.auth0.lists import CHECKPOINT, OFFSET, Listing, items
 from batchrunner.cleanup import apply as apply_
 from batchrunner.cleanup import ledger
 from batchrunner.cleanup import rules as rules_
-from batchrunner.cleanup.selection import EXPORT_FIELDS, PLAN_HEADER, Choice, Tally, select
+from batchrunner.cleanup.selection import EXPORT_FIELDS, PLAN_HEADER, Choice, Known, Tally, select
 from batchrunner.errors import ApiError, JobFailed, UsageError
 from batchrunner.operating.notifications import notify
 from batchrunner.outputs.atomic import prepare_export_dir
@@ -33,15 +33,8 @@ GRANT_WHERE = "Dashboard > Applications > APIs > Auth0 Management API > Machine 
 
 def check(env, params) -> None:
     """Before a run is recorded (exit 2): the default tenant's rules and the run's params."""
-    refuse_what_is_not_here(rules_.with_params(rules_.from_env(env), params))
+    rules_.with_params(rules_.from_env(env), params)
     undo_run(params)
-
-
-def refuse_what_is_not_here(policy: rules_.Policy) -> None:
-    blocked = next((r for r in policy.rules if r.kind == "blocked"), None)
-    if blocked:
-        raise UsageError(f"{JOB}: the rule '{blocked}' needs the record of this job's own blocks, "
-                         "which comes with apply in a later release; remove it for now")
 
 
 def undo_run(params) -> int | None:
@@ -61,9 +54,7 @@ def policy_for(ctx) -> rules_.Policy:
         policy = rules_.from_env(ctx.settings.env)
     else:
         policy = rules_.from_table(tenant.settings_for(JOB).extra, f"[tenants.{tenant.name}.jobs.{JOB}]")
-    policy = rules_.with_params(policy, ctx.params)
-    refuse_what_is_not_here(policy)
-    return policy
+    return rules_.with_params(policy, ctx.params)
 
 
 def run(ctx) -> dict:
@@ -78,12 +69,13 @@ def run(ctx) -> dict:
     prepare_export_dir(folder, ctx.log)
     if undo_run(ctx.params) is not None:
         return undo(ctx, policy, tenant, undo_run(ctx.params), folder, counts, started)
-    protected = protected_users(ctx.api, policy)
+    known = Known(protected_users(ctx.api, policy),
+                  ledger.blocked_at(ctx.db, tenant) if any(r.kind == "blocked" for r in policy.rules) else {})
     tally = Tally()
     plan = folder / "plan.csv"
     if policy.rules:
         users = export(ctx)
-        write_rows(plan, PLAN_HEADER, planned_rows(select(users, policy, protected, run_start, tally), policy.max_actions))
+        write_rows(plan, PLAN_HEADER, planned_rows(select(users, policy, known, run_start, tally), policy.max_actions))
     else:
         ctx.log.info("no rules (RUNNER_USERS_CLEANUP_RULES or the tenant's rules): nobody is selected")
         write_rows(plan, PLAN_HEADER, [])
@@ -109,7 +101,7 @@ def run(ctx) -> dict:
         if ctx.stopping.is_set():
             break  # the rest waits for the next run, as deferred users do
         if row["action"] in ("block", "delete"):
-            apply_.act(ctx, tenant, policy, protected, row["user_id"], row["rule"], row["action"], folder, counts)
+            apply_.act(ctx, tenant, policy, known, row["user_id"], row["rule"], row["action"], folder, counts)
     result.update(done=counts.done, skipped=counts.skipped, failed=counts.failed)
     result["deferred"] = tally.selected - counts.done - counts.skipped - counts.failed
     text = (f"{JOB}: {counts.done:,} done, {counts.skipped:,} skipped (no longer matching), {counts.failed:,} failed, "
@@ -201,7 +193,7 @@ def undo(ctx, policy: rules_.Policy, tenant: str, run_id: int, folder, counts, s
         for row in blocked[:planned]:
             if ctx.stopping.is_set():
                 break
-            apply_.act(ctx, tenant, policy, set(), row.user_id, rule, "unblock", folder, counts)
+            apply_.act(ctx, tenant, policy, Known(set(), {}), row.user_id, rule, "unblock", folder, counts)
         result.update(done=counts.done, skipped=counts.skipped, failed=counts.failed,
                       deferred=len(blocked) - counts.done - counts.skipped - counts.failed)
     text = (f"{JOB} undo of run {run_id}: {len(blocked):,} users it blocked, {planned:,} planned, "

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Mapping
 
 from batchrunner.cleanup.rules import Policy, Rule
 
@@ -31,6 +31,15 @@ class Choice:
                 u.get("created_at") or "", action)
 
 
+@dataclass(frozen=True)
+class Known:
+    """What the run learnt before the export: the protected groups' members, and when this job
+    blocked each user it holds blocked (its ledger: `blocked DAYS delete` deletes only those)."""
+
+    protected: set[str]
+    blocked_at: Mapping[str, datetime]
+
+
 @dataclass
 class Tally:
     users: int = 0  # every user exported
@@ -42,25 +51,26 @@ def connection(user: dict) -> str:
     return str(user.get("identities[0].connection") or user.get("connection") or "")
 
 
-def select(users: Iterable[dict], policy: Policy, protected_ids: set[str], now: datetime, tally: Tally) -> Iterator[Choice]:
+def select(users: Iterable[dict], policy: Policy, known: Known, now: datetime, tally: Tally) -> Iterator[Choice]:
     """The users a rule matches and no exclusion protects, in the export's order; `tally` counts as it goes."""
     wanted = set(policy.connections)
     for user in users:
         tally.users += 1
         if wanted and connection(user) not in wanted:
             continue
-        choice = match(user, policy.rules, now)
+        choice = match(user, policy.rules, now, known.blocked_at)
         if choice is None:
             continue
-        if user.get("user_id") in protected_ids or protected_by_metadata(user, policy.protect_app_metadata):
+        if user.get("user_id") in known.protected or protected_by_metadata(user, policy.protect_app_metadata):
             tally.protected += 1
             continue
         tally.selected += 1
         yield choice
 
 
-def match(user: dict, rules: Iterable[Rule], now: datetime) -> Choice | None:
-    """The first rule that holds for the user; a block of a user already blocked holds nothing to do."""
+def match(user: dict, rules: Iterable[Rule], now: datetime, blocked_at: Mapping[str, datetime]) -> Choice | None:
+    """The first rule that holds for the user; a block of a user already blocked holds nothing to do.
+    `blocked_at`: when this job blocked the users it holds blocked (a person's blocks are not its own)."""
     created = _when(user.get("created_at"))
     last_login = _when(user.get("last_login"))
     blocked = user.get("blocked") is True
@@ -72,7 +82,10 @@ def match(user: dict, rules: Iterable[Rule], now: datetime) -> Choice | None:
             return Choice(user, rule, user.get("last_login") or "")
         if rule.kind == "unverified" and user.get("email_verified") is False and created is not None and created < since:
             return Choice(user, rule, user.get("last_login") or "")
-    return None  # `blocked DAYS delete` needs the ledger of this job's blocks (README: not in this release)
+        ours = blocked_at.get(user.get("user_id"))
+        if rule.kind == "blocked" and blocked and ours is not None and ours < since:
+            return Choice(user, rule, user.get("last_login") or "")
+    return None
 
 
 def protected_by_metadata(user: dict, flags: tuple[str, ...]) -> bool:
