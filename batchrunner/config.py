@@ -33,6 +33,7 @@ KNOWN_SETTINGS = (
     # the bundled jobs' own
     "RUNNER_SNAPSHOT_RESOURCES", "RUNNER_LOGS_START", "RUNNER_LOGS_TENANT_RETENTION_DAYS", "RUNNER_LOGS_FILE_EVENTS",
     "RUNNER_USERS_FIELDS",
+    "RUNNER_USERS_CLEANUP_RULES",
 )
 # The AUTH0_* ones: other tools (Auth0's SDKs, the Deploy CLI) read AUTH0_* variables of their own,
 # so one that is no typo of these is left alone, not named.

@@ -241,6 +241,7 @@ QUIET = {  # the tiny test jobs loaded, every job's schedule off unless a test t
     "RUNNER_SCHEDULE_EXPORT_LOGS": "off",
     "RUNNER_SCHEDULE_EXPORT_USERS": "off",
     "RUNNER_SCHEDULE_TENANT_CHECKS": "off",
+    "RUNNER_SCHEDULE_USERS_CLEANUP": "off",
     "RUNNER_SCHEDULE_EXPORT_LOGS": "off",
     "RUNNER_SCHEDULE_HELLO": "off",
     "RUNNER_SCHEDULE_SLEEPY": "off",

@@ -153,6 +153,11 @@ SESSION = {  # job: the runs of it in the session
     "export-logs": [(), ()],  # the second from the first's checkpoint, with new events between
     "export-users": [(), ("--param", "connection=google-oauth2")],
     "tenant-checks": [(), ()],  # the second compares with the first
+    "users-cleanup": [("--param", "max_actions=5"), ("--param", "max_actions=4", "--param", "apply=true")],  # dry run, apply
+}
+SESSION_ENV = {  # job: its settings in the session
+    "users-cleanup": {"RUNNER_USERS_CLEANUP_RULES": 'unverified 1800 delete; inactive 1800 block; max_fraction = 1; '
+                                                    'protect_roles = ["admins"]; protect_organizations = ["acme-corp"]'},
 }
 CHECK_SCOPES = ["read:log_streams", "read:custom_domains", "read:signing_keys", "read:client_credentials"]
 
@@ -161,11 +166,11 @@ CHECK_SCOPES = ["read:log_streams", "read:custom_domains", "read:signing_keys", 
 def test_a_session_of_every_bundled_job_has_no_request_or_response_problem(runner, tenant):
     bundled = {name for name, job in registry.discover().items() if job.func.__module__.startswith("batchrunner.jobs.")}
     assert set(SESSION) == bundled, "a bundled job is missing from SESSION: add its runs"  # not the tiny test jobs another test loaded
-    tenant.set_scopes(ALL_SCOPES + CHECK_SCOPES)
+    tenant.set_scopes(ALL_SCOPES + CHECK_SCOPES + ["update:users", "delete:users"])
     tenant.transcript = []
     for job, runs in SESSION.items():
         for args in runs:
-            result = runner("run-job", job, *args, timeout=120)
+            result = runner("run-job", job, *args, extra_env=SESSION_ENV.get(job), timeout=120)
             assert result.returncode == 0, (job, result.stderr)
             tenant.logs.add(5)
     requests_wrong, answers_wrong = checked(tenant.transcript, tenant.base_url)

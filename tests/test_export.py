@@ -283,7 +283,7 @@ def test_a_second_run_during_a_run_exits_75_and_is_recorded_skipped(env, runner,
 
 
 @pytest.mark.parametrize("args, message", [
-    (("run-job", "no-such-job"), "runner: unknown job 'no-such-job'; registered jobs: export-clients, export-logs, export-users, snapshot, tenant-checks (see `runner jobs`)"),
+    (("run-job", "no-such-job"), "runner: unknown job 'no-such-job'; registered jobs: export-clients, export-logs, export-users, snapshot, tenant-checks, users-cleanup (see `runner jobs`)"),
     (("run-job", "export-clients", "--param", "oops"), "runner: --param 'oops': expected KEY=VALUE"),
 ])
 @SQLITE_ONLY
@@ -308,7 +308,7 @@ def test_a_job_of_ones_own_with_params(runner, tmp_path):
     listed = json.loads(runner("jobs", "--json", extra_env=extra).stdout)
     mine = next(j for j in listed if j["name"] == "count-to")
     assert mine["schedule"] == "*/5 * * * *" and mine["last_run"]["status"] == "succeeded" and mine["next_run"].endswith("Z")
-    assert {j["name"] for j in listed} == {"count-to", "export-clients", "export-logs", "export-users", "snapshot", "tenant-checks"}
+    assert {j["name"] for j in listed} == {"count-to", "export-clients", "export-logs", "export-users", "snapshot", "tenant-checks", "users-cleanup"}
     typo = runner("run-job", "count-to", "--param", "m=3", extra_env=extra)
     assert (typo.returncode, typo.stderr) == (2, "runner: count-to takes no --param m; its parameters: n\n")
 

@@ -29,9 +29,10 @@ def test_the_job_authors_module_has_every_name_the_readme_imports():
 
 
 def test_the_bundled_jobs_are_built_from_the_job_authors_module():
-    # Beside it only the pipelines that are one job's own: the log archive's, the access snapshot's, the tenant checks'.
+    # Beside it only the pipelines that are one job's own: the log archive's, the access snapshot's, the tenant checks', the user clean-up's.
     own = {"from batchrunner.outputs import archive", "from batchrunner.outputs import snapshots",
-           "from batchrunner.findings import gather, report, settings"}
+           "from batchrunner.findings import gather, report, settings",
+           "from batchrunner.cleanup import pipeline"}
     for path in sorted((ROOT / "jobs").glob("*.py")):
         imports = [line.split("  #")[0] for line in path.read_text().splitlines() if re.match(r"(from|import) batchrunner", line)]
         assert all(line.startswith("from batchrunner.jobkit import ") or line in own for line in imports), (path.name, imports)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable
 
@@ -22,7 +22,7 @@ from batchrunner import clock
 from batchrunner.errors import one_line
 from batchrunner.runs import schedules
 from batchrunner.store.database import Database
-from batchrunner.store.schema import DEFAULT_TENANT, FINISHED, RunStatus, pruned_runs, runs, token_cache, token_issuances
+from batchrunner.store.schema import DEFAULT_TENANT, FINISHED, RunStatus, pruned_runs, runs, token_cache, token_issuances, user_actions
 
 log = logging.getLogger("runner.metrics")
 
@@ -66,6 +66,7 @@ class ScrapeReading:
     logs_newest: dict[str, datetime]  # tenant -> newest archived event
     snapshot_changes: dict[tuple[str, str, str], int]  # (tenant, resource, kind) -> count
     checks: dict[str, dict] = None  # tenant -> its newest tenant-checks result
+    user_actions: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (tenant, action, state) -> rows
 
 
 def read(db: Database) -> ScrapeReading:
@@ -89,10 +90,20 @@ def read(db: Database) -> ScrapeReading:
             .where(token_cache.c.access_token.is_not(None)))]
         issuances = conn.execute(select(func.count()).select_from(token_issuances)).scalar()
         logs_results, snapshot_results, checks_results = (_latest_results(conn, job) for job in (LOGS_JOB, SNAPSHOT_JOB, CHECKS_JOB))
+        actions = _user_actions(conn)
     logs_newest = {tenant: when for tenant, result in logs_results.items()
                    if (when := _timestamp(result.get("newest_event_at"))) is not None}
     changes = {(tenant, *found): n for tenant, result in snapshot_results.items() for found, n in _changes(result).items()}
-    return ScrapeReading(counts, last_success, last_run, last_finished, tokens, issuances, logs_newest, changes, checks_results)
+    return ScrapeReading(counts, last_success, last_run, last_finished, tokens, issuances, logs_newest, changes, checks_results, actions)
+
+
+def _user_actions(conn) -> dict[tuple[str, str, str], int]:
+    """users-cleanup's ledger rows in a final state (never pruned, so a counter); `planned` and `sent`
+    rows move on, and a counter must not go down."""
+    c = user_actions.c
+    found = conn.execute(select(c.tenant, c.action, c.state, func.count()).where(c.state.in_(("done", "skipped", "failed")))
+                         .group_by(c.tenant, c.action, c.state))
+    return {(row[0], row[1], row[2]): row[3] for row in found}
 
 
 def _latest_results(conn, job: str) -> dict[str, dict]:
@@ -211,6 +222,11 @@ class Collector:
         for (tenant, resource, kind), count in sorted(snap.snapshot_changes.items()):
             changes.add_metric([tenant, resource, kind], count)
         yield changes
+        actions = CounterMetricFamily("runner_user_actions", "users-cleanup's actions on users, by how they ended (its ledger).",
+                                      labels=["tenant", "action", "state"])
+        for labels, count in sorted(snap.user_actions.items()):
+            actions.add_metric(list(labels), count)
+        yield actions
         yield from _checks(snap.checks or {})
 
 

@@ -25,7 +25,7 @@ from batchrunner.store.schema import DEFAULT_TENANT, FINISHED, RunStatus, runs
 log = logging.getLogger("runner.alerts")
 
 VARIABLE = "RUNNER_NOTIFY_URL"
-EVENTS = ("failed", "recovered", "drift", "logs_gap", "findings")
+EVENTS = ("failed", "recovered", "drift", "logs_gap", "findings", "plan", "actions")
 TEXT_LIMIT = 2000  # a chat message, not a log
 
 

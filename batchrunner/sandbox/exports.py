@@ -70,6 +70,8 @@ class Exports:
                     job.file.close()
             self.jobs = {}
             self.users = self.initial_users
+            self.edited: dict[str, dict | None] = {}  # user_id -> changed fields, None once deleted (/users/{id})
+            self._numbers: dict[str, int] | None = None
             self.polls_to_complete = 2  # GET /jobs/{id} answers "completed" on this poll...
             self.seconds_to_complete: float | None = None  # ...or, when set, this long after creation
             self.time_left_hint = 1  # time_left_seconds per poll still to go
@@ -172,6 +174,33 @@ class Exports:
     def _sign(self, path: str, expires: str) -> str:
         return hmac.new(self._key, f"{path}\n{expires}".encode(), hashlib.sha256).hexdigest()
 
+    # --- the users as GET/PATCH/DELETE /users/{id} change them ------------------------------------
+
+    def profile(self, i: int) -> dict | None:
+        """User i as the export and GET /users/{id} show it now: None once deleted."""
+        profile = user(self.seed, i)
+        if profile["user_id"] not in self.edited:
+            return profile
+        changes = self.edited[profile["user_id"]]
+        return None if changes is None else {**profile, **changes}
+
+    def find(self, user_id: str) -> dict | None:
+        if self._numbers is None or len(self._numbers) != self.users:
+            self._numbers = {user(self.seed, i)["user_id"]: i for i in range(self.users)}
+        i = self._numbers.get(user_id)
+        return None if i is None else self.profile(i)
+
+    def patch(self, user_id: str, changes: dict) -> dict | None:
+        found = self.find(user_id)
+        if found is None:
+            return None
+        self.edited[user_id] = {**(self.edited.get(user_id) or {}), **changes}
+        return self.find(user_id)
+
+    def delete(self, user_id: str) -> None:
+        if self.find(user_id) is not None:
+            self.edited[user_id] = None
+
     # --- the file -------------------------------------------------------------------------------
 
     def _build(self, job: Job, population: int) -> None:
@@ -187,7 +216,10 @@ class Exports:
                     break
                 if job.connection is not None and connection_of(i) != job.connection["name"]:
                     continue
-                lines.append(write(user(self.seed, i)))
+                profile = self.profile(i)
+                if profile is None:
+                    continue
+                lines.append(write(profile))
                 written += 1
                 if len(lines) == 1000:
                     text.write("".join(lines))

@@ -4,7 +4,7 @@ that server.py has already authenticated, checked for scope and let through the 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from urllib.parse import urlencode
+from urllib.parse import unquote, urlencode
 
 from .paging import Listing, _integer, bad_query, list_reply
 from .tenant import Reply, _api_error, _select_fields
@@ -190,3 +190,25 @@ def job(sb, req: Request) -> Reply:
 
 def download(sb, req: Request) -> Reply:
     return sb.exports.download(req.path, req.query, req.headers)
+
+
+# --- one user (README, "User maintenance: `users-cleanup`") ----------------------------------------------------------------
+
+def _user_id(req: Request) -> str:
+    return unquote(req.params["id"])  # `auth0|...`, `samlp|acme|x@y`: sent percent-encoded
+
+
+def get_user(sb, req: Request) -> Reply:
+    found = sb.exports.find(_user_id(req))
+    return Reply(200, found) if found is not None else _not_found("The user does not exist.", "inexistent_user")
+
+
+def patch_user(sb, req: Request) -> Reply:
+    body = req.json if isinstance(req.json, dict) else {}
+    found = sb.exports.patch(_user_id(req), body)
+    return Reply(200, found) if found is not None else _not_found("The user does not exist.", "inexistent_user")
+
+
+def delete_user(sb, req: Request) -> Reply:
+    sb.exports.delete(_user_id(req))  # Auth0 answers 204 whether or not the user was there
+    return Reply(204, b"")

@@ -17,6 +17,9 @@ ESSENTIALS = {
     "Read Connections": (5, 50),
     "Read Organizations": (5, 50),
     "Read Organization Members": (40, 500),
+    "Read Users": (40, 500),
+    "Write Users": (10, 200),  # POST and PATCH /users (research/auth0-operators-next.md)
+    "Delete Users": (10, 200),
     "All other Endpoints Combined": (10, 150),
 }
 OTHER = "All other Endpoints Combined"

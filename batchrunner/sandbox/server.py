@@ -82,6 +82,9 @@ ROUTES = [
     Route("GET", "/api/v2/logs/{id}", api.log, ("read:logs", "read:logs_users"), "Read Logs"),
     Route("POST", "/api/v2/jobs/users-exports", api.create_users_export, ("read:users",)),
     Route("GET", "/api/v2/jobs/{id}", api.job, ("create:users", "read:users", "create:passwords_checking_job")),
+    Route("GET", "/api/v2/users/{id}", api.get_user, ("read:users", "read:current_user", "read:user_idp_tokens"), "Read Users"),
+    Route("PATCH", "/api/v2/users/{id}", api.patch_user, ("update:users", "update:users_app_metadata", "update:current_user_metadata"), "Write Users"),
+    Route("DELETE", "/api/v2/users/{id}", api.delete_user, ("delete:users", "delete:current_user"), "Delete Users"),
     Route("GET", "/user-exports/{job}/{file}", api.download),  # the "signed storage URL": no bearer token
 ]
 
@@ -192,13 +195,19 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         self._dispatch()
 
+    def do_PATCH(self):
+        self._dispatch()
+
+    def do_DELETE(self):
+        self._dispatch()
+
     def _dispatch(self) -> None:
         url = urlsplit(self.path)
         body = self._body()
         sb = self.server.sandbox
         form = payload = None
         pairs = parse_qsl(url.query, keep_blank_values=True)
-        if self.command == "POST":
+        if self.command in ("POST", "PATCH"):
             form, payload = self._parse(body)
             entry = self._entry(url, form=form, json_body=payload)
         else:

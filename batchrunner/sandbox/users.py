@@ -62,6 +62,8 @@ def user(seed: int, i: int) -> dict:
         profile["blocked"] = True
     if i % 6 == 0:
         profile["app_metadata"] = {"plan": "pro" if i % 12 == 0 else "free", "employee_id": f"E{i:06d}"}
+        if i % 30 == 0:  # a flag users-cleanup's protect_app_metadata can name
+            profile["app_metadata"]["keep"] = True
     if i % 8 == 1:
         profile["user_metadata"] = {"theme": "dark", "locale": "de-DE"}
     return profile

@@ -37,7 +37,7 @@ from batchrunner.errors import ConfigError, RunnerError, one_line
 
 # The migrations in migrations/versions, oldest first; a test checks the two agree. Comparing with
 # a constant keeps Alembic out of the start-up path of every command (README, "Development").
-SCHEMA_REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008")
+SCHEMA_REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009")
 SCHEMA_HEAD = SCHEMA_REVISIONS[-1]
 
 # How long SQLite waits for another process's write lock; `?timeout=SECONDS` in the URL changes it.

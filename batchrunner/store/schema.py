@@ -217,3 +217,24 @@ rate_limit_buckets = Table(
     Column("remaining", Float, nullable=False),
     Column("seen_at", Float, nullable=False),  # Unix seconds, the host's clock: a moment's skew costs nothing here
 )
+
+# users-cleanup's ledger: one row per action on a user, `planned` -> `sent` -> `done` / `skipped` /
+# `failed` (cleanup/ledger.py; README, "User maintenance: `users-cleanup`").
+user_actions = Table(
+    "user_actions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    tenant_column(),
+    Column("run_id", Integer, nullable=False),
+    Column("user_id", String(255), nullable=False),
+    Column("rule", String(64), nullable=False),
+    Column("action", String(16), nullable=False),  # block, delete, unblock
+    Column("state", String(16), nullable=False),
+    Column("planned_at", UtcDateTime, nullable=False),
+    Column("sent_at", UtcDateTime),
+    Column("finished_at", UtcDateTime),
+    Column("http_status", Integer),
+    Column("detail", Text),  # why a row was skipped or failed, one line
+    Index("ix_user_actions_tenant_state", "tenant", "state"),
+    Index("ix_user_actions_tenant_run", "tenant", "run_id"),
+)

@@ -1,0 +1,1 @@
+"""The parts of the `users-cleanup` job (README, "User maintenance: `users-cleanup`"): its rules, its selection."""

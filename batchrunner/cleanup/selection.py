@@ -1,0 +1,103 @@
+"""Which users a users-cleanup policy selects, one exported user at a time (README, "User maintenance").
+
+The bulk export's lines are read once, in order, and each is judged alone: memory stays flat
+whatever the tenant's size. The protected roles' and organizations' members are fetched once
+before (the export holds no roles), bounded by those groups' sizes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Iterable, Iterator, Mapping
+
+from batchrunner.cleanup.rules import Policy, Rule
+
+# What the job asks the bulk export for (Auth0's field names, exported as the same names).
+EXPORT_FIELDS = ("user_id", "email", "email_verified", "identities[0].connection", "created_at", "last_login",
+                 "blocked", "app_metadata")
+PLAN_HEADER = ("user_id", "email", "connection", "rule", "last_seen", "created_at", "action")
+
+
+@dataclass(frozen=True)
+class Choice:
+    user: dict
+    rule: Rule
+    last_seen: str  # ISO 8601, or "" for a user who never logged in
+
+    def row(self, action: str) -> tuple[str, ...]:
+        u = self.user
+        return (u.get("user_id", ""), u.get("email") or "", connection(u), str(self.rule), self.last_seen,
+                u.get("created_at") or "", action)
+
+
+@dataclass(frozen=True)
+class Known:
+    """What the run learnt before the export: the protected groups' members, and when this job
+    blocked each user it holds blocked (its ledger: `blocked DAYS delete` deletes only those)."""
+
+    protected: set[str]
+    blocked_at: Mapping[str, datetime]
+
+
+@dataclass
+class Tally:
+    users: int = 0  # every user exported
+    selected: int = 0
+    protected: int = 0  # matched a rule, left alone by an exclusion
+
+
+def connection(user: dict) -> str:
+    return str(user.get("identities[0].connection") or user.get("connection") or "")
+
+
+def select(users: Iterable[dict], policy: Policy, known: Known, now: datetime, tally: Tally) -> Iterator[Choice]:
+    """The users a rule matches and no exclusion protects, in the export's order; `tally` counts as it goes."""
+    wanted = set(policy.connections)
+    for user in users:
+        tally.users += 1
+        if wanted and connection(user) not in wanted:
+            continue
+        choice = match(user, policy.rules, now, known.blocked_at)
+        if choice is None:
+            continue
+        if user.get("user_id") in known.protected or protected_by_metadata(user, policy.protect_app_metadata):
+            tally.protected += 1
+            continue
+        tally.selected += 1
+        yield choice
+
+
+def match(user: dict, rules: Iterable[Rule], now: datetime, blocked_at: Mapping[str, datetime]) -> Choice | None:
+    """The first rule that holds for the user; a block of a user already blocked holds nothing to do.
+    `blocked_at`: when this job blocked the users it holds blocked (a person's blocks are not its own)."""
+    created = _when(user.get("created_at"))
+    last_login = _when(user.get("last_login"))
+    blocked = user.get("blocked") is True
+    for rule in rules:
+        if rule.action == "block" and blocked:
+            continue
+        since = now - timedelta(days=rule.days)
+        if rule.kind == "inactive" and (last_login or created) is not None and (last_login or created) < since:
+            return Choice(user, rule, user.get("last_login") or "")
+        if rule.kind == "unverified" and user.get("email_verified") is False and created is not None and created < since:
+            return Choice(user, rule, user.get("last_login") or "")
+        ours = blocked_at.get(user.get("user_id"))
+        if rule.kind == "blocked" and blocked and ours is not None and ours < since:
+            return Choice(user, rule, user.get("last_login") or "")
+    return None
+
+
+def protected_by_metadata(user: dict, flags: tuple[str, ...]) -> bool:
+    metadata = user.get("app_metadata")
+    return isinstance(metadata, dict) and any(metadata.get(flag) is True for flag in flags)
+
+
+def _when(text) -> datetime | None:
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
