@@ -36,7 +36,7 @@ def test_metrics_carry_the_tenant_label_and_count_each_tenants_runs(local_runner
     assert ("runner_job_last_success_timestamp_seconds", (("job_name", "export-clients"), ("tenant", "dev"))) not in got
     # Each tenant's scheduled jobs have series from the start, and no `default` is invented beside a tenants file.
     assert {labels for name, labels in got if name == "runner_job_running"} == {
-        (("job_name", job), ("tenant", tenant)) for job in ("export-clients", "export-logs", "export-users", "snapshot", "tenant-checks")
+        (("job_name", job), ("tenant", tenant)) for job in ("export-clients", "export-logs", "export-users", "snapshot", "tenant-checks", "users-cleanup")
         for tenant in ("prod", "dev")}
     assert 'runner_job_runs_total{job_name="export-clients",status="failed",tenant="dev"} 1.0' in result.stdout
 
@@ -104,7 +104,7 @@ def test_tenants_lists_each_tenant_its_jobs_token_and_last_run(local_runner, two
     prod, dev = json.loads(result.stdout)
     assert set(dev) == {"name", "domain", "client_id", "jobs", "token", "last_run"}
     assert (dev["name"], dev["domain"], dev["client_id"]) == ("dev", two["dev"].base_url, two["dev"].client_id)
-    assert (prod["jobs"], dev["jobs"]) == (["export-clients", "export-logs", "export-users", "snapshot", "tenant-checks"], ["export-clients", "snapshot"])
+    assert (prod["jobs"], dev["jobs"]) == (["export-clients", "export-logs", "export-users", "snapshot", "tenant-checks", "users-cleanup"], ["export-clients", "snapshot"])
     assert dev["token"]["valid"] is True and dev["token"]["expires_at"].endswith("Z") and prod["token"] is None
     assert (dev["last_run"]["id"], dev["last_run"]["job"], dev["last_run"]["status"]) == (1, "export-clients", "succeeded")
     assert two["dev"].client_secret not in result.stdout
