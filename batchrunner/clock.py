@@ -16,3 +16,15 @@ def monotonic() -> float:
 def sleep(seconds: float) -> None:
     if seconds > 0:
         time.sleep(seconds)
+
+
+def parse(text) -> datetime | None:
+    """An ISO 8601 time as Auth0 and the runner's own results write it (`...Z`), in UTC; None for
+    anything else. One reader for every recorded or received time, so none reads them its own way."""
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)

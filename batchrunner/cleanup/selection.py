@@ -8,9 +8,10 @@ before (the export holds no roles), bounded by those groups' sizes.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Iterable, Iterator, Mapping
 
+from batchrunner import clock
 from batchrunner.cleanup.rules import Policy, Rule
 
 # What the job asks the bulk export for (Auth0's field names, exported as the same names).
@@ -71,8 +72,8 @@ def select(users: Iterable[dict], policy: Policy, known: Known, now: datetime, t
 def match(user: dict, rules: Iterable[Rule], now: datetime, blocked_at: Mapping[str, datetime]) -> Choice | None:
     """The first rule that holds for the user; a block of a user already blocked holds nothing to do.
     `blocked_at`: when this job blocked the users it holds blocked (a person's blocks are not its own)."""
-    created = _when(user.get("created_at"))
-    last_login = _when(user.get("last_login"))
+    created = clock.parse(user.get("created_at"))
+    last_login = clock.parse(user.get("last_login"))
     blocked = user.get("blocked") is True
     for rule in rules:
         if rule.action == "block" and blocked:
@@ -92,12 +93,3 @@ def protected_by_metadata(user: dict, flags: tuple[str, ...]) -> bool:
     metadata = user.get("app_metadata")
     return isinstance(metadata, dict) and any(metadata.get(flag) is True for flag in flags)
 
-
-def _when(text) -> datetime | None:
-    if not isinstance(text, str) or not text:
-        return None
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)

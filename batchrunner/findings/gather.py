@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Callable
 from urllib.parse import quote
 
+from batchrunner import clock
 from batchrunner.auth0 import lists
 from batchrunner.auth0.lists import CHECKPOINT, OFFSET, Listing
 from batchrunner.errors import ApiError
@@ -98,7 +99,7 @@ def _credentials(run: Run) -> None:
         if not (client.get("client_authentication_methods") or {}).get("private_key_jwt"):
             continue
         for credential in run.api.get(f"clients/{quote(client_id, safe='')}/credentials") or []:
-            expires = _date(credential.get("expires_at"))
+            expires = clock.parse(credential.get("expires_at"))
             if expires is not None:
                 label = credential.get("name") or credential.get("id", "")
                 run.expiring("expiring-client-credential", "client_credential", (client_id, str(client.get("name", ""))),
@@ -133,7 +134,7 @@ def _domains(run: Run) -> None:
             run.out.findings.append(Finding("expiring-certificate", rules.CRITICAL, "custom_domain", *subject,
                                             f"certificate {certificate['status']}: {certificate.get('error_msg', 'no reason given')}",
                                             certificate["status"]))
-        renews = _date(certificate.get("renews_before"))
+        renews = clock.parse(certificate.get("renews_before"))
         if renews is not None:
             run.expiring("expiring-certificate", "custom_domain", subject, "renews_before", "certificate (renewed before)", renews)
 
@@ -148,7 +149,7 @@ def _signing_keys(run: Run) -> None:
                          not_after(key.get("cert", "")))
         except NotACertificate:
             log.warning("signing key %s: its certificate cannot be read", subject[0])
-        until = _date(key.get("current_until"))
+        until = clock.parse(key.get("current_until"))
         if until is not None:
             run.expiring("expiring-signing-key", "signing_key", subject, "current_until", "signing key (current until)", until)
 
@@ -225,12 +226,3 @@ def fingerprint(text: str) -> str:
         der = body.encode()
     return hashlib.sha256(der).hexdigest()[:16]
 
-
-def _date(text) -> datetime | None:
-    if not isinstance(text, str) or not text:
-        return None
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else None

@@ -92,7 +92,7 @@ def read(db: Database) -> ScrapeReading:
         logs_results, snapshot_results, checks_results = (_latest_results(conn, job) for job in (LOGS_JOB, SNAPSHOT_JOB, CHECKS_JOB))
         actions = _user_actions(conn)
     logs_newest = {tenant: when for tenant, result in logs_results.items()
-                   if (when := _timestamp(result.get("newest_event_at"))) is not None}
+                   if (when := clock.parse(result.get("newest_event_at"))) is not None}
     changes = {(tenant, *found): n for tenant, result in snapshot_results.items() for found, n in _changes(result).items()}
     return ScrapeReading(counts, last_success, last_run, last_finished, tokens, issuances, logs_newest, changes, checks_results, actions)
 
@@ -119,12 +119,6 @@ def _result(text) -> dict:
         return {}
     return value if isinstance(value, dict) else {}
 
-
-def _timestamp(text) -> datetime | None:
-    try:
-        return datetime.fromisoformat(str(text).replace("Z", "+00:00")) if text else None
-    except ValueError:
-        return None
 
 
 def _changes(result: dict) -> dict[tuple[str, str], int]:
@@ -238,7 +232,7 @@ def _checks(results: dict[str, dict]):
                                labels=["tenant", "kind", "name"])
     for tenant, result in sorted(results.items()):
         for entry in result.get("expiries") or []:
-            at = _timestamp(entry.get("expires_at")) if isinstance(entry, dict) else None
+            at = clock.parse(entry.get("expires_at")) if isinstance(entry, dict) else None
             if at is not None:
                 expiry.add_metric([tenant, str(entry.get("kind", "")), str(entry.get("name", ""))], at.timestamp())
     yield expiry

@@ -16,6 +16,7 @@ from datetime import datetime
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
+from batchrunner import clock
 from batchrunner.operating import status_data
 from batchrunner.operating.status_data import CHECKS_JOB, LOGS_JOB, SNAPSHOT_JOB, Reading, Run
 from batchrunner.runs import records
@@ -183,7 +184,7 @@ def _tenants(reading: Reading, tenants: list[str], now: datetime) -> str:
 
 
 def _reach(latest, now: datetime) -> str:
-    newest = _parse(latest.result.get("newest_event_at")) if latest else None
+    newest = clock.parse(latest.result.get("newest_event_at")) if latest else None
     if newest is None:
         return _none()
     return f'{_when(newest, now)} <a class="small" href="/runs/{latest.run_id}">run {latest.run_id}</a>'
@@ -255,9 +256,3 @@ def _pre(value) -> str:
 def _none(word: str = "none") -> str:
     return f'<span class="none">{esc(word)}</span>'
 
-
-def _parse(text) -> datetime | None:
-    try:
-        return datetime.fromisoformat(str(text).replace("Z", "+00:00")) if text else None
-    except ValueError:
-        return None
