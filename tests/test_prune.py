@@ -154,3 +154,13 @@ def test_one_replica_prunes_once_a_day(history, tmp_path):
     assert done[0].run_count == len(gone) and done[1] is None
     tomorrow = NOW + timedelta(days=1)
     assert replicas[1].take(tomorrow) and replicas[1].run(tomorrow).run_count == 0
+
+
+def test_old_tenant_checks_reports_are_pruned_but_the_newest_and_the_csv(tmp_path):
+    folder = tmp_path / "exports" / "checks"
+    folder.mkdir(parents=True)
+    old, older_same_second, newest = f"{_stamp(OLD)}.json", f"{_stamp(OLD)}-run7.json", f"{_stamp(OLD + timedelta(days=1))}.json"
+    for name in (old, older_same_second, newest, "checks-latest.csv", "notes.json"):
+        (folder / name).write_text("{}")
+    planned = prune.plan(None, tmp_path / "exports", NOW, prune.Retention(90, None))
+    assert sorted(p.name for p in planned.files) == sorted([old, older_same_second])  # the newest stays, though old

@@ -37,6 +37,7 @@ MAX_DAYS = 100_000  # some 270 years: more would overflow a date
 BATCH = 500  # rows per delete: short write transactions, so runs being recorded meanwhile wait little
 DATED_FILE = re.compile(r"^(?P<stem>[a-z][a-z0-9_-]*)-(?P<at>\d{8}T\d{6}Z)\.(?P<ext>[a-z0-9.]+)$")
 DATED_DIR = re.compile(r"^\d{8}T\d{6}Z$")
+CHECKS_REPORT = re.compile(r"^(?P<at>\d{8}T\d{6}Z)(?:-run\d+)?\.json$")  # tenant-checks' reports: checks/{run start}.json
 STAMP = "%Y%m%dT%H%M%SZ"
 
 
@@ -103,7 +104,8 @@ def plan(db: Database | None, export_dir: Path, now: datetime, keep: Retention) 
     found = Plan(cutoff)
     if cutoff is not None:
         found.runs = _old_runs(db, cutoff) if db is not None else {}
-        found.files = _dated_files(export_dir, cutoff) + _snapshots(export_dir / "snapshots", cutoff)
+        found.files = (_dated_files(export_dir, cutoff) + _snapshots(export_dir / "snapshots", cutoff)
+                       + _checks_reports(export_dir / "checks", cutoff))
     if keep.logs_days is not None:
         found.files += _log_files(export_dir / "logs", now - timedelta(days=keep.logs_days))
     return found
@@ -184,6 +186,15 @@ def _snapshots(folder: Path, cutoff: datetime) -> list[Path]:
     dated = sorted((_stamp(p.name), p) for p in folder.iterdir()
                    if DATED_DIR.match(p.name) and p.is_dir() and not p.is_symlink() and _stamp(p.name))
     return [path for at, path in dated[:-1] if at < cutoff and path.resolve() != pointed]
+
+
+def _checks_reports(folder: Path, cutoff: datetime) -> list[Path]:
+    """tenant-checks' reports older than the cutoff, but the newest (checks-latest.csv is never one)."""
+    if not folder.is_dir():
+        return []
+    dated = sorted((at, p) for p in folder.iterdir()
+                   if (m := CHECKS_REPORT.match(p.name)) and (at := _stamp(m["at"])) and p.is_file() and not p.is_symlink())
+    return [path for at, path in dated[:-1] if at < cutoff]
 
 
 def _log_files(folder: Path, cutoff: datetime) -> list[Path]:
