@@ -422,7 +422,7 @@ def test_a_cached_token_is_used_only_with_the_secret_it_was_issued_for(runner, t
 
     with open_database(database_url).read() as conn:
         [stored] = conn.execute(select(token_cache.c.secret_hash)).scalars().all()
-    assert stored.startswith("scrypt$16384$8$1$") and rotated not in stored and tenant.client_secret not in stored
+    assert stored.startswith("scrypt$4096$8$1$") and rotated not in stored and tenant.client_secret not in stored
 
 
 def test_a_token_cached_before_secrets_were_fingerprinted_is_renewed_once(tenant, database_url):

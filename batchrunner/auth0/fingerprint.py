@@ -6,9 +6,12 @@ of the row's own rather than HMAC-SHA256: an HMAC needs a key kept apart from th
 every host that shares the database would need the same one, a second secret to deploy. A fast
 hash without such a key would let anyone holding a copy of the database (a backup, a dump) try
 guesses at a billion a second, which matters for a secret a person typed or chose. scrypt at
-N=2^14, r=8 (16 MiB, about 60 ms) makes each guess that costly, and the salt makes each row its
-own work; a process checks a row once (`matches` remembers), so the cost is paid per issuance.
-The parameters are stored with the hash, so they can be raised later without a migration.
+N=2^12, r=8 (4 MiB, about 15 ms) makes each guess that costly, and the salt makes each row its
+own work; a process checks a row once (`matches` remembers). Why not more: that check sits before
+every `run-job`'s first request and in every `token print`, and at 2^14 (60 ms) it was most of the
+50 ms those gained (bench/tokens.py: 355 against 307 ms to the first request); a secret Auth0
+generated (64 random characters) is beyond guessing at any cost. The parameters are stored with the hash, so rows made at 2^14 still match, and they
+can be raised later without a migration.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import hmac
 import os
 
 SCHEME = "scrypt"
-N, R, P = 2**14, 8, 1
+N, R, P = 2**12, 8, 1
 SALT_BYTES = 16
 HASH_BYTES = 32
 MAX_N = 2**17  # the most a stored fingerprint may ask for: 128 MiB at r=8
