@@ -31,6 +31,15 @@ def _named(rows: list[dict], tenants: dict, chosen: list, tenant_name: str | Non
     return [r for r in named if r["tenant"] in {t.name for t in chosen}]
 
 
+def _read(tenant_name, read):
+    """What `token status` and `token issuances` share: the settings, the tenants, the database (None
+    where there is none yet) and the rows `read(db)` gives, each named by its tenant."""
+    settings = checked_settings()
+    tenants, chosen = chosen_tenants(settings, tenant_name)
+    db = reading_db(settings)
+    return settings, tenants, db, _named(read(db) if db is not None else [], tenants, chosen, tenant_name)
+
+
 @token.command("status")
 @json_option
 @tenant_option(TENANT_HELP)
@@ -40,10 +49,7 @@ def token_status(as_json, tenant_name):
     from batchrunner.auth0 import tokencache
     from batchrunner.cli import render as output
 
-    settings = checked_settings()
-    tenants, chosen = chosen_tenants(settings, tenant_name)
-    db = reading_db(settings)
-    rows = _named(tokencache.status(db, clock.utcnow()) if db is not None else [], tenants, chosen, tenant_name)
+    settings, tenants, db, rows = _read(tenant_name, lambda db: tokencache.status(db, clock.utcnow()))
     if db is None:
         no_database(settings, "No cached token", as_json)
         if not as_json:
@@ -119,10 +125,7 @@ def token_issuances(as_json, tenant_name):
     from batchrunner.auth0 import tokencache
     from batchrunner.cli import render as output
 
-    settings = checked_settings()
-    tenants, chosen = chosen_tenants(settings, tenant_name)
-    db = reading_db(settings)
-    rows = _named(tokencache.issuances(db) if db is not None else [], tenants, chosen, tenant_name)
+    settings, tenants, db, rows = _read(tenant_name, tokencache.issuances)
     if db is None:
         no_database(settings, "No token issued yet", as_json)
     if as_json:

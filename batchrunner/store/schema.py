@@ -192,7 +192,7 @@ maintenance = Table(
 )
 
 # What a job keeps from one run to the next (its checkpoint, say), as JSON, written in the same
-# transactions that record what its outputs hold (state.py).
+# transactions that record what its outputs hold (batchrunner/outputs/job_state.py).
 job_state = Table(
     "job_state",
     metadata,
