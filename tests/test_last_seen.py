@@ -4,6 +4,7 @@ archived for the user, kept in the database as it archives, and read from an exi
 
 from __future__ import annotations
 
+import json
 import signal
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -80,7 +81,6 @@ def test_a_user_who_only_refreshes_tokens_is_seen_and_one_whose_events_are_old_i
     skewed = run_skewed({**env, V: "inactive 3 block; max_fraction = 1"}, tmp_path, 5 * 86400, "run-job", "users-cleanup",
                         "--json", "--param", "max_actions=1000", timeout=120)
     assert skewed.returncode == 0, skewed.stderr
-    import json
 
     later = {r["user_id"]: r for r in plan_rows(json.loads(skewed.stdout))}
     event_at, _, _ = seen[ids[refresher]]
@@ -166,4 +166,25 @@ def test_an_archive_made_before_last_seen_was_kept_is_read_once_on_the_first_run
     assert again.returncode == 0 and "recording last seen" not in again.stderr  # never read again
     result, ran = run(runner, "--param", "max_actions=1000", rules=RULES)
     assert result.returncode == 0 and ran["result"]["last_seen_from"] == "last_login, login events"
+    assert user(seen_tenant.seed, refresher)["user_id"] not in {r["user_id"] for r in plan_rows(ran)}
+
+
+@SQLITE_ONLY
+def test_a_named_tenants_login_events_are_its_own(local_runner, seen_tenant, tmp_path, database_url):
+    from test_several_tenants import tenants_file
+
+    refresher = inactive_by_last_login(seen_tenant, 1)[0]
+    seen_tenant.logs.add_event("sertft", refresher)
+    extra = tenants_file(tmp_path, {"prod": seen_tenant})
+    path = Path(extra["RUNNER_TENANTS_FILE"])
+    path.write_text(path.read_text() + f'\n[tenants.prod.jobs.users-cleanup]\nrules = ["inactive {DAYS} block"]\n'
+                                       'max_fraction = 1\nmax_actions = 1000\n')
+    assert local_runner("run-job", "export-logs", extra_env=extra).returncode == 0
+    assert user(seen_tenant.seed, refresher)["user_id"] in table_rows(database_url, "prod")
+    assert table_rows(database_url, "default") == {}
+    result = local_runner("run-job", "users-cleanup", "--json", extra_env=extra, timeout=120)
+    assert result.returncode == 0, result.stderr
+
+    ran = json.loads(result.stdout)
+    assert ran["result"]["last_seen_from"] == "last_login, login events" and ran["result"]["kept_by_login_events"] > 0
     assert user(seen_tenant.seed, refresher)["user_id"] not in {r["user_id"] for r in plan_rows(ran)}
