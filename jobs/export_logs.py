@@ -2,7 +2,8 @@
 
 Checkpoint paging of GET /api/v2/logs (`from` = the last archived log_id, `take=100`, following
 the Link header) into gzip JSON Lines files under {export_dir}/logs/YYYY/MM/DD/, each event
-exactly as the API returned it; batchrunner/outputs/archive.py keeps files and checkpoint in step.
+exactly as the API returned it; batchrunner/outputs/archive.py keeps files and checkpoint in step, and each user's newest login
+event in the database for users-cleanup's "last seen" (batchrunner/outputs/last_seen.py).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from batchrunner.jobkit import ConfigError, job
 # Not the job author's toolkit: the archive's pipeline speaks of log events (RUNNER_LOGS_*, the logs_gap notification).
 from batchrunner.outputs import archive
 
-LOGS = archive.Archive(path="logs", id_field="log_id", date_field="date", folder="logs")
+LOGS = archive.Archive(path="logs", id_field="log_id", date_field="date", folder="logs", logins=True)
 
 
 def settings(env) -> tuple[str, float, int]:

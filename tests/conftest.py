@@ -157,7 +157,7 @@ def empty_database(url: str) -> None:
 
     db = open_database(url)
     with db.write() as conn:
-        conn.execute(text("TRUNCATE runs, token_cache, token_issuances, pruned_runs, maintenance, job_state, rate_limit_buckets RESTART IDENTITY"))
+        conn.execute(text("TRUNCATE runs, token_cache, token_issuances, pruned_runs, maintenance, job_state, rate_limit_buckets, user_actions, last_seen RESTART IDENTITY"))
 
 
 @pytest.fixture

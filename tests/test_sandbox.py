@@ -285,7 +285,7 @@ def test_log_events_look_like_auth0s(api):
     events = api.get("logs", take=100).json()
     ids = [e["log_id"] for e in events]
     assert ids == sorted(ids) and all(len(i) == 56 and i.isdigit() and i.startswith("900") for i in ids)
-    assert {"s", "f", "seacft", "sapi", "seccft"} <= {e["type"] for e in events}
+    assert {"s", "ssa", "sertft", "f", "seacft", "sapi", "seccft"} <= {e["type"] for e in events}
     login = next(e for e in events if e["type"] == "s")
     assert {"date", "type", "client_id", "ip", "user_agent", "details", "user_id", "connection", "log_id"} <= set(login)
     assert login["date"].endswith("Z")

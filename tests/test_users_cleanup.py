@@ -61,14 +61,16 @@ def test_a_dry_run_plans_every_matching_user_and_writes_nothing_to_auth0(runner,
     expected = [p for p in expected if inactive(p, DAYS)]
     rows = plan_rows(ran)
     assert [r["user_id"] for r in rows] == [p["user_id"] for p in expected] and 0 < len(rows) < 300
-    assert list(rows[0]) == ["user_id", "email", "connection", "rule", "last_seen", "created_at", "action"]
+    assert list(rows[0]) == ["user_id", "email", "connection", "rule", "last_seen", "seen_by", "created_at", "action"]
     assert {r["action"] for r in rows} == {"block"} and {r["rule"] for r in rows} == {f"inactive {DAYS} block"}
     first = expected[0]
     assert rows[0]["email"] == first["email"] and rows[0]["connection"] == first["identities"][0]["connection"]
     assert rows[0]["last_seen"] == first.get("last_login", "") and rows[0]["created_at"] == first["created_at"]
+    assert {r["seen_by"] for r in rows} == {"last_login", ""}  # "": never logged in
     assert ran["result"] | {"plan": "", "seconds": 0} == {
         "selected": len(rows), "planned": len(rows), "done": 0, "skipped": 0, "failed": 0, "deferred": 0,
-        "applied": False, "plan": "", "users": 300, "protected": 0, "seconds": 0, "resolved": {"done": 0, "skipped": 0}}
+        "applied": False, "plan": "", "users": 300, "protected": 0, "seconds": 0, "resolved": {"done": 0, "skipped": 0},
+        "last_seen_from": "last_login", "kept_by_login_events": 0}
     assert ran["result"]["plan"].startswith(str(tmp_path / "exports" / "users-cleanup" / ""))
     assert writes(cleanup_tenant) == []
 

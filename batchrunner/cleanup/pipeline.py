@@ -7,6 +7,7 @@ The plan is `{export_dir}/users-cleanup/{run start}/plan.csv`; nothing is writte
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Iterator
 
 from batchrunner import clock
@@ -18,6 +19,7 @@ from batchrunner.cleanup import rules as rules_
 from batchrunner.cleanup.selection import EXPORT_FIELDS, PLAN_HEADER, Choice, Known, Tally, select
 from batchrunner.errors import ApiError, JobFailed, UsageError
 from batchrunner.operating.notifications import notify
+from batchrunner.outputs import last_seen
 from batchrunner.outputs.atomic import prepare_export_dir
 from batchrunner.outputs.writers import read_rows, write_rows
 from batchrunner.store.schema import DEFAULT_TENANT
@@ -69,8 +71,9 @@ def run(ctx) -> dict:
     prepare_export_dir(folder, ctx.log)
     if undo_run(ctx.params) is not None:
         return undo(ctx, policy, tenant, undo_run(ctx.params), folder, counts, started)
+    logins = login_events(ctx, tenant)
     known = Known(protected_users(ctx.api, policy),
-                  ledger.blocked_at(ctx.db, tenant) if any(r.kind == "blocked" for r in policy.rules) else {})
+                  ledger.blocked_at(ctx.db, tenant) if any(r.kind == "blocked" for r in policy.rules) else {}, logins)
     tally = Tally()
     plan = folder / "plan.csv"
     if policy.rules:
@@ -82,7 +85,9 @@ def run(ctx) -> dict:
     planned = min(tally.selected, policy.max_actions)
     result = {"selected": tally.selected, "planned": planned, "done": 0, "skipped": 0, "failed": 0,
               "deferred": tally.selected - planned, "applied": policy.apply, "plan": str(plan), "users": tally.users,
-              "protected": tally.protected, "resolved": counts.resolved}
+              "protected": tally.protected, "resolved": counts.resolved,
+              "last_seen_from": "last_login, login events" if logins else "last_login",
+              "kept_by_login_events": tally.kept_by_login_events}
     limit = policy.max_fraction * tally.users
     if tally.selected > limit:
         result["planned"], result["deferred"], result["seconds"] = 0, tally.selected, round(clock.monotonic() - started, 3)
@@ -90,7 +95,8 @@ def run(ctx) -> dict:
                         f"{policy.max_fraction:g} ({int(limit):,}): nobody is touched; check the rules and the "
                         f"export (the selection is in {plan})", result)
     text = (f"{JOB} plan: {tally.selected:,} of {tally.users:,} users selected, {planned:,} planned, "
-            f"{result['deferred']:,} deferred to later runs, {tally.protected:,} protected")
+            f"{result['deferred']:,} deferred to later runs, {tally.protected:,} protected"
+            + (f", {tally.kept_by_login_events:,} kept by login events" if logins else ""))
     if not policy.apply:
         text += "; nothing written to Auth0 (dry run)"
         ctx.log.info("%s; see %s", text, plan)
@@ -116,6 +122,19 @@ def run(ctx) -> dict:
 
 def _summary(result: dict) -> dict:
     return {k: result[k] for k in ("selected", "planned", "done", "skipped", "failed", "deferred", "applied", "plan")}
+
+
+def login_events(ctx, tenant: str):
+    """How to look up users' login events: where export-logs keeps them for the tenant in this
+    database (it has run for it), else None, and the log says last seen is `last_login` alone."""
+    kept = last_seen.kept(ctx.db, tenant)
+    if kept is None:
+        ctx.log.info("last seen is last_login alone: export-logs keeps no login events of tenant %s in this database "
+                     "(run it, with scope read:logs, to count silent authentication and refresh tokens as seen)", tenant)
+        return None
+    ctx.log.info("last seen is the later of last_login and the log archive's login events (its newest event: %s)",
+                 kept.get("newest_event_at") or "none yet")
+    return partial(last_seen.lookup, ctx.db, tenant)
 
 
 def planned_rows(choices: Iterator[Choice], max_actions: int) -> Iterator[tuple[str, ...]]:
@@ -184,7 +203,7 @@ def undo(ctx, policy: rules_.Policy, tenant: str, run_id: int, folder, counts, s
     blocked = ledger.of_run(ctx.db, tenant, run_id, "block")
     plan = folder / "plan.csv"
     rule = f"undo {run_id}"
-    write_rows(plan, PLAN_HEADER, ((row.user_id, "", "", rule, "", "", "unblock" if n < policy.max_actions else "deferred")
+    write_rows(plan, PLAN_HEADER, ((row.user_id, "", "", rule, "", "", "", "unblock" if n < policy.max_actions else "deferred")
                                    for n, row in enumerate(blocked)))
     planned = min(len(blocked), policy.max_actions)
     result = {"selected": len(blocked), "planned": planned, "done": 0, "skipped": 0, "failed": 0,

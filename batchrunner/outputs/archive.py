@@ -11,6 +11,10 @@ The folder says which archive it holds and how far its files reach (archive_fold
 another folder or tenant than the checkpoint's refuses, and a checkpoint the database lost or rolled
 back is brought up to the newest file before paging.
 
+With `logins` (the log archive), each user's newest login event among a file's events is saved in
+the database before the file is published, and files archived before that was kept are read once
+(last_seen.py): users-cleanup's "last seen".
+
 A gap (the tenant no longer holds the checkpoint's item: retention passed while the archive was
 not running) is found before paging (`GET {path}/{checkpoint}` answers 404) or by the list's `400`
 to the `from`; the run then archives from the oldest item held and ends failed, naming the gap.
@@ -29,6 +33,7 @@ from batchrunner.cli.render import plural
 from batchrunner.errors import ApiError, JobFailed
 from batchrunner.operating import notifications as alerts
 from batchrunner.outputs import archive_folder as folder
+from batchrunner.outputs import last_seen
 from batchrunner.outputs.atomic import atomic_file, clean_leftovers, make_folders, prepare_export_dir
 from batchrunner.outputs.dated_csv import terminal_progress
 from batchrunner.outputs.writers import jsonl_gz_into
@@ -43,6 +48,7 @@ class Archive:
     date_field: str  # "date"
     folder: str  # under the export directory: "logs"
     per_file: int = 10_000
+    logins: bool = False  # keep each user's newest login event as files are published (last_seen.py)
 
 
 def run(ctx, archive: Archive, start: str, retention_days: float) -> dict:
@@ -61,6 +67,8 @@ def run(ctx, archive: Archive, start: str, retention_days: float) -> dict:
     checkpoint = _reconcile(ctx, archive, root, mark)
     if recorded is None:
         checkpoint = _begin(ctx, archive, root, mark, tenant, start if checkpoint is None else "oldest") or checkpoint
+    if archive.logins:
+        last_seen.catch_up(state, root, checkpoint, ctx.log)  # files archived before the table was kept, once
     result = {"events": 0, "files": 0, "checkpoint": checkpoint, "newest_event_at": state.get("newest_event_at")}
     gap = checkpoint is not None and not _held(ctx.api, archive, checkpoint)
     writer = _Writer(ctx, archive, root, checkpoint)
@@ -174,6 +182,7 @@ class _Writer:
         self.checkpoint = checkpoint  # what the state holds: a publish lands only on it (state.py's fence)
         self.events = self.files = 0
         self.first_id: str | None = None
+        self.logins = last_seen.Batch() if archive.logins else None
 
     def write(self, items: Iterable[dict]) -> None:
         """Every item, file by file; a failure leaves the file in the making unpublished (removed): its
@@ -185,9 +194,13 @@ class _Writer:
 
     def _write_file(self, first: dict, more: Iterator[dict]) -> None:
         last, count = [first], 0
+        if self.logins is not None:
+            self.logins = last_seen.Batch()  # this file's events only: another's that failed were not published
 
         def noting_last(items):
             for last[0] in items:
+                if self.logins is not None:
+                    self.logins.see(last[0])
                 yield last[0]
 
         # Under the hidden name `.batch.….partial` until published (a kill leaves it for clean_leftovers).
@@ -198,8 +211,13 @@ class _Writer:
         ids = self.archive.id_field
         final = self.root / _day(first.get(self.archive.date_field)) / f"{first[ids]}-{last[ids]}.jsonl.gz"
         make_folders(final.parent)
+        covered = {}
+        if self.logins is not None:
+            # Saved before the checkpoint moves past these events: a kill loses none, a replay changes nothing.
+            self.logins.save(self.ctx.db, self.ctx.state.tenant)
+            covered[last_seen.STATE] = {"through": last[ids]}
         self.ctx.state.publish(staged, final, expect={"checkpoint": self.checkpoint}, same_if_exists=True,
-                               checkpoint=last[ids], newest_event_at=last.get(self.archive.date_field))
+                               checkpoint=last[ids], newest_event_at=last.get(self.archive.date_field), **covered)
         self.checkpoint = last[ids]
         self.events += count
         self.files += 1

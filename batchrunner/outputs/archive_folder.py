@@ -96,6 +96,14 @@ def newest_file(root: Path) -> tuple[str, Path] | None:
     return max(found, default=None)
 
 
+def files(root: Path) -> list[tuple[str, Path]]:
+    """Every file of the archive as (its last id, the file), oldest first (ids sort as text)."""
+    folders = [*sorted(p for p in root.glob(DAY_FOLDERS) if p.is_dir()), root / "undated"]
+    found = [(match["last"], file) for folder in folders if folder.is_dir()
+             for file in folder.iterdir() if (match := FILE_NAME.match(file.name))]
+    return sorted(found)
+
+
 def last_value(file: Path, field: str) -> str | None:
     """`field` of a file's last item (the newest event's date); None when it cannot be read."""
     last = None

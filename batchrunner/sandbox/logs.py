@@ -18,13 +18,16 @@ from datetime import datetime, timezone
 from .tenant import _client_id
 from .users import connection_of, user_id
 
-# (type, description, share in 100): Auth0's event type codes.
-TYPES = [("s", "Successful login", 40), ("seacft", "Successful exchange of Authorization Code for Access Token", 15),
+# (type, description, share in 100): Auth0's event type codes. `s`, `ssa` and `sertft` are the
+# successful logins users-cleanup's "last seen" counts (they name users the bulk export serves).
+TYPES = [("s", "Successful login", 30), ("ssa", "Successful silent authentication", 6),
+         ("sertft", "Successful Refresh Token exchange", 4), ("seacft", "Successful exchange of Authorization Code for Access Token", 15),
          ("seccft", "Successful exchange of Access Token for a Client Credentials Grant", 12),
          ("sapi", "Successful Management API operation", 10), ("f", "Failed login", 6),
          ("fp", "Wrong email or password.", 6), ("slo", "Successful logout", 6), ("fu", "Invalid email or username", 3),
          ("ss", "Successful signup", 2)]
 _WHEEL = [t for t in TYPES for _ in range(t[2])]
+DESCRIPTIONS = {kind: description for kind, description, _ in TYPES}
 AGENTS = ["Chrome 126.0.0 / Mac OS X 10.15.7", "Firefox 127.0.0 / Windows 10.0.0", "Safari 17.5.0 / iOS 17.5.1",
           "python-requests 2.32.3 / Linux 6.8.0", "node-fetch 2.6.7 / Linux 5.15.0"]
 
@@ -48,6 +51,7 @@ class LogStore:
             span = min(self.retention_seconds * 0.5, 6 * 3600.0)
             self._append(self.initial, now - span, now)
             self._grown_at = now
+            self._chosen: dict[int, tuple[str, int]] = {}  # sequence -> (type, user number): add_event's
 
     # --- switches ----------------------------------------------------------------------------
 
@@ -58,6 +62,16 @@ class LogStore:
             first = self._first + len(self._times)
             self._append(n, now, now)
             return [self.log_id(seq) for seq in range(first, first + n)]
+
+    def add_event(self, kind: str, person: int, now: float | None = None) -> str:
+        """One event of type `kind` (a code of TYPES) for user number `person` (the bulk export's
+        numbering), arriving now; its log_id."""
+        with self._lock:
+            now = self.clock() if now is None else now
+            seq = self._first + len(self._times)
+            self._append(1, now, now)
+            self._chosen[seq] = (kind, person)
+            return self.log_id(seq)
 
     def set_rate(self, per_second: float) -> None:
         with self._lock:
@@ -150,9 +164,12 @@ class LogStore:
 
     def _event(self, seq: int) -> dict:
         kind, description, _ = _WHEEL[(seq * 37 + self.seed) % len(_WHEEL)]
+        person = (seq * 7) % self.users
+        if seq in self._chosen:
+            kind, person = self._chosen[seq]
+            description = DESCRIPTIONS[kind]
         arrived = self._times[seq - self._first]
         app = (seq * 13) % self.clients
-        person = (seq * 7) % self.users
         event = {"date": _iso(arrived - (seq % 3) * 0.4), "type": kind, "description": description,
                  "client_id": _client_id(self.seed, app), "client_name": f"App {app:05d}",
                  "ip": f"203.0.113.{seq % 250 + 1}", "user_agent": AGENTS[seq % len(AGENTS)],

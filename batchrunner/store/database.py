@@ -37,7 +37,7 @@ from batchrunner.errors import ConfigError, RunnerError, one_line
 
 # The migrations in migrations/versions, oldest first; a test checks the two agree. Comparing with
 # a constant keeps Alembic out of the start-up path of every command (README, "Development").
-SCHEMA_REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009")
+SCHEMA_REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010")
 SCHEMA_HEAD = SCHEMA_REVISIONS[-1]
 
 # How long SQLite waits for another process's write lock; `?timeout=SECONDS` in the URL changes it.
@@ -119,6 +119,22 @@ class Database:
         # RETURNING, not rowcount: psycopg reports -1 for an INSERT ... ON CONFLICT DO NOTHING.
         stmt = insert(table).values(**values).on_conflict_do_nothing().returning(literal_column("1"))
         return conn.execute(stmt).first() is not None
+
+    def upsert_newer(self, conn: Connection, table: Table, rows: list[dict], newer: str) -> None:
+        """Insert each row, or overwrite the row of its primary key where this one's `newer` column is
+        later: the newest kept, whatever the order, and a row given twice changes nothing. One
+        statement for all the rows (executemany)."""
+        if not rows:
+            return
+        if self.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        stmt = insert(table)
+        keys = [column.name for column in table.primary_key.columns]
+        stmt = stmt.on_conflict_do_update(index_elements=keys, where=table.c[newer] < stmt.excluded[newer],
+                                          set_={name: stmt.excluded[name] for name in rows[0] if name not in keys})
+        conn.execute(stmt, rows)
 
     def ensure_schema(self, create: bool = True) -> None:
         """Bring the schema to head; `create=False`: NoDatabase where the runner's tables are not there

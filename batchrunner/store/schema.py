@@ -238,3 +238,16 @@ user_actions = Table(
     Index("ix_user_actions_tenant_state", "tenant", "state"),
     Index("ix_user_actions_tenant_run", "tenant", "run_id"),
 )
+
+# "Last seen" from the log archive: the newest successful login event (`s`, `ssa`, `sertft`) export-logs
+# archived for each user, kept as it archives (outputs/last_seen.py) and read by users-cleanup
+# (README, "User maintenance: `users-cleanup`", Last seen). `tenant` is the runner's name of the tenant.
+last_seen = Table(
+    "last_seen",
+    metadata,
+    tenant_column(primary_key=True),
+    Column("user_id", String(255), primary_key=True),
+    Column("seen_at", UtcDateTime, nullable=False),  # the event's `date`
+    Column("log_type", String(16), nullable=False),
+    Column("log_id", String(64), nullable=False),
+)
