@@ -77,17 +77,18 @@ def cleanup(users: int, select: int, rate: float, latency: float, rate_limits: s
 
 
 def phases(received: list[dict], started: float, wall: float) -> dict:
-    """Seconds from the process's start: the export job created, its last poll, the first re-check,
+    """Seconds from the process's start: the export job created, its download asked, the first re-check,
     the last write; and the writes' and re-checks' counts."""
     def at(entry):
         return entry["at"] - started
 
     job = [r for r in received if r["path"].startswith("/api/v2/jobs/")]
+    download = [r for r in received if r["path"].startswith("/user-exports/")]  # asked once the job said completed
     rechecks = [r for r in received if r["method"] == "GET" and r["path"].startswith("/api/v2/users/")]
     writes = [r for r in received if r["method"] in ("PATCH", "DELETE") and r["path"].startswith("/api/v2/users/")]
     landed = [unquote(r["path"]) for r in writes if r["status"] < 300]  # a write refused with a 429 is sent again
     assert len(set(landed)) == len(landed), "a user written twice"
-    return {"created": at(job[0]), "completed": at(job[-1]), "first_recheck": at(rechecks[0]),
+    return {"created": at(job[0]), "completed": at(download[0]), "first_recheck": at(rechecks[0]),
             "first_write": at(writes[0]), "last_write": at(writes[-1]), "end": wall - at(writes[-1]),
             "writes": len(writes), "rechecks": len(rechecks)}
 
