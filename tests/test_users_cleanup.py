@@ -290,6 +290,44 @@ def test_a_run_killed_at_any_step_and_run_again_acts_on_every_user_once(runner, 
 
 
 @SQLITE_ONLY
+def test_each_user_is_re_read_before_its_write_and_while_the_previous_users_write_awaits_its_answer(runner, apply_tenant):
+    # One round trip a user, not two (README, "User maintenance", Apply): at Auth0's 200 writes a
+    # minute a write may leave every 0.3 s, and a re-read and a write one after the other take more.
+    latency = apply_tenant.tenant.latency = 0.3
+    result, ran = run(runner, "--param", "apply=true", "--param", "max_actions=3", rules=APPLY_RULES)
+    assert result.returncode == 0, result.stderr
+    asked = [r for r in apply_tenant.tenant.received if r["path"].startswith("/api/v2/users/")]
+    reads = {unquote(r["path"]): r["at"] for r in asked if r["method"] == "GET"}
+    writes = [(unquote(r["path"]), r["at"]) for r in asked if r["method"] in ("PATCH", "DELETE")]
+    assert len(writes) == 3 and ran["result"]["done"] == 3
+    assert all(reads[path] < at for path, at in writes)  # each re-read before its own write
+    for (_, at), (following, _) in zip(writes, writes[1:]):
+        assert reads[following] < at + latency  # sent before the previous write could have been answered
+
+
+@SQLITE_ONLY
+def test_on_essentials_left_at_one_bucket_the_run_says_to_set_endpoint_buckets(runner, apply_tenant):
+    # Essentials' buckets, roomy enough not to slow the test: the export job's 10 (all other endpoints), Read Users 40.
+    apply_tenant.buckets.enabled = True
+    apply_tenant.buckets.limits.update({"Write Users": (10, 6000), "Delete Users": (10, 6000)})
+    hint = ("the tenant's answers name rate-limit buckets of 10 and 40 requests, where RUNNER_RATE_LIMITS=global "
+            "expects one: an Essentials, Professional or B2B tenant has a bucket per endpoint family; set "
+            'RUNNER_RATE_LIMITS=endpoint (or the tenant\'s rate_limits = "endpoint"), else requests meet 429s')
+    result, ran = run(runner, "--param", "apply=true", rules=APPLY_RULES)
+    assert result.returncode == 0 and ran["result"]["done"] > 10, result.stderr
+    assert result.stderr.count(hint) == 1
+    apply_tenant.exports.reset()
+    apply_tenant.exports.users = 100
+    apply_tenant.buckets.reset()
+    apply_tenant.buckets.enabled = True
+    apply_tenant.buckets.limits.update({"Write Users": (10, 6000), "Delete Users": (10, 6000)})
+    apply_tenant.tenant.responses_429 = 0
+    result, ran = run(runner, "--param", "apply=true", rules=APPLY_RULES, env={"RUNNER_RATE_LIMITS": "endpoint"})
+    assert result.returncode == 0 and ran["result"]["done"] > 10, result.stderr
+    assert "RUNNER_RATE_LIMITS" not in result.stderr and apply_tenant.tenant.responses_429 == 0
+
+
+@SQLITE_ONLY
 def test_undo_plans_first_then_unblocks_what_that_run_blocked_and_is_still_blocked(runner, apply_tenant, env):
     blocked = sorted(u for u, a in expected_actions(apply_tenant).items() if a == "block")
     result, applied = run(runner, "--param", "apply=true", rules=APPLY_RULES)

@@ -79,6 +79,26 @@ def tenant_pacer(base_url: str, bucket: str = buckets.GLOBAL) -> Pacer:
         return _pacers.setdefault((base_url.rstrip("/"), bucket), Pacer())
 
 
+_told_endpoint_buckets: set[str] = set()  # tenants told once that they have a bucket per endpoint family
+
+
+def _one_bucket_or_tell(base_url: str, size_before: int | None, headers) -> None:
+    """Under RUNNER_RATE_LIMITS=global, answers naming buckets of two sizes come from a tenant with a
+    bucket per endpoint family (Essentials' Read Users 40 beside Write Users 10): its one pacer mixes
+    them and meets 429s (bench/users_cleanup.py: 26 in 100 writes). Said once per tenant and process."""
+    size = headers.get("x-ratelimit-limit")
+    if size_before is None or not str(size).isdigit() or int(size) == size_before:
+        return
+    with _pacers_lock:
+        if base_url in _told_endpoint_buckets:
+            return
+        _told_endpoint_buckets.add(base_url)
+    log.warning("the tenant's answers name rate-limit buckets of %d and %s requests, where RUNNER_RATE_LIMITS=global "
+                "expects one: an Essentials, Professional or B2B tenant has a bucket per endpoint family; set "
+                "RUNNER_RATE_LIMITS=endpoint (or the tenant's rate_limits = \"endpoint\"), else requests meet 429s",
+                size_before, size)
+
+
 def tenant_pacers(base_url: str) -> dict[str, Pacer]:
     """The pacers of a tenant's buckets this process has made so far, by bucket."""
     with _pacers_lock:
@@ -247,7 +267,10 @@ class ManagementApi:
                 raise _unanswered_post(url, exc) from None
             raise retry.connection_failure(url.split("?")[0], exc, ApiError) from None
         self._count("requests")
+        size_before = pacer.limit
         pacer.observe(seq, response.headers, time.monotonic(), time.time())  # a redirect is an answer too
+        if self.rate_limits == buckets.GLOBAL:
+            _one_bucket_or_tell(self.base_url, size_before, response.headers)
         redirected = redirect_error(response)
         if redirected:
             raise ApiError(redirected)

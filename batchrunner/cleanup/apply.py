@@ -2,7 +2,8 @@
 
 - the ledger's unfinished rows of earlier runs are resolved first (`resolve`);
 - each user is re-read (`GET /users/{id}`) right before its write and skipped when it no longer
-  matches its rule, or is now protected;
+  matches its rule, or is now protected; the re-read of the next user goes out with this user's
+  write (`act_all`), so a user costs one round trip, not two;
 - before a DELETE the user's full record is appended and synced to the run's deleted-users.jsonl.gz;
 - the ledger row is `sent` on disk before the write leaves, and `done` once Auth0 answered.
 
@@ -15,10 +16,13 @@ from __future__ import annotations
 import gzip
 import json
 import os
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Iterable
 from urllib.parse import quote
 
+from batchrunner.auth0.api import DaemonPool
 from batchrunner.cleanup import ledger
 from batchrunner.cleanup.rules import Policy
 from batchrunner.cleanup.selection import Known, match, protected_by_metadata
@@ -52,11 +56,39 @@ def resolve(ctx, tenant: str, counts: Counts) -> None:
         ctx.log.info("run %s's %s of %s: %s", row.run_id, row.action, row.user_id, detail)
 
 
+def act_all(ctx, tenant: str, policy: Policy, known: Known, planned: Iterable[tuple[str, str, str]],
+            folder: Path, counts: Counts) -> None:
+    """The planned users, (user_id, rule, action) each, one at a time in order until the run stops.
+
+    The next user's re-read (`GET`, a read) is sent as this user's write is: one user at a time took
+    two round trips, re-read then write, and at 200 ms a user took 0.4 s where Auth0's 200 writes a
+    minute allow 0.3 (bench/users_cleanup.py). The re-read is then at most about two writes' spacing
+    older than its own write; the ledger still holds one user's action at a time."""
+    pool = DaemonPool("users-cleanup re-read", limit=1)
+    rows = iter(planned)
+    following = next(rows, None)
+    reread: Future | None = None
+    try:
+        while following is not None and not ctx.stopping.is_set():
+            (user_id, rule, action), following = following, next(rows, None)
+            ahead: list[Future] = []
+
+            def sending(after=following) -> None:
+                if after is not None:
+                    ahead.append(pool.submit(_current, ctx.api, after[0]))
+
+            act(ctx, tenant, policy, known, user_id, rule, action, folder, counts, reread, sending)
+            reread = ahead[0] if ahead else None  # none after a skip: the next is read when its turn comes
+    finally:
+        pool.shutdown()
+
+
 def act(ctx, tenant: str, policy: Policy, known: Known, user_id: str, rule: str, action: str,
-        folder: Path, counts: Counts) -> None:
-    """One user: ledger, re-check, copy, write; the outcome counted."""
+        folder: Path, counts: Counts, reread: Future | None = None, sending: Callable[[], None] | None = None) -> None:
+    """One user: ledger, re-check, copy, write; the outcome counted. `reread`: the user's `GET` already
+    on its way; `sending`: called as the write goes out."""
     row = ledger.plan(ctx.db, tenant, ctx.run_id, user_id, rule, action, ctx.now())
-    fresh = _current(ctx.api, user_id)
+    fresh = reread.result() if reread is not None else _current(ctx.api, user_id)
     reason = _no_longer(fresh, policy, known, rule, action, ctx.now())
     if reason:
         ledger.finish(ctx.db, row, ledger.SKIPPED, ctx.now(), detail=reason)
@@ -66,6 +98,8 @@ def act(ctx, tenant: str, policy: Policy, known: Known, user_id: str, rule: str,
     if action == "delete":
         keep_copy(folder / BACKUP, fresh)
     ledger.mark_sent(ctx.db, row, ctx.now())
+    if sending is not None:
+        sending()
     try:
         send(ctx.api, user_id, action)
     except ApiError as exc:

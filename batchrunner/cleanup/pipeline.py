@@ -103,11 +103,9 @@ def run(ctx) -> dict:
         notify(ctx, "plan", text, changes=_summary(result))
         return {**result, "seconds": round(clock.monotonic() - started, 3)}
     ctx.log.info("%s; applying it", text)
-    for row in read_rows(plan):
-        if ctx.stopping.is_set():
-            break  # the rest waits for the next run, as deferred users do
-        if row["action"] in ("block", "delete"):
-            apply_.act(ctx, tenant, policy, known, row["user_id"], row["rule"], row["action"], folder, counts)
+    # A run that stops leaves the rest to the next run, as deferred users are.
+    apply_.act_all(ctx, tenant, policy, known, ((row["user_id"], row["rule"], row["action"]) for row in read_rows(plan)
+                                                if row["action"] in ("block", "delete")), folder, counts)
     result.update(done=counts.done, skipped=counts.skipped, failed=counts.failed)
     result["deferred"] = tally.selected - counts.done - counts.skipped - counts.failed
     text = (f"{JOB}: {counts.done:,} done, {counts.skipped:,} skipped (no longer matching), {counts.failed:,} failed, "
@@ -209,10 +207,8 @@ def undo(ctx, policy: rules_.Policy, tenant: str, run_id: int, folder, counts, s
     result = {"selected": len(blocked), "planned": planned, "done": 0, "skipped": 0, "failed": 0,
               "deferred": len(blocked) - planned, "applied": policy.apply, "plan": str(plan), "resolved": counts.resolved}
     if policy.apply:
-        for row in blocked[:planned]:
-            if ctx.stopping.is_set():
-                break
-            apply_.act(ctx, tenant, policy, Known(set(), {}), row.user_id, rule, "unblock", folder, counts)
+        apply_.act_all(ctx, tenant, policy, Known(set(), {}), ((row.user_id, rule, "unblock") for row in blocked[:planned]),
+                       folder, counts)
         result.update(done=counts.done, skipped=counts.skipped, failed=counts.failed,
                       deferred=len(blocked) - counts.done - counts.skipped - counts.failed)
     text = (f"{JOB} undo of run {run_id}: {len(blocked):,} users it blocked, {planned:,} planned, "
