@@ -89,6 +89,7 @@ class Seen:
 class Pacer:
     def __init__(self):
         self._lock = threading.Lock()
+        self.turn = threading.Lock()  # held by the one caller waiting for the next request's room (api.py)
         self._now = 0.0  # the latest time any call passed in
         self._reserved: deque[float] = deque()  # times wait_time said "send now", not yet sent()
         self._sends = _SendLog()

@@ -93,7 +93,12 @@ def row_batches(items: Iterable[dict], columns: Sequence[Column]) -> Iterator[li
 def _cells(values: list) -> list[str]:
     """neutralise(cell(value)) of each value of a column."""
     kinds = set(map(type, values))
-    if not kinds <= _PLAIN:  # lists, objects, fractions: a cell at a time
+    if list in kinds or tuple in kinds:
+        joined = _joined(values) if kinds <= _LISTS else None
+        if joined is None:
+            return [neutralise(cell(value)) for value in values]
+        values, kinds = joined, {str}
+    if not kinds <= _PLAIN:  # objects, fractions: a cell at a time
         return [neutralise(cell(value)) for value in values]
     if kinds <= {bool, type(None)}:
         return list(map(_TEXTS.__getitem__, values))
@@ -105,6 +110,18 @@ def _cells(values: list) -> list[str]:
     if not _FORMULA_AFTER_NEWLINE.search("\n" + "\n".join(values)):
         return values
     return ["'" + value if value[:1] in _FORMULA_FIRST else value for value in values]  # as neutralise()
+
+
+def _joined(values: list) -> list[str] | None:
+    """cell() of each of a column of lists (URLs, origins, grant types), in C loops; None when an item
+    is no string or holds a space (whose `%20` cell() writes a cell at a time)."""
+    lists = [value or () for value in values]
+    try:
+        joined = list(map(LIST_SEPARATOR.join, lists))
+    except TypeError:
+        return None
+    separators = sum(map(len, lists)) - sum(map(bool, lists))
+    return joined if "\n".join(joined).count(LIST_SEPARATOR) == separators else None
 
 
 class Key(str):
@@ -129,6 +146,7 @@ assert all(len(prefix) == 1 for prefix in FORMULA_PREFIXES)
 _FORMULA_FIRST = frozenset(FORMULA_PREFIXES)
 # Led by a literal newline, which the regular expression engine scans for fast.
 _FORMULA_AFTER_NEWLINE = re.compile("\n[" + re.escape("".join(FORMULA_PREFIXES)) + "]")
+_LISTS = {list, tuple, type(None)}
 _PLAIN = {str, type(None), bool, int}  # whose cells are their text: cell() of them is "", true/false, str()
 _TEXTS = {value: cell(value) for value in (None, True, False)}  # for columns of only these (1 == True)
 
