@@ -71,6 +71,26 @@ def test_list_columns_made_a_column_at_a_time_are_exactly_the_cells_of_row():
         assert list(rows(items, columns)) == [tuple(row(item, columns)) for item in items]
 
 
+def test_csv_text_made_a_batch_at_a_time_is_exactly_what_the_csv_module_writes():
+    # Rows of bare cells are joined by hand (README, "Development"); any cell the csv module would
+    # quote, and any cell that is no string, must still come out byte for byte as it writes them.
+    import csv
+    import io
+
+    from batchrunner.outputs.writers import CsvText
+
+    awkward = ["plain", "", "a,b", 'say "hi"', "line\nbreak", "cr\rhere", " spaced ", "Zoë", "=1", ",", '"', "\r\n"]
+    rows_ = [tuple(awkward[(i * k) % len(awkward)] for k in range(1, 1 + i % 5)) for i in range(400)]
+    rows_ += [("",), (), ("a", 1), ("b", None), ("c", 2.5), ("x", "y")]
+    clean = [(f"id{i}", "https://a/cb https://b/cb", "", "true") for i in range(250)]
+    text = CsvText()
+    lone = [[("a", 'say "hi"'), ("b", "c")], [("",), ("a",)], [("a",), ()], [("a", "b\rc")], [("a", "b\nc")]]
+    for batch in [rows_[i:i + 37] for i in range(0, len(rows_), 37)] + lone + [clean[:100], clean, clean[:1], []]:
+        expected = io.StringIO()
+        csv.writer(expected, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL).writerows(batch)
+        assert text.of(batch) == expected.getvalue(), batch
+
+
 def test_jsonl_gz_holds_each_item_exactly_as_given(tmp_path):
     items = [{"log_id": "1", "détails": {"ip": "::1"}}, {"log_id": "2", "n": [1, 2]}]
     assert write_jsonl_gz(tmp_path / "a.jsonl.gz", items) == 2
