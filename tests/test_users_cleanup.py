@@ -257,6 +257,29 @@ def test_a_user_who_no_longer_matches_when_re_read_is_skipped(env, runner, apply
     assert (row["state"], row["detail"]) == ("skipped", f"no longer matches {ran_rule(wanted[first])}")
 
 
+@SQLITE_ONLY
+def test_a_login_event_archived_after_the_selection_keeps_the_user_when_re_read(env, runner, apply_tenant, tmp_path):
+    # The re-read before a write judges last seen as the selection did: a token refresh that
+    # export-logs archived between the plan and the write (Auth0 leaves last_login as it was) counts.
+    rules = f'inactive {DAYS} block; connections = ["acme-saml"]; max_fraction = 1'
+    apply_tenant.set_scopes([*WRITE_SCOPES, "read:logs"])
+    assert runner("run-job", "export-logs").returncode == 0  # login events are kept for this tenant from now on
+    paused = start_runner({**env, V: rules, "RUNNER_JOBS": HOOK, "KILL_AT": "planned", "KILL_SIGNAL": "SIGSTOP"},
+                          tmp_path, "run-job", "users-cleanup", "--json", "--param", "apply=true")
+    wait_for(lambda: stopped(paused.pid))  # the first user's row planned, the user not yet re-read
+    first = ledger_rows(env)[0]["user_id"]
+    number = next(i for i in range(100) if user(apply_tenant.seed, i)["user_id"] == first)
+    apply_tenant.logs.add_event("sertft", number)
+    assert runner("run-job", "export-logs").returncode == 0
+    paused.send_signal(signal.SIGCONT)
+    out, err = paused.communicate(timeout=60)
+    assert paused.returncode == 0, err
+    ran = json.loads(out)
+    assert ran["result"]["skipped"] == 1 and first not in {u for _, u in sent_writes(apply_tenant)}
+    row = ledger_rows(env)[0]
+    assert (row["state"], row["detail"]) == ("skipped", f"no longer matches inactive {DAYS} block")
+
+
 def ran_rule(action: str) -> str:
     return f"unverified {DAYS} delete" if action == "delete" else f"inactive {DAYS} block"
 

@@ -160,7 +160,9 @@ def _no_longer(user: dict | None, policy: Policy, known: Known, rule: str, actio
         return "now protected"
     identities = user.get("identities") or [{}]
     flat = {**user, "identities[0].connection": identities[0].get("connection", "")}
-    choice = match(flat, policy.rules, now, known.blocked_at)
+    # Last seen as the selection judged it: a login event export-logs archived since counts too.
+    event = known.logins([user["user_id"]]).get(user["user_id"]) if known.logins and user.get("user_id") else None
+    choice = match(flat, policy.rules, now, known.blocked_at, event)
     if choice is None or str(choice.rule) != rule:
         return f"no longer matches {rule}"
     return None
