@@ -164,3 +164,17 @@ def test_a_job_of_ones_own_declares_the_keys_it_reads_and_checks_them(local_runn
             handle.write(text.replace('[tenants.prod.jobs.region-report]\nregion = "us"\n', tables))
         result = local_runner("run-job", "region-report", "--tenant", "prod", extra_env=env)
         assert (result.returncode, result.stderr) == (2, f"{start}{line}\n")
+
+
+def test_the_readme_example_file_is_one_the_runner_takes(tmp_path):
+    from batchrunner.runs.registry import discover
+    from batchrunner.tenants import load_tenants
+    from conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Several tenants"):]
+    example = section[section.index("```toml\n") + 8:]
+    path = tmp_path / "tenants.toml"
+    path.write_text(example[:example.index("```")])
+    tenants = load_tenants({"RUNNER_TENANTS_FILE": str(path)}, discover())
+    assert tenants["staging"].settings_for("users-cleanup").extra == {"rules": ["unverified 30 delete"], "protect_roles": ["admins"]}
