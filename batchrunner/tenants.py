@@ -11,7 +11,8 @@ With it, the file (TOML, read with `tomllib`) names each tenant:
     jobs = ["export-clients", "export-logs"]          # optional: default every job
 
 The file is checked whole when it is read (one line, exit 2, for a malformed file, a bad name, an
-unknown key); a tenant's secret is read only when one of its runs needs it (`Tenant.credentials()`),
+unknown key); given the registry, each job's table too, by the job (`check_jobs`: the keys it
+declares with `@job(table_keys=...)`, its params, its `check_table`); a tenant's secret is read only when one of its runs needs it (`Tenant.credentials()`),
 so a tenant whose secret file is missing fails its own runs, never the others'.
 
 What keys what: runs, job state and locks are per (job, tenant NAME); the token cache, the token
@@ -41,7 +42,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from batchrunner.config import SECRET_CREDENTIAL_NAME, Credentials, _checked_secret, _read_secret, load_credentials, parse_domain
-from batchrunner.errors import ConfigError, UsageError
+from batchrunner.errors import ConfigError, RunnerError, UsageError
 
 VARIABLE = "RUNNER_TENANTS_FILE"
 DEFAULT = "default"  # the tenant of the AUTH0_* variables, and of every row written before tenants existed
@@ -54,6 +55,7 @@ SECRET_KEYS = ("client_secret", "client_secret_file", "client_secret_env")
 TENANT_KEYS = ("domain", "client_id", *SECRET_KEYS, "audience", "rate_limits", "jobs", "production")
 RATE_LIMITS = ("global", "endpoint")
 OFF = ("off", "none", "0")
+JOB_KEYS = ("schedule", "timeout", "params")  # a job's table: the runner's keys; the others are the job's own (JobSettings.extra)
 
 
 @dataclass(frozen=True)
@@ -135,7 +137,7 @@ def load_tenants(env: Mapping[str, str] | None = None, jobs: Mapping[str, Any] |
     owner_only = _owner_only(file)
     found = {name: _tenant(file, name, table, env, owner_only) for name, table in tables.items()}
     if jobs is not None:
-        check_jobs(found, jobs)
+        check_jobs(found, jobs, file)
     return found
 
 
@@ -154,12 +156,41 @@ def default_tenant(env: Mapping[str, str]) -> Tenant:
     return _default(env)
 
 
-def check_jobs(tenants: Mapping[str, Tenant], jobs: Mapping[str, Any]) -> None:
-    """ConfigError for a job named in the tenants file that is not registered (a typo would be ignored)."""
+def check_jobs(tenants: Mapping[str, Tenant], jobs: Mapping[str, Any], file: Path | str | None = None) -> None:
+    """ConfigError for a job named in the tenants file that is not registered (a typo would be ignored),
+    and for a job's table holding a key the job does not take or a value its check refuses
+    (`@job(table_keys=..., check_table=...)`): found when the file is read, not at 2 a.m."""
     for tenant in tenants.values():
         for name in [*(tenant.jobs or ()), *tenant.jobs_settings]:
             if name not in jobs:
                 raise ConfigError(VARIABLE, f"tenant {tenant.name}: no job is named {name!r}; registered jobs: {', '.join(jobs) or 'none'}")
+        for name, settings in tenant.jobs_settings.items():
+            _check_table(jobs[name], settings, f"[tenants.{tenant.name}.jobs.{name}]", file or tenant.env.get(VARIABLE, ""))
+
+
+def _check_table(job: Any, settings: JobSettings, where: str, file: Path | str) -> None:
+    """The job's own keys in its table (README, "Several tenants"): one line naming the file, the table and the key."""
+    def bad(problem: str) -> ConfigError:
+        return ConfigError(VARIABLE, f"{file}, {where}: {problem}")
+
+    if job is None:  # a registry of names only: nothing to judge the table by
+        return
+    takes = getattr(job, "table_keys", ())
+    unknown = sorted(set(settings.extra) - set(takes)) if takes is not None else []
+    if unknown:
+        raise bad(f"unknown key {unknown[0]!r}; the keys of this table: {', '.join((*JOB_KEYS, *takes))}")
+    params = getattr(job, "params", None)
+    unknown = sorted(set(settings.params) - set(params)) if params is not None else []
+    if unknown:
+        raise bad(f"params: {job.name} takes no param {unknown[0]}; its parameters: {', '.join(params) or 'none'}")
+    check = getattr(job, "check_table", None)
+    if check is None:
+        return
+    try:
+        check(settings, where)
+    except Exception as exc:  # ConfigError(where, problem) as a rule; any other error in its own words, never a traceback
+        text = str(exc) if isinstance(exc, (RunnerError, ValueError)) else f"{type(exc).__name__}: {exc}"
+        raise bad(text[len(where):].lstrip(": ") if text.startswith(where) else text) from None
 
 
 def pick(tenants: Mapping[str, Tenant], name: str | None, job: str | None = None) -> list[Tenant]:
@@ -337,5 +368,5 @@ def _job_settings(job: str, table: Any, bad) -> JobSettings:
     params = table.get("params", {})
     if not isinstance(params, dict) or not all(isinstance(v, (str, int, float, bool)) for v in params.values()):
         raise bad(f"jobs.{job}: params is a table of KEY = VALUE, e.g. params = {{ role = \"rol_123\" }}")
-    extra = {k: v for k, v in table.items() if k not in ("schedule", "timeout", "params")}
+    extra = {k: v for k, v in table.items() if k not in JOB_KEYS}
     return JobSettings(schedule, timeout, {k: str(v) for k, v in params.items()}, extra)

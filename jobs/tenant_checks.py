@@ -12,6 +12,7 @@ from batchrunner.jobkit import job
 
 
 @job("tenant-checks", schedule="15 6 * * *", params=settings.PARAMS, check=lambda env, params: settings.parse(params),
+     check_table=settings.check_table,  # a named tenant's params, judged when the tenants file is read
      timeout=1800,  # a few hundred calls at most (one per private_key_jwt application); half an hour means something is stuck
      description="Check certificates and keys about to expire, paused log streams and risky settings; report what is new.")
 def tenant_checks(ctx) -> dict:

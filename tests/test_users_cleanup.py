@@ -394,9 +394,10 @@ def test_a_named_tenants_rules_come_from_its_table_in_the_tenants_file(local_run
     assert ran["result"]["plan"].startswith(str(tmp_path / "exports" / "prod" / "users-cleanup" / ""))
     path.write_text(path.read_text().replace(f'rules = ["unverified {DAYS} block"]', 'rules = ["unverified soon block"]'))
     result = local_runner("run-job", "users-cleanup", "--json", extra_env=extra, timeout=120)
-    assert result.returncode == 1  # read when its run starts: the run is recorded failed, with the line
-    assert result.stderr.splitlines()[-1] == ("runner: users-cleanup for prod failed (run 2): [tenants.prod.jobs.users-cleanup]: "
-                                              "'unverified soon block': soon is not a number of days (1 or more)")
+    assert result.returncode == 2  # judged when the tenants file is read: no run is recorded (tests/test_tenant_job_tables.py)
+    assert result.stderr == (f"runner: RUNNER_TENANTS_FILE: {path}, [tenants.prod.jobs.users-cleanup]: "
+                             "rules: 'unverified soon block': soon is not a number of days (1 or more)\n")
+    assert [r["id"] for r in json.loads(local_runner("history", "--json", extra_env=extra).stdout)] == [ran["id"]]
 
 
 @SQLITE_ONLY

@@ -62,7 +62,7 @@ def test_a_tenants_table_holds_the_same():
     assert raised.value.message() == (f'{where}: rules is a list of rules, e.g. rules = ["inactive 365 block", "unverified 30 delete"]')
     with pytest.raises(ConfigError) as raised:
         rules.from_table({"rules": ["inactive soon block"]}, where)
-    assert raised.value.message() == f"{where}: 'inactive soon block': soon is not a number of days (1 or more)"
+    assert raised.value.message() == f"{where}: rules: 'inactive soon block': soon is not a number of days (1 or more)"
 
 
 def test_params_override_the_settings():

@@ -39,6 +39,15 @@ def check(env, params) -> None:
     undo_run(params)
 
 
+TABLE_KEYS = rules_.TABLE_KEYS  # a named tenant's keys beside schedule, timeout and params
+
+
+def check_table(settings, where: str) -> None:
+    """A named tenant's table (`[tenants.NAME.jobs.users-cleanup]`), judged when the tenants file is read
+    (README, "Several tenants"): a malformed rule is exit 2 then, never a run failed at night."""
+    rules_.with_params(rules_.from_table(settings.extra, where), settings.params, f"{where}: params")
+
+
 def undo_run(params) -> int | None:
     """`undo=RUN_ID`: the run whose blocks to lift; None without it."""
     value = params.get("undo")

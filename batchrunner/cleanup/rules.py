@@ -19,6 +19,7 @@ VARIABLE = "RUNNER_USERS_CLEANUP_RULES"
 KINDS = {"inactive": ("block", "delete"), "unverified": ("block", "delete"), "blocked": ("delete",)}
 LISTS = ("connections", "protect_roles", "protect_organizations", "protect_app_metadata")
 SETTINGS = (*LISTS, "max_actions", "max_fraction", "apply")
+TABLE_KEYS = ("rules", *SETTINGS)  # a named tenant's [tenants.NAME.jobs.users-cleanup] keys beside schedule, timeout, params
 EXAMPLE = '"inactive 365 block", "unverified 30 delete" or NAME = VALUE (e.g. protect_roles = ["admins"])'
 
 
@@ -68,7 +69,7 @@ def from_table(table: Mapping[str, Any], where: str) -> Policy:
     if not isinstance(rules, list) or not all(isinstance(r, str) for r in rules):
         raise ConfigError(where, 'rules is a list of rules, e.g. rules = ["inactive 365 block", "unverified 30 delete"]')
     settings = {k: v for k, v in table.items() if k != "rules"}
-    return _policy([parse_rule(r, where) for r in rules], settings, where)
+    return _policy([parse_rule(r, f"{where}: rules") for r in rules], settings, where)
 
 
 def with_params(policy: Policy, params: Mapping[str, str], where: str = "--param") -> Policy:

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from batchrunner.config import Settings
     from batchrunner.outputs.job_state import JobState
     from batchrunner.store.database import Database
-    from batchrunner.tenants import Tenant
+    from batchrunner.tenants import JobSettings, Tenant
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 
@@ -43,6 +43,11 @@ class Job:
     check: Callable[[dict, dict], None] | None = None
     timeout: float | None = None  # seconds a run may take (README, "Operating it unattended"); RUNNER_TIMEOUT_<JOB> overrides
     requires: tuple[str, ...] = ()  # params every run must have (--param or RUNNER_PARAMS_<JOB>; params.py)
+    # Its table in the tenants file (`[tenants.NAME.jobs.JOB]`, README "Write your own job"): the keys it
+    # reads beside schedule, timeout and params (None: any), and check_table(settings, where), run on
+    # the table's JobSettings when the file is read; it raises ConfigError(where, problem) for a bad one.
+    table_keys: tuple[str, ...] | None = ()
+    check_table: Callable[["JobSettings", str], None] | None = None
 
     def check_params(self, given: dict[str, str]) -> None:
         """UsageError for a --param the job does not take: a typo must not pass unnoticed."""
@@ -87,13 +92,18 @@ _jobs: dict[str, Job] = {}
 
 
 def job(name: str, schedule: str, description: str, needs_api: bool = True, params: tuple[str, ...] | None = None,
-        check: Callable[[dict, dict], None] | None = None, timeout: float | None = None, requires: tuple[str, ...] = ()):
+        check: Callable[[dict, dict], None] | None = None, timeout: float | None = None, requires: tuple[str, ...] = (),
+        table_keys: tuple[str, ...] | None = (), check_table: Callable[["JobSettings", str], None] | None = None):
     """Register the decorated function as a job (see README, "Write your own job").
 
     `params` names the --param keys the job takes; leave it None to take any. `check(env, params)`
     refuses bad settings of the job's own before anything is recorded. `timeout`: seconds a run may
     take before it is ended and recorded failed; None for no limit. `requires` names the params every
     run must have: one given neither by --param nor by RUNNER_PARAMS_<JOB> is a setting error (exit 2).
+    `table_keys` names the keys the job reads from its table in the tenants file beside schedule,
+    timeout and params (`ctx.tenant.settings_for(name).extra`; None: any key); any other key there is
+    refused when the file is read. `check_table(settings, where)` judges that table's JobSettings then,
+    raising ConfigError(where, problem): a bad value is exit 2 before anything runs, not a failed run.
     """
     if not NAME_PATTERN.match(name):
         raise ValueError(f"job name {name!r}: use lower-case letters, digits and '-', starting with a letter")
@@ -103,7 +113,8 @@ def job(name: str, schedule: str, description: str, needs_api: bool = True, para
         if known is not None and _origin(known.func) != _origin(func):
             raise ConfigError("RUNNER_JOBS", f"two jobs are named {name!r}: {_origin(known.func)} and {_origin(func)}")
         takes = tuple(dict.fromkeys((*params, *requires))) if params is not None else None  # a required param is taken
-        _jobs[name] = Job(name, schedule, description.strip(), func, needs_api, takes, check, timeout, tuple(requires))
+        _jobs[name] = Job(name, schedule, description.strip(), func, needs_api, takes, check, timeout, tuple(requires),
+                          tuple(table_keys) if table_keys is not None else None, check_table)
         return func
 
     return register
