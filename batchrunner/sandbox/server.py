@@ -18,6 +18,7 @@ from . import checks, contract
 from . import management as api
 from .clock import SandboxClock
 from .directory import Directory
+from .encoded import JsonBytes
 from .exports import Exports, FileBody
 from .logs import LogStore
 from .management import Request
@@ -226,7 +227,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._wait(self.server.app.latency / 2)
         transcript = self.server.sandbox.transcript
         if transcript is not None:
-            transcript.append(Exchange(self.command, self.path, entry["json"], reply.status, dict(reply.headers), reply.body))
+            answered = reply.body.value() if isinstance(reply.body, JsonBytes) else reply.body
+            transcript.append(Exchange(self.command, self.path, entry["json"], reply.status, dict(reply.headers), answered))
         body = reply.body
         headers = dict(reply.headers)
         kind = headers.pop("Content-Type", "application/json; charset=utf-8")
