@@ -53,19 +53,22 @@ def main() -> None:
     parser.add_argument("--tenants", type=int, default=1)
     parser.add_argument("--apps", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--clients", type=int, default=1, help="client processes at once, the tenants shared among them")
     parser.add_argument("--new-connections", action="store_true")
     args = parser.parse_args()
     sandboxes = [Sandbox(clients=1, seed=100 + i).start() for i in range(args.tenants)]
     try:
         for sandbox in sandboxes:
             sandbox.tenant.set_clients(args.apps)  # as bench/tenants.py sets up its night
-        tenants = json.dumps([[s.port, _token(s)] for s in sandboxes])
+        tenants = [[s.port, _token(s)] for s in sandboxes]
         pages = -(-args.apps // 100)
-        command = [sys.executable, "-c", CLIENT, tenants, str(pages), "1" if args.new_connections else "0", FIELDS]
+        commands = [[sys.executable, "-c", CLIENT, json.dumps(tenants[k::args.clients]), str(pages), "1" if args.new_connections else "0", FIELDS]
+                    for k in range(min(args.clients, len(tenants)))]
         for name, rounds in (("first", 1), ("later", args.rounds)):
             cpu, wall, size, system = time.process_time(), time.perf_counter(), 0, _system()
             for _ in range(rounds):
-                size += int(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
+                clients = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True) for command in commands]
+                size += sum(int(client.communicate()[0]) for client in clients)
             cpu, wall, system = time.process_time() - cpu, time.perf_counter() - wall, _system() - system
             answered = pages * args.tenants * rounds
             print(json.dumps({"round": name, "pages": answered, "bytes_per_page": size // answered, "stand_in_cpu_s": round(cpu, 3),

@@ -180,6 +180,9 @@ class _Server(ThreadingHTTPServer):
         super().handle_error(request, client_address)
 
 
+_date = (0, "")  # (epoch second, the Date header's text for it)
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "auth0-stand-in/1"
@@ -189,6 +192,19 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format, *args):  # quiet: tests and `runner sandbox` read their own output
         pass
+
+    def date_time_string(self, timestamp=None) -> str:
+        # The Date header formatted once a second rather than once an answer: the stand-in shares the
+        # machine with the runner (README, "The stand-in tenant").
+        global _date
+        if timestamp is not None:
+            return super().date_time_string(timestamp)
+        second, text = _date
+        if second != int(time.time()):
+            second = int(time.time())
+            text = super().date_time_string(second)
+            _date = (second, text)
+        return text
 
     def do_POST(self):
         self._dispatch()

@@ -36,6 +36,9 @@ GRANTS = {
 }
 FORMULAS = ['=HYPERLINK("http://evil.example/","click")', "+1+1", "-2+3", "@SUM(A1:A2)", "\tTabbed"]
 RECEIVED_LIMIT = 10_000
+# The selection a client that must not hold secrets asks (export-clients does; README, "The export:
+# `export-clients`"), encoded ahead by set_clients beside each whole application.
+WITHOUT_SECRETS = (frozenset({"client_secret", "signing_keys", "encryption_key", "client_authentication_methods"}), False)
 HTML_PAGE = "<html><head><title>Request blocked</title></head><body><h1>Access denied</h1></body></html>"
 
 
@@ -101,7 +104,7 @@ class SandboxApp:
         self.clients = n
         keys = "read:client_keys" in self.m2m[self.client_id].scopes
         for i in range(n):
-            self._encoded.encoded((self.seed, i, keys), functools.partial(self.application, i, keys), None)
+            self._encoded.encoded((self.seed, i, keys), functools.partial(self.application, i, keys), WITHOUT_SECRETS)
 
     def prepend_application(self) -> None:
         """An application created now, listed first: every later page shifts by one (offset paging)."""
