@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The stand-in tenant's CPU per answered page (README, "Development"): one `Sandbox` with 5,000
+"""The stand-in tenant's CPU per answered page (README, "The stand-in tenant"): one `Sandbox` with 5,000
 applications answers export-clients' pages of /api/v2/clients (100 a page, the secret fields left
 out, include_totals) to a client in another process; this process's CPU is the stand-in's alone.
 

@@ -1,6 +1,6 @@
 """The applications' JSON, encoded once per tenant: GET /api/v2/clients answers a page by joining
 each listed application's bytes rather than making, trimming and encoding every application again.
-The stand-in shares the machine with the runner it stands in for (README, "Development"), and a
+The stand-in shares the machine with the runner it stands in for (README, "The stand-in tenant"), and a
 page of 100 applications cost it more CPU than the runner spent reading it.
 
 An application is a function of the tenant's seed, its number and whether keys are shown
