@@ -160,7 +160,7 @@ class Exchange:
     json: object
     status: int
     headers: dict
-    body: object  # as answered before encoding: a dict or list for JSON
+    body: object  # as answered, as data: a dict or list for JSON (a pre-encoded page decoded)
 
 
 class _Server(ThreadingHTTPServer):

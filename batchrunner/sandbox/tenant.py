@@ -104,7 +104,7 @@ class SandboxApp:
         self.clients = n
         keys = "read:client_keys" in self.m2m[self.client_id].scopes
         for i in range(n):
-            self._encoded.encoded((self.seed, i, keys), functools.partial(self.application, i, keys), WITHOUT_SECRETS)
+            self._encoded.encoded((self.seed, i, keys), self._made, WITHOUT_SECRETS)
 
     def prepend_application(self) -> None:
         """An application created now, listed first: every later page shifts by one (offset paging)."""
@@ -137,6 +137,11 @@ class SandboxApp:
     def application(self, i: int, keys: bool = True) -> dict:
         """Application number i (0-based), the same every time for the same seed."""
         return application(self.seed, i, keys)
+
+    def _made(self, key: tuple) -> dict:
+        """The application an encoded entry is keyed by (seed, its number or "global", keys)."""
+        _, number, keys = key
+        return self.global_client(keys) if number == "global" else self.application(number, keys)
 
     def global_client(self, keys: bool) -> dict:
         app = application(self.seed, -1, keys)
@@ -292,15 +297,11 @@ class SandboxApp:
         reported = total + self.unlisted_clients
         start = page * per_page
         chosen = selection(query)
-        items = []
+        items, encoded, made, seed = [], self._encoded.encoded, self._made, self.seed
         for position in range(start, min(start + per_page, total)):
             index = position - 1 if with_global else position
-            if index < 0:
-                key, make = (self.seed, "global", keys), functools.partial(self.global_client, keys)
-            else:
-                number = -1000 - index if index < prepended else index - prepended
-                key, make = (self.seed, number, keys), functools.partial(self.application, number, keys)
-            items.append(self._encoded.encoded(key, make, chosen))
+            number = "global" if index < 0 else -1000 - index if index < prepended else index - prepended
+            items.append(encoded((seed, number, keys), made, chosen))
         totals = (start, per_page, reported) if query.get("include_totals", "").lower() == "true" else None
         return Reply(200, encoded_page(items, totals, "clients"))
 
