@@ -10,6 +10,7 @@ import json
 import pytest
 import requests
 
+from batchrunner.sandbox.tenant import _select_fields
 from batchrunner.sandbox.users import user_id
 
 ALL_SCOPES = ["read:clients", "read:client_grants", "read:resource_servers", "read:roles", "read:users",
@@ -238,6 +239,62 @@ def test_the_headers_come_from_the_tighter_bucket(api):
     api.tenant.tenant._bucket = None
     second = api.get("connections")
     assert (second.headers["x-ratelimit-limit"], second.headers["x-ratelimit-remaining"]) == ("5", "4")
+
+
+# --- the applications: pages joined from each application's JSON encoded once ---------------------------
+
+SECRET_FIELDS = "client_secret,signing_keys,encryption_key,client_authentication_methods"
+
+
+def expected_clients(tenant, keys, query, with_global=True) -> list[dict]:
+    """The listed applications as the tenant holds them: the global one, those created since, the rest."""
+    app = tenant.tenant
+    listed = [app.global_client(keys)] if with_global else []
+    listed += [app.application(-1000 - k, keys) for k in range(app.prepended)]
+    listed += [app.application(i, keys) for i in range(app.clients)]
+    return [_select_fields(a, query) for a in listed]
+
+
+@pytest.mark.parametrize("scopes", [["read:clients"], ["read:clients", "read:client_keys"]])
+@pytest.mark.parametrize("query", [
+    {"per_page": "100", "page": "1", "include_totals": "true"},
+    {"fields": SECRET_FIELDS, "include_fields": "false", "is_global": "false", "per_page": "100", "include_totals": "true"},
+    {"fields": "client_id,name,client_authentication_methods", "include_fields": "true", "per_page": "30", "page": "2"},
+    {"fields": "name", "include_fields": "false", "per_page": "100", "page": "9", "include_totals": "true"},  # past the end
+])
+def test_a_page_of_applications_is_byte_for_byte_what_json_dumps_writes(tenant, scopes, query):
+    api = Api(tenant, scopes)
+    tenant.tenant.set_clients(150)
+    tenant.tenant.prepend_application()
+    page, per_page = int(query.get("page", 0)), int(query["per_page"])
+    listed = expected_clients(tenant, "read:client_keys" in scopes, query, query.get("is_global") != "false")
+    chosen = listed[page * per_page:(page + 1) * per_page]
+    body = {"start": page * per_page, "limit": per_page, "total": len(listed), "clients": chosen} if "include_totals" in query else chosen
+    assert api.get("clients", **query).content == json.dumps(body).encode()
+
+
+def test_a_change_to_the_applications_shows_in_the_next_page(tenant):
+    api, app = Api(tenant, ["read:clients"]), tenant.tenant
+    query = {"fields": SECRET_FIELDS, "include_fields": "false", "per_page": "100", "include_totals": "true"}
+
+    def listed():
+        body = api.get("clients", **query).json()
+        assert body["clients"] == expected_clients(tenant, False, query)[:100]
+        return [a["client_id"] for a in body["clients"]], body["total"]
+
+    app.set_clients(40)
+    ids, total = listed()
+    assert total == 41
+    app.prepend_application()  # created: first after the global one, every other one a place later
+    assert listed() == ([ids[0], app.application(-1000)["client_id"], *ids[1:]], 42)
+    app.set_clients(20)  # deleted at the end
+    assert listed() == ([ids[0], app.application(-1000)["client_id"], *ids[1:21]], 22)
+    app.set_clients(120)
+    assert listed()[0][1:] == [app.application(-1000)["client_id"]] + [app.application(i)["client_id"] for i in range(98)]
+    tenant.reset()
+    api = Api(tenant, ["read:clients", "read:client_keys"])  # the same applications, their keys shown now
+    assert all("client_secret" in a for a in api.get("clients", per_page="100").json())
+    assert listed()[1] == tenant.clients + 1
 
 
 # --- drift -------------------------------------------------------------------------------------------

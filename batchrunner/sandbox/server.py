@@ -18,6 +18,7 @@ from . import checks, contract
 from . import management as api
 from .clock import SandboxClock
 from .directory import Directory
+from .encoded import JsonBytes
 from .exports import Exports, FileBody
 from .logs import LogStore
 from .management import Request
@@ -159,7 +160,7 @@ class Exchange:
     json: object
     status: int
     headers: dict
-    body: object  # as answered before encoding: a dict or list for JSON
+    body: object  # as answered, as data: a dict or list for JSON (a pre-encoded page decoded)
 
 
 class _Server(ThreadingHTTPServer):
@@ -179,6 +180,9 @@ class _Server(ThreadingHTTPServer):
         super().handle_error(request, client_address)
 
 
+_date = (0, "")  # (epoch second, the Date header's text for it)
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "auth0-stand-in/1"
@@ -188,6 +192,19 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format, *args):  # quiet: tests and `runner sandbox` read their own output
         pass
+
+    def date_time_string(self, timestamp=None) -> str:
+        # The Date header formatted once a second rather than once an answer: the stand-in shares the
+        # machine with the runner (README, "The stand-in tenant").
+        global _date
+        if timestamp is not None:
+            return super().date_time_string(timestamp)
+        second, text = _date
+        if second != int(time.time()):
+            second = int(time.time())
+            text = super().date_time_string(second)
+            _date = (second, text)
+        return text
 
     def do_POST(self):
         self._dispatch()
@@ -226,7 +243,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._wait(self.server.app.latency / 2)
         transcript = self.server.sandbox.transcript
         if transcript is not None:
-            transcript.append(Exchange(self.command, self.path, entry["json"], reply.status, dict(reply.headers), reply.body))
+            answered = reply.body.value() if isinstance(reply.body, JsonBytes) else reply.body
+            transcript.append(Exchange(self.command, self.path, entry["json"], reply.status, dict(reply.headers), answered))
         body = reply.body
         headers = dict(reply.headers)
         kind = headers.pop("Content-Type", "application/json; charset=utf-8")

@@ -21,6 +21,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
 
+from .encoded import EncodedApplications, selection
+from .encoded import page as encoded_page
+
 DEFAULT_CLIENT_ID = "sandboxM2MClient0000000000000001"
 SECRET_PREFIX = "SANDBOXSECRET"
 KEY_MARK = "SANDBOXKEY"
@@ -33,6 +36,9 @@ GRANTS = {
 }
 FORMULAS = ['=HYPERLINK("http://evil.example/","click")', "+1+1", "-2+3", "@SUM(A1:A2)", "\tTabbed"]
 RECEIVED_LIMIT = 10_000
+# The selection a client that must not hold secrets asks (export-clients does; README, "The export:
+# `export-clients`"), encoded ahead by set_clients beside each whole application.
+WITHOUT_SECRETS = (frozenset({"client_secret", "signing_keys", "encryption_key", "client_authentication_methods"}), False)
 HTML_PAGE = "<html><head><title>Request blocked</title></head><body><h1>Access denied</h1></body></html>"
 
 
@@ -59,6 +65,7 @@ class SandboxApp:
         self.client_secret = _secret(f"default-m2m-{seed}")[:48]
         self._key = os.urandom(32)
         self._lock = threading.Lock()
+        self._encoded = EncodedApplications()  # kept through reset(): an entry never goes stale (encoded.py)
         self.reset()
 
     # --- switches and counters -------------------------------------------------------------
@@ -92,7 +99,12 @@ class SandboxApp:
             self.m2m[client_id] = M2M(client_secret, list(scopes), authorised)
 
     def set_clients(self, n: int) -> None:
+        """n applications from now on, each encoded here, before any page asks for it (encoded.py):
+        a bench's night then costs the stand-in its answers, not the making of its applications."""
         self.clients = n
+        keys = "read:client_keys" in self.m2m[self.client_id].scopes
+        for i in range(n):
+            self._encoded.encoded((self.seed, i, keys), self._made, WITHOUT_SECRETS)
 
     def prepend_application(self) -> None:
         """An application created now, listed first: every later page shifts by one (offset paging)."""
@@ -125,6 +137,11 @@ class SandboxApp:
     def application(self, i: int, keys: bool = True) -> dict:
         """Application number i (0-based), the same every time for the same seed."""
         return application(self.seed, i, keys)
+
+    def _made(self, key: tuple) -> dict:
+        """The application an encoded entry is keyed by (seed, its number or "global", keys)."""
+        _, number, keys = key
+        return self.global_client(keys) if number == "global" else self.application(number, keys)
 
     def global_client(self, keys: bool) -> dict:
         app = application(self.seed, -1, keys)
@@ -279,19 +296,14 @@ class SandboxApp:
         total = prepended + self.clients + (1 if with_global else 0)
         reported = total + self.unlisted_clients
         start = page * per_page
-        items = []
+        chosen = selection(query)
+        items, encoded, made, seed = [], self._encoded.encoded, self._made, self.seed
         for position in range(start, min(start + per_page, total)):
             index = position - 1 if with_global else position
-            if index < 0:
-                app = self.global_client(keys)
-            elif index < prepended:
-                app = self.application(-1000 - index, keys)
-            else:
-                app = self.application(index - prepended, keys)
-            items.append(_select_fields(app, query))
-        if query.get("include_totals", "").lower() == "true":
-            return Reply(200, {"start": start, "limit": per_page, "total": reported, "clients": items})
-        return Reply(200, items)
+            number = "global" if index < 0 else -1000 - index if index < prepended else index - prepended
+            items.append(encoded((seed, number, keys), made, chosen))
+        totals = (start, per_page, reported) if query.get("include_totals", "").lower() == "true" else None
+        return Reply(200, encoded_page(items, totals, "clients"))
 
 
 _REASONS = {429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
