@@ -313,6 +313,7 @@ class ManagementApi:
             if time.monotonic() > deadline:
                 raise _no_room()
         try:
+            self._check_cancelled()  # the run ended while this request waited its turn: it is not sent
             while True:
                 now = time.monotonic()
                 wait = pacer.wait_time(now)
