@@ -175,19 +175,17 @@ def _check_table(job: Any, settings: JobSettings, where: str, file: Path | str) 
 
     if job is None:  # a registry of names only: nothing to judge the table by
         return
-    takes = getattr(job, "table_keys", ())
+    takes = job.table_keys
     unknown = sorted(set(settings.extra) - set(takes)) if takes is not None else []
     if unknown:
         raise bad(f"unknown key {unknown[0]!r}; the keys of this table: {', '.join((*JOB_KEYS, *takes))}")
-    params = getattr(job, "params", None)
-    unknown = sorted(set(settings.params) - set(params)) if params is not None else []
-    if unknown:
-        raise bad(f"params: {job.name} takes no param {unknown[0]}; its parameters: {', '.join(params) or 'none'}")
-    check = getattr(job, "check_table", None)
-    if check is None:
+    problem = job.unknown_param(settings.params)
+    if problem:
+        raise bad(f"params: {problem}")
+    if job.check_table is None:
         return
     try:
-        check(settings, where)
+        job.check_table(settings, where)
     except Exception as exc:  # ConfigError(where, problem) as a rule; any other error in its own words, never a traceback
         text = str(exc) if isinstance(exc, (RunnerError, ValueError)) else f"{type(exc).__name__}: {exc}"
         raise bad(text[len(where):].lstrip(": ") if text.startswith(where) else text) from None

@@ -42,10 +42,9 @@ def from_env(job: Job, env: Mapping[str, str]) -> dict[str, str]:
         if not sep or not key.strip():
             raise ConfigError(name, f"{word!r} is no KEY=VALUE pair; give e.g. {name}=\"{_example(job, word)}\"")
         found[key.strip()] = value
-    if job.params is not None:
-        unknown = sorted(set(found) - set(job.params))
-        if unknown:
-            raise ConfigError(name, f"{job.name} takes no param {unknown[0]}; its parameters: {', '.join(job.params) or 'none'}")
+    problem = job.unknown_param(found)
+    if problem:
+        raise ConfigError(name, problem)
     return found
 
 
@@ -55,10 +54,9 @@ def for_tenant(job: Job, env: Mapping[str, str], tenant: "Tenant | None" = None)
     if tenant is None or tenant.is_default:
         return from_env(job, env)
     found = dict(tenant.settings_for(job.name).params)
-    unknown = sorted(set(found) - set(job.params)) if job.params is not None else []
-    if unknown:
-        raise ConfigError("RUNNER_TENANTS_FILE", f"tenant {tenant.name}: {job.name} takes no param {unknown[0]}; "
-                          f"its parameters: {', '.join(job.params) or 'none'}")
+    problem = job.unknown_param(found)
+    if problem:
+        raise ConfigError("RUNNER_TENANTS_FILE", f"tenant {tenant.name}: {problem}")
     return found
 
 

@@ -16,7 +16,7 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Mapping
 
 from batchrunner.errors import ConfigError, UsageError
 
@@ -51,12 +51,17 @@ class Job:
 
     def check_params(self, given: dict[str, str]) -> None:
         """UsageError for a --param the job does not take: a typo must not pass unnoticed."""
-        if self.params is None:
-            return
-        unknown = sorted(set(given) - set(self.params))
-        if unknown:
-            takes = ", ".join(self.params) or "none"
-            raise UsageError(f"{self.name} takes no --param {unknown[0]}; its parameters: {takes}")
+        problem = self.unknown_param(given, "--param")
+        if problem:
+            raise UsageError(problem)
+
+    def unknown_param(self, given: Mapping[str, object], kind: str = "param") -> str | None:
+        """What is wrong with the first of `given` the job does not take (from --param, RUNNER_PARAMS_<JOB>
+        or a tenant's `params`), each caller naming where; None when it takes them all."""
+        unknown = sorted(set(given) - set(self.params)) if self.params is not None else []
+        if not unknown:
+            return None
+        return f"{self.name} takes no {kind} {unknown[0]}; its parameters: {', '.join(self.params) or 'none'}"
 
 
 @dataclass
