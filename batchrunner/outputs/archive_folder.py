@@ -90,18 +90,22 @@ def newest_file(root: Path) -> tuple[str, Path] | None:
     A file lies in the day folder of its first item; dates run a little out of id order, so the
     newest file is in the newest day folder or, just after midnight, the one before.
     """
-    days = sorted(p for p in root.glob(DAY_FOLDERS) if p.is_dir())
-    found = [(match["last"], file) for folder in [*days[-2:], root / "undated"] if folder.is_dir()
-             for file in folder.iterdir() if (match := FILE_NAME.match(file.name))]
-    return max(found, default=None)
+    return max(_files_in([*_days(root)[-2:], root / "undated"]), default=None)
 
 
 def files(root: Path) -> list[tuple[str, Path]]:
     """Every file of the archive as (its last id, the file), oldest first (ids sort as text)."""
-    folders = [*sorted(p for p in root.glob(DAY_FOLDERS) if p.is_dir()), root / "undated"]
-    found = [(match["last"], file) for folder in folders if folder.is_dir()
-             for file in folder.iterdir() if (match := FILE_NAME.match(file.name))]
-    return sorted(found)
+    return sorted(_files_in([*_days(root), root / "undated"]))
+
+
+def _days(root: Path) -> list[Path]:
+    return sorted(p for p in root.glob(DAY_FOLDERS) if p.is_dir())
+
+
+def _files_in(folders: list[Path]) -> list[tuple[str, Path]]:
+    """(last id, file) of each archive file in these folders."""
+    return [(match["last"], file) for folder in folders if folder.is_dir()
+            for file in folder.iterdir() if (match := FILE_NAME.match(file.name))]
 
 
 def last_value(file: Path, field: str) -> str | None:

@@ -213,7 +213,6 @@ class CsvText:
         return self._buffer.getvalue()
 
 
-
 def read_rows(path: Path) -> Iterator[dict]:
     """The rows of a CSV this module wrote, as dicts (for comparing snapshots)."""
     with open(path, encoding="utf-8-sig", newline="") as handle:
