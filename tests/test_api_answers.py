@@ -87,3 +87,35 @@ def test_a_retry_after_that_is_no_number_is_a_429_like_any_other(runner, tenant,
     # After each line's timestamp, whose milliseconds may read 429.
     assert len([line for line in result.stderr.splitlines() if "429" in line.partition(" ")[2]]) == (1 if path.startswith("/api") else 0)
     assert "clients-latest.csv" in exports(tmp_path)
+
+
+@pytest.mark.parametrize("content, charset", [
+    (b'{"clients": [{"name": "App 1"}], "total": 1}', "utf-8"),
+    ('{"name": "Caf\u00e9 \u6771\u4eac"}'.encode(), "utf-8"),
+    (b'{"name": "half an emoji \\ud83d"}', "utf-8"),  # a lone surrogate: orjson refuses it, json reads it
+    (b'{"ratio": NaN}', "utf-8"),
+    ('{"name": "Caf\u00e9"}'.encode("latin-1"), "iso-8859-1"),  # not UTF-8, as the header says
+])
+def test_a_body_reads_as_the_json_module_read_it(content, charset):
+    """Pages are decoded by orjson (a fifth of serve's CPU was the json module); whatever the json
+    module read before reads the same, so no answer that worked fails now."""
+    from batchrunner.auth0.http import decode_json
+
+    response = _response(content, charset)
+    assert decode_json(response) == _response(content, charset).json()
+
+
+def test_a_body_that_is_no_json_is_a_value_error_as_before():
+    from batchrunner.auth0.http import decode_json
+
+    with pytest.raises(ValueError):
+        decode_json(_response(b"<html>proxy</html>", "utf-8"))
+
+
+def _response(content: bytes, charset: str):
+    import requests
+
+    response = requests.Response()
+    response._content, response.status_code = content, 200
+    response.headers["Content-Type"] = f"application/json; charset={charset}"
+    return response

@@ -28,7 +28,7 @@ import urllib3
 
 from batchrunner import logs
 from batchrunner.auth0 import buckets, retry
-from batchrunner.auth0.http import TIMEOUT, new_session, redirect_error
+from batchrunner.auth0.http import TIMEOUT, decode_json, new_session, redirect_error
 from batchrunner.auth0.pacing import Pacer
 from batchrunner.auth0.tokens import GRANT_WHERE
 from batchrunner.config import origin
@@ -290,7 +290,7 @@ class ManagementApi:
         if not 200 <= response.status_code < 300:
             raise self._failure(response, token)
         try:
-            body = response.json() if response.content else None
+            body = decode_json(response) if response.content else None
         except ValueError:
             kind = response.headers.get("Content-Type", "no Content-Type").split(";")[0].strip()
             raise ApiError(
@@ -477,7 +477,7 @@ def _path(response: requests.Response) -> str:
 
 def _json(response: requests.Response) -> dict:
     try:
-        body = response.json()
+        body = decode_json(response)
     except ValueError:
         return {}
     return body if isinstance(body, dict) else {}
