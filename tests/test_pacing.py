@@ -157,16 +157,13 @@ class Bucket:
         return allowed, headers(int(self.level), self.burst, reset)
 
 
-def simulated_export(rate, burst, pages=100, latency=0.1, in_flight=16, other_rate=0.0, pacer=None, opening=0.0):
+def simulated_export(rate, burst, pages=100, latency=0.1, in_flight=16, other_rate=0.0, pacer=None):
     """(pacer, bucket) after an export: the pacer's first wave (page 0 and pages asked beside it),
-    then up to `in_flight` pages; `other_rate`: another client's use; `pacer`: one that recalled its
-    bucket; `opening`: what opening a connection adds to the way out of a request sent while more are
-    out than ever before (api.py, _Connections: the session keeps what it opened for the next)."""
+    then up to `in_flight` pages; `other_rate`: another client's use; `pacer`: one that recalled its bucket."""
     pacer, bucket = pacer or Pacer(), Bucket(rate, burst)
     events, order, queue, rates = [], itertools.count(), list(range(pages)), []
     first = 1 + pacer.first_wave_pages()
     pending = [first]  # pages in flight or waiting
-    out, opened = [0, 0], set()  # requests out now and the most ever; those that opened a connection
 
     def at(t, what, *args):
         heapq.heappush(events, (t, next(order), what, args))
@@ -175,19 +172,13 @@ def simulated_export(rate, burst, pages=100, latency=0.1, in_flight=16, other_ra
         wait = pacer.wait_time(t)
         if wait > 0:
             return at(t + wait + 0.0005, pace)
-        seq = pacer.sent()
-        out[0] += 1
-        if out[0] > out[1]:
-            out[1] = out[0]
-            opened.add(seq)
-        at(t + latency / 2 + (opening if seq in opened else 0.0), serve, seq)
+        at(t + latency / 2, serve, pacer.sent())
 
     def serve(t, seq):
         at(t + latency / 2, answer, seq, *bucket.take(t))
 
     def answer(t, seq, allowed, h):
-        out[0] -= 1
-        pacer.observe(seq, h, t, EPOCH + t, opened=seq in opened)
+        pacer.observe(seq, h, t, EPOCH + t)
         rates.append(pacer.rate or 0.0)
         if not allowed:
             pacer.hold_until(t + int(h["x-ratelimit-reset"]) - EPOCH - t)
@@ -294,26 +285,6 @@ def test_what_one_export_saw_brings_the_next_to_the_floor():
     assert second.finished <= floor + 1.5 / 50 < first.finished
 
 
-@pytest.mark.parametrize("opening", [0.005, 0.03, 0.2])
-@pytest.mark.parametrize("rate,burst", TENANTS)
-def test_round_trips_that_opened_their_connection_are_not_counted_on(rate, burst, opening):
-    """A run's first requests each open a connection (over TLS, a round trip more; on the stand-in, a
-    server thread). Counted on, their longer round trips made the model expect each answer's token
-    sooner than the bucket refilled it, and a run that recalled its bucket met a 429 a few requests
-    after the burst (bench/tenants.py: one run in a hundred, on the nights after the first)."""
-    pages = 100 if rate >= 10 else 40
-    earlier, _ = simulated_export(rate, burst, pages=pages, opening=opening)
-    recalled = Pacer()
-    recalled.recall(earlier.seen(earlier.finished, EPOCH + earlier.finished), EPOCH + earlier.finished + 3600)
-    floor = max(0, pages - burst) / rate + 0.1
-    reset = 1.0 if burst <= FIRST_WAVE else 0.0  # as in the test above: a fresh pacer may wait for it
-    for pacer in (recalled, Pacer()):
-        pacer, bucket = simulated_export(rate, burst, pages=pages, pacer=pacer, in_flight=max(16, min(50, burst)), opening=opening)
-        assert bucket.refused == 0
-        # What the openings add to the way out, and the pacer's usual token or so.
-        assert pacer.finished <= floor + 2 * opening + 0.1 + 1.5 / rate + reset
-
-
 def test_a_recalled_rate_far_above_the_true_one_is_learned_afresh_not_halved():
     # From 50 a second to Free's 2: halving would take four refusals and pass 25 on to the next run.
     pacer = Pacer()
@@ -379,13 +350,3 @@ def test_an_answer_counted_last_but_sent_earlier_still_says_what_remains():
         pacer.observe(seq, headers(remaining, limit=10), now=at)
     # Counted about 0.055 s in, 7 left then, refilling at 17.5/s: 8 tokens at 0.112, not 9.
     assert sends_allowed(pacer, 0.112) <= 8
-
-
-def test_a_request_opens_a_connection_only_when_more_are_out_than_ever_before():
-    from batchrunner.auth0.api import _Connections
-
-    connections = _Connections()
-    assert [connections.leave_one(), connections.leave_one()] == [True, True]  # two at once: two opened
-    connections.back()
-    connections.back()
-    assert [connections.leave_one(), connections.leave_one(), connections.leave_one()] == [False, False, True]

@@ -138,7 +138,6 @@ class ManagementApi:
         # Told how long a request is about to wait for the rate limit (a progress line); any thread calls it.
         self.on_wait: Callable[[float], None] | None = None
         self._retry_warnings = Repeats(log)  # a storm of 429s is one warning and a count, not one a second
-        self._connections = _Connections()
 
     def get(self, path: str, params: dict | None = None):
         """GET a Management API path (e.g. "clients") and return its JSON body."""
@@ -259,7 +258,6 @@ class ManagementApi:
         pacer = self._pacer(method, url[len(self.base_url) + len("/api/v2/"):])
         self._pace(pacer)
         seq = pacer.sent()
-        opened = self._connections.leave_one()
         try:
             response = self.session.request(
                 method, url, params=params, json=json_body, timeout=TIMEOUT, allow_redirects=False, headers=headers,
@@ -269,12 +267,9 @@ class ManagementApi:
             if method == "POST" and _maybe_received(exc):
                 raise _unanswered_post(url, exc) from None
             raise retry.connection_failure(url.split("?")[0], exc, ApiError) from None
-        finally:
-            self._connections.back()
         self._count("requests")
         size_before = pacer.limit
-        # A redirect is an answer too.
-        pacer.observe(seq, response.headers, time.monotonic(), time.time(), opened=opened)
+        pacer.observe(seq, response.headers, time.monotonic(), time.time())  # a redirect is an answer too
         if self.rate_limits == buckets.GLOBAL:
             _one_bucket_or_tell(self.base_url, size_before, response.headers)
         redirected = redirect_error(response)
@@ -374,29 +369,6 @@ class ManagementApi:
     def _count(self, name: str) -> None:
         with self._stats_lock:
             setattr(self.stats, name, getattr(self.stats, name) + 1)
-
-
-class _Connections:
-    """Whether a request is about to open a connection of its own (pacing.py: its round trip is not
-    counted on). The session keeps the connections it opened and hands an idle one to the next
-    request; a new one is opened when more requests are out at once than ever before."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._out = 0
-        self._most = 0
-
-    def leave_one(self) -> bool:
-        """A request goes out: True when it opens a connection."""
-        with self._lock:
-            self._out += 1
-            opens = self._out > self._most
-            self._most = max(self._most, self._out)
-            return opens
-
-    def back(self) -> None:
-        with self._lock:
-            self._out -= 1
 
 
 class DaemonPool:

@@ -7,14 +7,6 @@ every request sent after the one it answered, plus what the bucket refills until
 now reaches the server. A request goes out only when the model says it will find a token there,
 so the burst and the refill are both used from the first second and 429s stay rare (README, "How the export treats the API" and "Development").
 
-The round trip it counts on is the shortest seen over a connection already open. The first request
-on a connection also opens it (a TCP handshake, over TLS one more round trip; on the stand-in a
-server thread), so its round trip is longer than the next one's; counted on, it made the model
-expect the answer's token sooner than the bucket refilled it. A run's first requests all open their
-own connections: a night whose runs recalled their bucket (below) met a 429 about one run in a
-hundred, a few requests after the burst. Until a request over an open connection is answered, the
-model counts on no round trip at all: it may wait a little longer than needed, never less.
-
 Answers may overtake one another, so the model takes the least that any recent answer implies,
 and counts as "sent after" every request that may have reached the server later: those sent
 within the spread of round trips seen (the shortest to the longest recent one).
@@ -114,8 +106,7 @@ class Pacer:
         self._best_rate: float | None = None  # the best learned (or recalled) since the last 429: what seen() passes on
         self._first_wave = FIRST_WAVE
         self._wave_claimed = False
-        self._round_trip: float | None = None  # the shortest seen over a connection already open
-        self._opening_round_trip: float | None = None  # the shortest of requests that opened their connection
+        self._round_trip: float | None = None  # the shortest seen
         self._round_trips: deque[float] = deque(maxlen=RECENT_ROUND_TRIPS)
         self._hold = 0.0
         self._answered = False  # any answer yet, with or without x-ratelimit-* headers
@@ -138,9 +129,8 @@ class Pacer:
             self._sent_since_review += 1
             return seq
 
-    def observe(self, seq: int, headers, now: float, epoch: float | None = None, opened: bool = False) -> None:
-        """Learn from the answer to request `seq`, arrived at `now` (`epoch`: the same moment in Unix
-        seconds); `opened`: the request opened its connection, so its round trip is not counted on."""
+    def observe(self, seq: int, headers, now: float, epoch: float | None = None) -> None:
+        """Learn from the answer to request `seq`, arrived at `now` (`epoch`: the same moment in Unix seconds)."""
         limit, remaining = _int(headers.get("x-ratelimit-limit")), _int(headers.get("x-ratelimit-remaining"))
         with self._lock:
             self._now = max(self._now, now)
@@ -150,10 +140,7 @@ class Pacer:
                 self._review()
                 return
             self._round_trips.append(now - sent_at)
-            if opened:
-                self._opening_round_trip = min(self._opening_round_trip or now - sent_at, now - sent_at)
-            else:
-                self._round_trip = min(self._round_trip or now - sent_at, now - sent_at)
+            self._round_trip = min(self._round_trip or now - sent_at, now - sent_at)
             self._limit = limit or self._limit
             reset_at = self._reset_moment(headers, now, epoch) if remaining == 0 else None
             answer = _Answer(seq, remaining, sent_at, now, reset_at)
@@ -213,12 +200,10 @@ class Pacer:
         """What this pacer knows of its bucket at `now` (`epoch` in Unix seconds), the rate 0 where it
         learned none (or the one recalled met a 429); None before any answer said the bucket's size."""
         with self._lock:
-            # For the next run's first wave: the shortest over an open connection, else any.
-            round_trip = self._round_trip if self._round_trip is not None else self._opening_round_trip
-            if not (self._limit and self._newest and round_trip):
+            if not (self._limit and self._newest and self._round_trip):
                 return None
             level = min(max(self._available(now), 0.0), self._limit)
-            return Seen(self._limit, self._best_rate or 0.0, round_trip, level, epoch)
+            return Seen(self._limit, self._best_rate or 0.0, self._round_trip, level, epoch)
 
     def first_wave_pages(self) -> int:
         """Pages a list may ask for beside page 0: the first wave less one, to the first list that asks
@@ -288,7 +273,7 @@ class Pacer:
         # The server counted when the request reached it, between sending and the answer; a request
         # sent now reaches it after the same way there. Together: the answer's arrival less the
         # shortest round trip (exact where latency does not vary, and earlier than that where it does).
-        since = max(0.0, now - (answer.at - (self._round_trip or 0.0)))
+        since = max(0.0, now - (answer.at - self._round_trip))
         tokens = answer.remaining + (self._rate or 0.0) * since
         return min(tokens, self._limit) if self._limit else tokens
 
@@ -320,10 +305,7 @@ class Pacer:
         return max(self._spread(), REORDER_SECONDS)
 
     def _spread(self) -> float:
-        if not self._round_trips:
-            return 0.0
-        shortest = self._round_trip if self._round_trip is not None else self._opening_round_trip
-        return max(self._round_trips) - shortest
+        return max(self._round_trips) - self._round_trip if self._round_trips else 0.0
 
     def _learn_rate(self, answer: _Answer) -> None:
         anchors = self._anchors
@@ -352,7 +334,7 @@ class Pacer:
         counted_by = min(later.seq, self._sends.count_before(later.sent_at - spread) + 1)
         counted_by -= sum(1 for seq in self._unanswered if counted_before < seq < counted_by)
         refilled = later.remaining - earlier.remaining - 1 + (counted_by - counted_before)
-        span = later.at - (self._round_trip or 0.0) - earlier.sent_at
+        span = later.at - self._round_trip - earlier.sent_at
         return refilled / span if refilled > 0 and span > 0 else 0.0
 
     def _reset_moment(self, headers, now: float, epoch: float | None) -> float | None:
