@@ -11,7 +11,7 @@ import math
 
 import pytest
 
-from batchrunner.auth0.pacing import FIRST_WAVE, Pacer, Seen
+from batchrunner.auth0.pacing import FIRST_WAVE, RECALLED_SPARE_SECONDS, Pacer, Seen
 
 EPOCH = 1_700_000_000.3  # the simulated server's clock at simulated time 0
 
@@ -157,9 +157,11 @@ class Bucket:
         return allowed, headers(int(self.level), self.burst, reset)
 
 
-def simulated_export(rate, burst, pages=100, latency=0.1, in_flight=16, other_rate=0.0, pacer=None):
+def simulated_export(rate, burst, pages=100, latency=0.1, in_flight=16, other_rate=0.0, pacer=None, opening=0.0):
     """(pacer, bucket) after an export: the pacer's first wave (page 0 and pages asked beside it),
-    then up to `in_flight` pages; `other_rate`: another client's use; `pacer`: one that recalled its bucket."""
+    then up to `in_flight` pages; `other_rate`: another client's use; `pacer`: one that recalled its
+    bucket; `opening`: what opening a connection adds to the way out of the first `in_flight` requests,
+    one a page in flight (so their round trips differ from the later ones' by that much)."""
     pacer, bucket = pacer or Pacer(), Bucket(rate, burst)
     events, order, queue, rates = [], itertools.count(), list(range(pages)), []
     first = 1 + pacer.first_wave_pages()
@@ -172,7 +174,8 @@ def simulated_export(rate, burst, pages=100, latency=0.1, in_flight=16, other_ra
         wait = pacer.wait_time(t)
         if wait > 0:
             return at(t + wait + 0.0005, pace)
-        at(t + latency / 2, serve, pacer.sent())
+        seq = pacer.sent()
+        at(t + latency / 2 + (opening if seq <= in_flight else 0.0), serve, seq)
 
     def serve(t, seq):
         at(t + latency / 2, answer, seq, *bucket.take(t))
@@ -282,7 +285,24 @@ def test_what_one_export_saw_brings_the_next_to_the_floor():
     second, bucket = simulated_export(50, 50, in_flight=50, pacer=recalled)
     assert bucket.refused == 0
     floor = (100 - 50) / 50 + 0.1
-    assert second.finished <= floor + 1.5 / 50 < first.finished
+    assert second.finished <= floor + 1.5 / 50 + RECALLED_SPARE_SECONDS  # a little kept while recalled
+    assert second.finished < first.finished
+
+
+@pytest.mark.parametrize("opening", [0.01, 0.03, 0.05])
+@pytest.mark.parametrize("rate,burst", TENANTS)
+def test_a_recalled_rate_keeps_a_little_in_the_bucket_for_round_trips_that_differ(rate, burst, opening):
+    """A run's first requests each open a connection, slower on the way out by `opening`: a pacer on
+    the true rate (recalled) with no slack met a 429 a few requests after the burst, as a night of 100
+    tenants did at the stand-in about once in a hundred runs (bench/tenants.py, nights after the first)."""
+    pages = 100 if rate >= 10 else 40
+    earlier, _ = simulated_export(rate, burst, pages=pages, opening=opening)
+    pacer = Pacer()
+    pacer.recall(earlier.seen(earlier.finished, EPOCH + earlier.finished), EPOCH + earlier.finished + 3600)
+    pacer, bucket = simulated_export(rate, burst, pages=pages, pacer=pacer, in_flight=max(16, min(50, burst)), opening=opening)
+    assert bucket.refused == 0
+    floor = max(0, pages - burst) / rate + 0.1
+    assert pacer.finished <= floor + 2 * opening + 0.1 + 1.5 / rate + RECALLED_SPARE_SECONDS
 
 
 def test_a_recalled_rate_far_above_the_true_one_is_learned_afresh_not_halved():
