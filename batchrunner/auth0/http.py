@@ -25,7 +25,8 @@ def decode_json(response: requests.Response):
     """The answer's JSON; ValueError where it is none.
 
     orjson reads a page in a third of the time the json module takes: in a `serve` of many tenants,
-    decoding was a fifth of its CPU (README, "Several tenants"). What orjson refuses and the json
+    decoding was about a fifth of the time it held the interpreter (README, "Several tenants", "What
+    a night of many tenants costs"). What orjson refuses and the json
     module reads (NaN, a lone surrogate such as half an emoji in a user's name, a declared charset
     other than UTF-8) is read as before, by requests, so no page that read before fails now.
     """
