@@ -221,14 +221,9 @@ def _remove_empty_dirs(removed: list[Path]) -> None:
 
 def claim_day(db: Database, task: str, now: datetime) -> bool:
     """True for the one process (of any replica) that gets to do `task` today (UTC)."""
-    if db.dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
     row = {"task": task, "day": now.strftime("%Y-%m-%d"), "host": process.HOST, "pid": process.pid(), "started_at": now}
-    # RETURNING, not rowcount: psycopg reports -1 for an INSERT through SQLAlchemy 2.1.
     with db.write() as conn:
-        return conn.execute(insert(maintenance).values(**row).on_conflict_do_nothing().returning(maintenance.c.task)).first() is not None
+        return db.insert_ignore(conn, maintenance, row)
 
 
 def record_day(db: Database, task: str, now: datetime, result: dict) -> None:

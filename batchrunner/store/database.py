@@ -110,14 +110,18 @@ class Database:
             return func.extract("epoch", end - start).cast(Float)
         return (func.julianday(end) - func.julianday(start)) * 86400.0
 
-    def insert_ignore(self, conn: Connection, table: Table, values: dict) -> bool:
-        """Insert unless the row's unique key exists; True when a row was inserted."""
+    def _insert(self, table: Table):
+        """INSERT of this database's dialect, which has ON CONFLICT (both SQLite and PostgreSQL do)."""
         if self.dialect == "postgresql":
             from sqlalchemy.dialects.postgresql import insert
         else:
             from sqlalchemy.dialects.sqlite import insert
+        return insert(table)
+
+    def insert_ignore(self, conn: Connection, table: Table, values: dict) -> bool:
+        """Insert unless the row's unique key exists; True when a row was inserted."""
         # RETURNING, not rowcount: psycopg reports -1 for an INSERT ... ON CONFLICT DO NOTHING.
-        stmt = insert(table).values(**values).on_conflict_do_nothing().returning(literal_column("1"))
+        stmt = self._insert(table).values(**values).on_conflict_do_nothing().returning(literal_column("1"))
         return conn.execute(stmt).first() is not None
 
     def upsert_newer(self, conn: Connection, table: Table, rows: list[dict], newer: str) -> None:
@@ -126,11 +130,7 @@ class Database:
         statement for all the rows (executemany)."""
         if not rows:
             return
-        if self.dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
-        stmt = insert(table)
+        stmt = self._insert(table)
         keys = [column.name for column in table.primary_key.columns]
         stmt = stmt.on_conflict_do_update(index_elements=keys, where=table.c[newer] < stmt.excluded[newer],
                                           set_={name: stmt.excluded[name] for name in rows[0] if name not in keys})
