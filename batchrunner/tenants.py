@@ -12,8 +12,9 @@ With it, the file (TOML, read with `tomllib`) names each tenant:
 
 The file is checked whole when it is read (one line, exit 2, for a malformed file, a bad name, an
 unknown key); given the registry, each job's table too, by the job (`check_jobs`: the keys it
-declares with `@job(table_keys=...)`, its params, its `check_table`); a tenant's secret is read only when one of its runs needs it (`Tenant.credentials()`),
-so a tenant whose secret file is missing fails its own runs, never the others'.
+declares with `@job(table_keys=...)`, its params, its `check_table`); a tenant's secret is read only
+when one of its runs needs it (`Tenant.credentials()`), so a tenant whose secret file is missing
+fails its own runs, never the others'.
 
 What keys what: runs, job state and locks are per (job, tenant NAME); the token cache, the token
 ledger and the rate-limit memory are per tenant DOMAIN (its base URL), as before: a token and a

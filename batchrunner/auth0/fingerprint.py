@@ -8,11 +8,12 @@ hash without such a key would let anyone holding a copy of the database (a backu
 guesses at a billion a second, which matters for a secret a person typed or chose. scrypt at
 N=2^12, r=8 (4 MiB, about 15 ms) makes each guess that costly, and the salt makes each row its
 own work; a process checks a row once (`matches` remembers, for as many rows as a `serve` of
-many tenants holds, and a fingerprint this process made is known to match without a second hash). Why not more: that check sits before
-every `run-job`'s first request and in every `token print`, and at 2^14 (60 ms) it was most of the
-50 ms those gained (bench/tokens.py: 355 against 307 ms to the first request); a secret Auth0
-generated (64 random characters) is beyond guessing at any cost. The parameters are stored with the hash, so rows made at 2^14 still match, and they
-can be raised later without a migration.
+many tenants holds, and a fingerprint this process made is known to match without a second hash).
+Why not more: that check sits before every `run-job`'s first request and in every `token print`,
+and at 2^14 (60 ms) it was most of the 50 ms those gained (bench/tokens.py: 355 against 307 ms to
+the first request); a secret Auth0 generated (64 random characters) is beyond guessing at any cost.
+The parameters are stored with the hash, so rows made at 2^14 still match, and they can be raised
+later without a migration.
 """
 
 from __future__ import annotations
