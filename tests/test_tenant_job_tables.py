@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import textwrap
+from pathlib import Path
 
 from conftest import SQLITE_ONLY
 
@@ -28,6 +29,12 @@ def tenants_file(tmp_path, tables: str) -> tuple[dict, str]:
     return {"RUNNER_TENANTS_FILE": str(path)}, f"runner: RUNNER_TENANTS_FILE: {path}, "
 
 
+def edit(env, old: str, new: str) -> None:
+    """The tenants file with `old` made `new`, as its owner would mend it."""
+    path = Path(env["RUNNER_TENANTS_FILE"])
+    path.write_text(path.read_text().replace(old, new))
+
+
 CLEANUP_KEYS = ("schedule, timeout, params, rules, connections, protect_roles, protect_organizations, "
                 "protect_app_metadata, max_actions, max_fraction, apply")
 
@@ -41,11 +48,7 @@ def test_runner_tenants_names_an_unknown_key_then_a_rule_that_is_no_list(local_r
     result = local_runner("tenants", extra_env=env)
     assert result.returncode == 2
     assert result.stderr == f"{start}[tenants.prod.jobs.users-cleanup]: unknown key 'bogus_key'; the keys of this table: {CLEANUP_KEYS}\n"
-    path = env["RUNNER_TENANTS_FILE"]
-    with open(path) as handle:
-        text = handle.read()
-    with open(path, "w") as handle:
-        handle.write(text.replace("bogus_key = 3\n", ""))
+    edit(env, "bogus_key = 3\n", "")
     result = local_runner("tenants", extra_env=env)
     assert (result.returncode, result.stdout) == (2, "")
     assert result.stderr == (f'{start}[tenants.prod.jobs.users-cleanup]: rules is a list of rules, '
@@ -78,11 +81,7 @@ def test_a_params_value_the_job_refuses_is_named_with_its_table(local_runner, tm
         """)
     result = local_runner("tenants", extra_env=env)
     assert (result.returncode, result.stderr) == (2, f"{start}[tenants.prod.jobs.users-cleanup]: params apply: 'yes' is neither true nor false\n")
-    path = env["RUNNER_TENANTS_FILE"]
-    with open(path) as handle:
-        text = handle.read()
-    with open(path, "w") as handle:
-        handle.write(text.replace('params = { apply = "yes" }', 'params = { apply = "false" }'))
+    edit(env, 'params = { apply = "yes" }', 'params = { apply = "false" }')
     result = local_runner("tenants", extra_env=env)
     assert result.returncode == 2
     assert result.stderr == (f"{start}[tenants.prod.jobs.tenant-checks]: params: warning_days='a month' is not a number of days "
@@ -109,11 +108,7 @@ def test_serve_refuses_to_start_as_for_a_missing_domain(local_runner, tmp_path):
     assert result.returncode == 2
     assert result.stderr.splitlines()[-1] == (f"{start}[tenants.prod.jobs.users-cleanup]: rules: 'inactive 365 blok': "
                                               f"inactive takes block or delete, not blok")
-    path = env["RUNNER_TENANTS_FILE"]
-    with open(path) as handle:
-        text = handle.read()
-    with open(path, "w") as handle:
-        handle.write(text.replace('domain = "acme.eu.auth0.com"\n', ""))
+    edit(env, 'domain = "acme.eu.auth0.com"\n', "")
     result = local_runner("serve", extra_env=env, timeout=60)
     assert result.returncode == 2 and result.stderr.splitlines()[-1] == f"{start}tenant prod: domain is missing; give it as a string"
 
