@@ -4,11 +4,13 @@ job's result, killed runs (issue 9)."""
 from __future__ import annotations
 
 import json
+import signal
+import time
 
 import pytest
 from sqlalchemy.engine import make_url
 
-from conftest import JOBS, SQLITE_ONLY, _runner
+from conftest import JOBS, SQLITE_ONLY, _runner, start_runner, wait_for
 
 HOW = "to read another, set RUNNER_DATABASE_URL (or STATE_DIRECTORY, whose runner.db is the default)"
 
@@ -171,3 +173,21 @@ def test_a_relative_export_dir_gives_absolute_paths_in_the_run_result(runner, te
     assert result.returncode == 0, result.stderr
     run = json.loads(result.stdout)
     assert run["result"]["path"].startswith(f"{tmp_path}/out/clients-") and run["result"]["latest"] == f"{tmp_path}/out/clients-latest.csv"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_stops_the_runs_api_calls_before_the_job_has_unwound(local_env, lone_tenant, tmp_path, signum):
+    """The run's page threads were stopped only once the job had unwound: a snapshot's list threads
+    asked six more pages while its cleanup and heartbeat ended on PostgreSQL."""
+    app = lone_tenant.tenant
+    app.latency = 0.02
+    env = {**local_env, **lone_tenant.settings(), "RUNNER_JOBS": JOBS}
+    victim = start_runner(env, tmp_path, "run-job", "slow-to-end")
+    wait_for(lambda: app.api_requests >= 3)
+    signalled = time.time()
+    victim.send_signal(signum)
+    _, err = victim.communicate(timeout=20)
+    assert victim.returncode == 1, err
+    assert "runner: slow-to-end was interrupted; the run is recorded as failed" in err
+    asked_after = [r["path"] for r in app.received if r["at"] > signalled + 0.05]
+    assert asked_after == [], asked_after  # its cleanup took 1 s: dozens of requests without the fix

@@ -68,7 +68,7 @@ def run_job(name, params, as_json, tenant_name):
     for request in requests:
         label = name if request.tenant.is_default else f"{name} for {request.tenant.name}"
         try:
-            with interrupt_on_sigterm():
+            with interrupt_on_sigterm(request.cancel):
                 outcome = execute(request, settings, db)
         except KeyboardInterrupt:
             say(f"{label} was interrupted; the run is recorded as failed")

@@ -37,6 +37,9 @@ class RunRequest:
     params: dict[str, str] = field(default_factory=dict)
     stopping: threading.Event = field(default_factory=threading.Event)
     tenant: Tenant | None = None  # None: the tenant `default`, of the AUTH0_* variables
+    # Set, the run's API calls stop at once: when it is marked abandoned, and in `run-job` by the
+    # signal handler itself, the instant SIGTERM or Ctrl-C arrives (runs/signals.py).
+    cancel: threading.Event = field(default_factory=threading.Event)
 
 
 @dataclass
@@ -90,7 +93,7 @@ def _run(request: RunRequest, run_id: int, credentials, settings: Settings, db: 
          unreadable: ConfigError | None = None) -> Outcome:
     job = request.job
     outcome = Outcome(RunStatus.FAILED, run_id)
-    lost = threading.Event()
+    lost = request.cancel
     hooks = None
     # Everything after runs.start is inside this try: a run recorded `running` always has its end
     # recorded, or this process would keep it running (and skip the job's every later fire) for good.

@@ -86,3 +86,19 @@ def swallower(ctx):
             caught += 1
             if caught > 1:
                 raise
+
+
+@job("slow-to-end", schedule="off", description="Reads applications in a thread of its own; its cleanup takes 1 s.")
+def slow_to_end(ctx):
+    import threading
+
+    def read():  # as a snapshot's list threads do, until the API refuses
+        while True:
+            ctx.api.get("clients", {"per_page": 1, "fields": "client_id", "is_global": "false"})
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        while True:
+            time.sleep(0.05)
+    finally:  # a large scratch folder removed, a heartbeat's last write on a busy database
+        time.sleep(1.0)
