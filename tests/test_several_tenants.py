@@ -309,3 +309,36 @@ def test_a_scheduled_run_of_a_tenant_whose_secret_is_missing_is_recorded_failed(
     [run] = history(scheduler.db, tenant="staging")
     assert run["error"] == (f"RUNNER_TENANTS_FILE tenant staging: client_secret_file {tmp_path / 'staging.secret'}: "
                             "No such file or directory; give the path of a file holding the secret")
+
+
+def test_a_default_named_in_the_file_takes_its_tables_over_the_variables(local_env, tmp_path, database_url):
+    """Its jobs' tables were checked, then ignored: RUNNER_*_<JOB> (or the job's own) applied instead."""
+    from batchrunner.config import load_settings
+    from batchrunner.runs import params
+    from batchrunner.runs.execute import _timeout
+    from batchrunner.runs.registry import discover
+    from batchrunner.runs.serve import build
+
+    secret = tmp_path / "a.secret"
+    secret.write_text("s\n")
+    os.chmod(secret, 0o600)
+    path = tmp_path / "tenants.toml"
+    path.write_text("".join(f'[tenants.{name}]\ndomain = "{name}.auth0.com"\nclient_id = "c"\nclient_secret_file = "{secret}"\n\n'
+                            for name in ("default", "prod"))
+                    + '[tenants.default.jobs.export-clients]\nschedule = "*/5 * * * *"\ntimeout = 60\n\n'
+                    + '[tenants.default.jobs.export-users]\nparams = { connection = "from-the-table" }\n')
+    variables = {"RUNNER_SCHEDULE_EXPORT_CLIENTS": "0 9 * * *", "RUNNER_SCHEDULE_EXPORT_LOGS": "0 8 * * *",
+                 "RUNNER_TIMEOUT_EXPORT_CLIENTS": "30", "RUNNER_TIMEOUT_EXPORT_LOGS": "40",
+                 "RUNNER_PARAMS_EXPORT_USERS": "connection=from-the-variable"}
+    settings = load_settings({**local_env, "RUNNER_TENANTS_FILE": str(path), **variables})
+    jobs = discover(settings.job_paths)
+    scheduler = build(settings, open_database(database_url), jobs)
+    scheduled = {(e.tenant.name, e.job.name): e.expression for e in scheduler.entries}
+    scheduler.pool.shutdown()
+    assert scheduled["default", "export-clients"] == "*/5 * * * *"  # the table, over the variable
+    assert scheduled["default", "export-logs"] == "0 8 * * *"  # no table: the variable
+    assert scheduled["prod", "export-logs"] == "*/15 * * * *"  # the variables are default's alone
+    default = next(e.tenant for e in scheduler.entries if e.tenant.name == "default")
+    assert _timeout(jobs["export-clients"], default, settings) == 60
+    assert _timeout(jobs["export-logs"], default, settings) == 40
+    assert params.for_tenant(jobs["export-users"], settings.env, default) == {"connection": "from-the-table"}

@@ -376,14 +376,17 @@ def test_undo_plans_first_then_unblocks_what_that_run_blocked_and_is_still_block
 # --- a named tenant's rules (README, "Several tenants"): from its table in the tenants file ------------
 
 @SQLITE_ONLY
-def test_a_named_tenants_rules_come_from_its_table_in_the_tenants_file(local_runner, tenant, tmp_path):
+@pytest.mark.parametrize("name", ["prod", "default"])
+def test_a_named_tenants_rules_come_from_its_table_in_the_tenants_file(local_runner, tenant, tmp_path, name):
+    """A tenant named `default` in the file too: its table was checked, then the variable's rules used."""
     from test_several_tenants import tenants_file
 
     tenant.set_scopes(WRITE_SCOPES)
     tenant.exports.users = 100
-    extra = tenants_file(tmp_path, {"prod": tenant})
+    extra = tenants_file(tmp_path, {name: tenant})
+    extra["RUNNER_USERS_CLEANUP_RULES"] = "inactive 30 delete"  # the tenant `default`'s, where its table gives none
     path = Path(extra["RUNNER_TENANTS_FILE"])
-    path.write_text(path.read_text() + f'\n[tenants.prod.jobs.users-cleanup]\nrules = ["unverified {DAYS} block"]\n'
+    path.write_text(path.read_text() + f'\n[tenants.{name}.jobs.users-cleanup]\nrules = ["unverified {DAYS} block"]\n'
                                        'connections = ["acme-saml"]\nmax_fraction = 1\nmax_actions = 2\n')
     result = local_runner("run-job", "users-cleanup", "--json", extra_env=extra, timeout=120)
     assert result.returncode == 0, result.stderr
@@ -391,11 +394,12 @@ def test_a_named_tenants_rules_come_from_its_table_in_the_tenants_file(local_run
     rows = plan_rows(ran)
     assert {r["rule"] for r in rows} == {f"unverified {DAYS} block"} and {r["connection"] for r in rows} == {"acme-saml"}
     assert [r["action"] for r in rows[:3]] == ["block", "block", "deferred"]
-    assert ran["result"]["plan"].startswith(str(tmp_path / "exports" / "prod" / "users-cleanup" / ""))
+    folder = tmp_path / "exports" / ("" if name == "default" else name) / "users-cleanup"
+    assert ran["result"]["plan"].startswith(str(folder / ""))
     path.write_text(path.read_text().replace(f'rules = ["unverified {DAYS} block"]', 'rules = ["unverified soon block"]'))
     result = local_runner("run-job", "users-cleanup", "--json", extra_env=extra, timeout=120)
     assert result.returncode == 2  # judged when the tenants file is read: no run is recorded (tests/test_tenant_job_tables.py)
-    assert result.stderr == (f"runner: RUNNER_TENANTS_FILE: {path}, [tenants.prod.jobs.users-cleanup]: "
+    assert result.stderr == (f"runner: RUNNER_TENANTS_FILE: {path}, [tenants.{name}.jobs.users-cleanup]: "
                              "rules: 'unverified soon block': soon is not a number of days (1 or more)\n")
     assert [r["id"] for r in json.loads(local_runner("history", "--json", extra_env=extra).stdout)] == [ran["id"]]
 

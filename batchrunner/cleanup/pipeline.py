@@ -59,12 +59,14 @@ def undo_run(params) -> int | None:
 
 
 def policy_for(ctx) -> rules_.Policy:
-    """The default tenant's policy from RUNNER_USERS_CLEANUP_RULES, a named one's from the tenants file."""
+    """A tenant's policy from its table in the tenants file; `default`'s, where the file gives it
+    none, from RUNNER_USERS_CLEANUP_RULES (README, "User maintenance")."""
     tenant = ctx.tenant
-    if tenant is None or tenant.is_default:
+    table = tenant.settings_for(JOB).extra if tenant is not None else {}
+    if (tenant is None or tenant.is_default) and not table:
         policy = rules_.from_env(ctx.settings.env)
     else:
-        policy = rules_.from_table(tenant.settings_for(JOB).extra, f"[tenants.{tenant.name}.jobs.{JOB}]")
+        policy = rules_.from_table(table, f"[tenants.{tenant.name}.jobs.{JOB}]")
     return rules_.with_params(policy, ctx.params)
 
 

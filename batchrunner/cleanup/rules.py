@@ -3,7 +3,8 @@
 For the default tenant they come from RUNNER_USERS_CLEANUP_RULES, clauses separated by `;`, each a
 rule (`inactive 365 block`) or a `NAME = VALUE` setting whose value is TOML
 (`protect_roles = ["admins"]`); for a named tenant from `[tenants.NAME.jobs.users-cleanup]`:
-`rules = ["inactive 365 block", ...]` and the settings as keys. Run params (`apply`, `max_actions`)
+`rules = ["inactive 365 block", ...]` and the settings as keys (for a tenant named `default` in
+the file too, whose table, when it has one, replaces the variable). Run params (`apply`, `max_actions`)
 override the settings. Every malformed clause is one line naming it (exit 2).
 """
 

@@ -83,10 +83,11 @@ def execute(request: RunRequest, settings: Settings, db: Database, now: Callable
 
 
 def _timeout(job: Job, tenant: Tenant, settings: Settings) -> float | None:
-    """RUNNER_TIMEOUT_<JOB> for `default`; a named tenant's `timeout` in the tenants file; else the job's own."""
-    if tenant.is_default:
+    """The tenants file's `timeout`, then RUNNER_TIMEOUT_<JOB> for `default`, else the job's own."""
+    table = tenant.settings_for(job.name)
+    if table.timeout is None and tenant.is_default:
         return timeouts.effective(job.name, job.timeout, settings.env)
-    return tenant.settings_for(job.name).timeout_seconds(job.timeout)
+    return table.timeout_seconds(job.timeout)
 
 
 def _run(request: RunRequest, run_id: int, credentials, settings: Settings, db: Database, now, timeout=None,

@@ -49,14 +49,14 @@ def from_env(job: Job, env: Mapping[str, str]) -> dict[str, str]:
 
 
 def for_tenant(job: Job, env: Mapping[str, str], tenant: "Tenant | None" = None) -> dict[str, str]:
-    """The params of every run of the job for `tenant`: RUNNER_PARAMS_<JOB> for `default` (or None),
-    the tenants file's `params` of the job for a named tenant."""
-    if tenant is None or tenant.is_default:
-        return from_env(job, env)
-    found = dict(tenant.settings_for(job.name).params)
+    """The params of every run of the job for `tenant`: the tenants file's `params` of the job, over
+    RUNNER_PARAMS_<JOB> key by key for `default` (or None)."""
+    found = dict(tenant.settings_for(job.name).params) if tenant is not None else {}
     problem = job.unknown_param(found)
     if problem:
         raise ConfigError("RUNNER_TENANTS_FILE", f"tenant {tenant.name}: {problem}")
+    if tenant is None or tenant.is_default:
+        return {**from_env(job, env), **found}
     return found
 
 
@@ -83,15 +83,15 @@ def _example(job: Job, word: str) -> str:
     return f"{keys[0]}={shlex.quote(word)}" if keys else "role=rol_123 note='two words'"
 
 
-def check_scheduled(env: Mapping[str, str], jobs: Mapping[str, Job], scheduled: list[Job]) -> None:
+def check_scheduled(env: Mapping[str, str], jobs: Mapping[str, Job], scheduled: list[tuple[Job, "Tenant | None"]]) -> None:
     """At `serve`'s start: every RUNNER_PARAMS_ variable names a job, and each scheduled job has its
     required params (ConfigError naming the variable, exit 2), since no one is there at 2 a.m. to give them."""
     known = {variable(name) for name in jobs}
     for name in sorted(env):
         if name.startswith(PREFIX) and name not in known:
             raise ConfigError(name, f"names no registered job; the variables of the registered jobs are {', '.join(sorted(known)) or 'none'}")
-    for job in scheduled:
-        params = from_env(job, env)
+    for job, tenant in scheduled:
+        params = for_tenant(job, env, tenant)
         missing = [key for key in job.requires if key not in params]
         if missing:
             raise ConfigError(variable(job.name), f"{job.name} requires the param {missing[0]} for its scheduled runs; "

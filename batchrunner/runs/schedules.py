@@ -52,13 +52,15 @@ def effective(job_name: str, default: str, env: Mapping[str, str]) -> tuple[str,
 
 
 def for_tenant(job_name: str, default: str, env: Mapping[str, str], tenant=None) -> tuple[str, str]:
-    """The (job, tenant)'s schedule and the label its errors name: RUNNER_SCHEDULE_<JOB> for the tenant
-    `default` (or None), the tenants file's `schedule` for a named one (README, "Several tenants"); else the job's own."""
-    if tenant is None or tenant.is_default:
+    """The (job, tenant)'s schedule and the label its errors name: the tenants file's `schedule`, then
+    RUNNER_SCHEDULE_<JOB> for the tenant `default` (or None), else the job's own (README, "Several tenants")."""
+    given = tenant.settings_for(job_name).schedule if tenant is not None else None
+    if given:
+        expression, source = given, f"RUNNER_TENANTS_FILE tenant {tenant.name}, jobs.{job_name}.schedule"
+    elif tenant is None or tenant.is_default:
         expression, source = effective(job_name, default, env)
     else:
-        given = tenant.settings_for(job_name).schedule
-        expression, source = given or default, f"RUNNER_TENANTS_FILE tenant {tenant.name}, jobs.{job_name}.schedule" if given else "job"
+        expression, source = default, "job"
     return expression, source if source != "job" else f"schedule of job {job_name}"
 
 

@@ -230,7 +230,7 @@ def build(settings: Settings, db: Database, jobs: dict[str, Job], now=clock.utcn
             entry = _entry(job, tenant, settings) if tenant.runs(job.name) else None
             if entry is not None:
                 entries.append(entry)
-    params.check_scheduled(settings.env, jobs, [e.job for e in entries if e.tenant.is_default])
+    params.check_scheduled(settings.env, jobs, [(e.job, e.tenant) for e in entries if e.tenant.is_default])
     job_variables.check(settings.env, jobs)  # RUNNER_PING_URL_<JOB> too
     for entry in entries:
         if not entry.tenant.is_default:  # a required param given nowhere: no one is there at 2 a.m. to give it
@@ -241,7 +241,7 @@ def build(settings: Settings, db: Database, jobs: dict[str, Job], now=clock.utcn
 
 
 def _entry(job: Job, tenant: Tenant, settings: Settings) -> Entry | None:
-    """The (job, tenant)'s entry: RUNNER_SCHEDULE_<JOB> for default, the tenants file's schedule for a named tenant."""
+    """The (job, tenant)'s entry, on its schedule (`schedules.for_tenant`)."""
     expression, label = schedules.for_tenant(job.name, job.schedule, settings.env, tenant)
     trig = schedules.trigger(expression, settings.timezone, label)
     return Entry(job, trig, expression, tenant=tenant) if trig is not None else None
