@@ -123,3 +123,22 @@ def test_a_post_that_times_out_is_not_sent_again(env, users_tenant, monkeypatch)
     posts = lambda: [r for r in users_tenant.tenant.received if r["path"] == "/api/v2/jobs/users-exports"]
     wait_for(lambda: len(posts()) >= 1)
     assert len(posts()) == 1 and len(users_tenant.exports.jobs) == 1
+
+
+@SQLITE_ONLY
+@pytest.mark.parametrize("status, retried", [(502, False), (504, False), (503, True), (500, True)])
+def test_a_gateways_502_or_504_to_the_post_is_not_sent_again(runner, users_tenant, status, retried):
+    """They were retried as any 5xx: a gateway's answer in Auth0's place says nothing of whether
+    Auth0 started the export, and a retry may start a second one."""
+    users_tenant.tenant.fail_next("/api/v2/jobs/users-exports", [status])
+    result = runner("run-job", "export-users")
+    posts = [r for r in users_tenant.tenant.received if r["path"] == "/api/v2/jobs/users-exports"]
+    if retried:
+        assert result.returncode == 0, result.stderr
+        assert len(posts) == 2
+    else:
+        assert result.returncode == 1
+        assert result.stderr.splitlines()[-1] == (
+            f"runner: export-users failed (run 1): POST /api/v2/jobs/users-exports answered HTTP {status}, a gateway's "
+            "answer in place of Auth0's; not sent again, since Auth0 may have acted on it (a second export, say); run again later")
+        assert len(posts) == 1

@@ -41,6 +41,8 @@ log = logging.getLogger("runner.api")
 CALL_ATTEMPTS = 8
 CALL_RETRY_SECONDS = 180.0
 PER_PAGE = 100  # the Management API's maximum
+# A gateway's answer in Auth0's place (bad gateway, gateway timeout): the request may have reached Auth0.
+GATEWAY_FAILURES = (502, 504)
 # Concurrent page requests of one list, which also bounds the pages held for in-order delivery (and
 # so its memory): as many as the bucket holds, so that its burst goes out at once, within these.
 MIN_IN_FLIGHT = 16
@@ -284,6 +286,8 @@ class ManagementApi:
             self._count("responses_429")
             # Every page thread waits as the server said, not only the one that was refused.
             pacer.hold_until(time.monotonic() + (retry.server_wait(response.headers, time.time()) or 1.0))
+        if method == "POST" and response.status_code in GATEWAY_FAILURES:
+            raise _post_not_again(url, f"answered HTTP {response.status_code}, a gateway's answer in place of Auth0's")
         transient = retry.transient_for(response)
         if transient:
             raise transient
@@ -446,11 +450,15 @@ def _maybe_received(exc: requests.RequestException) -> bool:
 
 
 def _unanswered_post(url: str, exc: requests.RequestException) -> ApiError:
-    """A POST is not sent twice (README, "The user export"): Auth0 may have acted on the first, and a
-    second `POST jobs/users-exports` starts a second export. No answer means no job id to look for."""
     what = "timed out waiting for Auth0's answer" if isinstance(exc, requests.Timeout) else "lost the connection before Auth0's whole answer"
-    path = urlsplit(url).path
-    return ApiError(f"POST {path} {what}; not sent again, since Auth0 may have acted on it (a second export, say); run again later")
+    return _post_not_again(url, what)
+
+
+def _post_not_again(url: str, what: str) -> ApiError:
+    """A POST is not sent twice (README, "The user export"): Auth0 may have acted on the first, and a
+    second `POST jobs/users-exports` starts a second export. No answer (a timeout, or a gateway's
+    502 or 504 in its place) means no job id to look for."""
+    return ApiError(f"POST {urlsplit(url).path} {what}; not sent again, since Auth0 may have acted on it (a second export, say); run again later")
 
 
 def _changed(key: str, what: str | None = None) -> ApiError:
