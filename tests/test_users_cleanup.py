@@ -228,6 +228,26 @@ def test_apply_blocks_and_deletes_each_planned_user_once_keeping_a_copy_of_each_
         assert f'runner_user_actions_total{{action="{action}",state="done",tenant="default"}} {count:.1f}' in metrics
 
 
+def test_the_users_it_deleted_leave_last_seen_unless_seen_since(runner, apply_tenant, env):
+    """Their rows stayed for good: the table kept every user the tenant ever had."""
+    from batchrunner.outputs import last_seen
+    from batchrunner.store.database import open_database
+
+    wanted = expected_actions(apply_tenant)
+    deleted = sorted(u for u, a in wanted.items() if a == "delete")
+    kept = next(u for u, a in wanted.items() if a == "block")
+    db = open_database(env["RUNNER_DATABASE_URL"])
+    batch = last_seen.Batch()
+    for user_id in [*deleted, kept]:
+        batch.see({"type": "s", "user_id": user_id, "date": "2020-01-02T03:04:05.000Z", "log_id": "90001"})
+    batch.see({"type": "s", "user_id": deleted[0], "date": "2999-01-01T00:00:00.000Z", "log_id": "90002"})  # made again, seen since
+    batch.save(db, "default")
+    result, ran = run(runner, "--param", "apply=true", rules=APPLY_RULES)
+    assert result.returncode == 0, result.stderr
+    assert ran["result"]["done"] == len(wanted)
+    assert sorted(last_seen.lookup(db, "default", [*deleted, kept])) == sorted([deleted[0], kept])
+
+
 @SQLITE_ONLY
 def test_apply_needs_the_write_scopes_its_rules_use_before_anything_is_created(runner, apply_tenant, tmp_path):
     apply_tenant.set_scopes(SCOPES + ["update:users"])
