@@ -27,6 +27,7 @@ from batchrunner.cleanup import ledger
 from batchrunner.cleanup.rules import Policy
 from batchrunner.cleanup.selection import Known, match, protected_by_metadata
 from batchrunner.errors import ApiError, one_line
+from batchrunner.outputs import last_seen
 from batchrunner.outputs.atomic import sync_dir
 
 BACKUP = "deleted-users.jsonl.gz"
@@ -52,6 +53,8 @@ def resolve(ctx, tenant: str, counts: Counts) -> None:
         state = ledger.DONE if landed else ledger.SKIPPED
         detail = f"resolved by run {ctx.run_id}: " + ("Auth0 shows it done" if landed else "Auth0 never applied it")
         ledger.finish(ctx.db, row.id, state, ctx.now(), detail=detail)
+        if landed and row.action == "delete":
+            last_seen.forget(ctx.db, tenant, row.user_id, ctx.now())
         counts.resolved[state] += 1
         ctx.log.info("run %s's %s of %s: %s", row.run_id, row.action, row.user_id, detail)
 
@@ -108,6 +111,8 @@ def act(ctx, tenant: str, policy: Policy, known: Known, user_id: str, rule: str,
         ctx.log.warning("%s of %s failed: %s", action, user_id, one_line(exc))
         return
     ledger.finish(ctx.db, row, ledger.DONE, ctx.now(), status=SUCCESS[action])
+    if action == "delete":
+        last_seen.forget(ctx.db, tenant, user_id, ctx.now())  # README, "User maintenance", Last seen
     counts.done += 1
 
 

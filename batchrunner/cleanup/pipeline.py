@@ -78,7 +78,6 @@ def run(ctx) -> dict:
     tenant = ctx.tenant.name if ctx.tenant else DEFAULT_TENANT
     counts = apply_.Counts()
     apply_.resolve(ctx, tenant, counts)  # what a killed run left, before anyone is selected anew
-    last_seen.forget_deleted(ctx.db, tenant)  # deletes of earlier runs (README, "User maintenance", Last seen)
     folder = ctx.export_dir / JOB / f"{run_start:%Y%m%dT%H%M%SZ}"
     prepare_export_dir(folder, ctx.log)
     if undo_run(ctx.params) is not None:
@@ -118,7 +117,6 @@ def run(ctx) -> dict:
     # A run that stops leaves the rest to the next run, as deferred users are.
     apply_.act_all(ctx, tenant, policy, known, ((row["user_id"], row["rule"], row["action"]) for row in read_rows(plan)
                                                 if row["action"] in ("block", "delete")), folder, counts)
-    last_seen.forget_deleted(ctx.db, tenant)
     result.update(done=counts.done, skipped=counts.skipped, failed=counts.failed)
     result["deferred"] = tally.selected - counts.done - counts.skipped - counts.failed
     text = (f"{JOB}: {counts.done:,} done, {counts.skipped:,} skipped (no longer matching), {counts.failed:,} failed, "

@@ -10,8 +10,8 @@ archive. Auth0 does not update `last_login` on silent authentication or a refres
   database restored from a backup had not seen) are read once, file by file, from where its cover
   ends: export-logs' job state `last_seen` = {"through": the last log_id the table covers}.
 - `lookup`: users-cleanup asks for the users a rule would select, a chunk at a time (flat memory).
-- `forget_deleted`: users-cleanup drops the rows of the users it deleted, so the table does not keep
-  every user the tenant ever had.
+- `forget`: users-cleanup drops the row of each user it deletes, so the table does not keep every
+  user the tenant ever had.
 """
 
 from __future__ import annotations
@@ -23,13 +23,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable
 
-from sqlalchemy import and_, delete, select
+from sqlalchemy import delete, select
 
 from batchrunner import clock
 from batchrunner.errors import one_line
 from batchrunner.outputs import archive_folder as folder
 from batchrunner.outputs.job_state import JobState
-from batchrunner.store.schema import last_seen as table, user_actions
+from batchrunner.store.schema import last_seen as table
 
 LOGIN_TYPES = frozenset({"s", "ssa", "sertft"})  # success login, silent authentication, refresh token exchange
 STATE = "last_seen"  # export-logs' job state: how far the table covers the archive
@@ -125,23 +125,9 @@ def lookup(db, tenant: str, user_ids: Iterable[str]) -> dict[str, Seen]:
     return found
 
 
-def forget_deleted(db, tenant: str) -> int:
-    """Drop the rows of the users users-cleanup deleted (its ledger's `delete` rows `done`); how many.
 
-    A row whose login event is newer than the delete stays: a user deleted, then made again with the
-    same id (a social login's), who has signed in since, is seen as that user is."""
-    a = user_actions.c
-    with db.read() as conn:
-        found = conn.execute(
-            select(table.c.user_id, table.c.seen_at, a.finished_at)
-            .join(user_actions, and_(a.tenant == table.c.tenant, a.user_id == table.c.user_id))
-            .where(table.c.tenant == tenant, a.action == "delete", a.state == "done"))
-        newest_delete: dict[str, tuple] = {}
-        for user_id, seen_at, deleted_at in found:
-            if deleted_at is not None and (user_id not in newest_delete or newest_delete[user_id][1] < deleted_at):
-                newest_delete[user_id] = (seen_at, deleted_at)
-    gone = [user_id for user_id, (seen_at, deleted_at) in newest_delete.items() if seen_at < deleted_at]
-    for start in range(0, len(gone), CHUNK):
-        with db.write() as conn:
-            conn.execute(delete(table).where(table.c.tenant == tenant, table.c.user_id.in_(gone[start:start + CHUNK])))
-    return len(gone)
+def forget(db, tenant: str, user_id: str, deleted_at: datetime) -> None:
+    """A user users-cleanup deleted: its row goes, in one statement, unless its login event is newer
+    than the delete (a user made again with the same id, a social login's, who has signed in since)."""
+    with db.write() as conn:
+        conn.execute(delete(table).where(table.c.tenant == tenant, table.c.user_id == user_id, table.c.seen_at < deleted_at))
