@@ -326,10 +326,12 @@ def test_a_default_named_in_the_file_takes_its_tables_over_the_variables(local_e
     path.write_text("".join(f'[tenants.{name}]\ndomain = "{name}.auth0.com"\nclient_id = "c"\nclient_secret_file = "{secret}"\n\n'
                             for name in ("default", "prod"))
                     + '[tenants.default.jobs.export-clients]\nschedule = "*/5 * * * *"\ntimeout = 60\n\n'
-                    + '[tenants.default.jobs.export-users]\nparams = { connection = "from-the-table" }\n')
+                    + '[tenants.default.jobs.export-users]\nparams = { connection = "from-the-table" }\n\n'
+                    + '[tenants.default.jobs.tenant-checks]\nparams = { warning_days = "20" }\n')
     variables = {"RUNNER_SCHEDULE_EXPORT_CLIENTS": "0 9 * * *", "RUNNER_SCHEDULE_EXPORT_LOGS": "0 8 * * *",
                  "RUNNER_TIMEOUT_EXPORT_CLIENTS": "30", "RUNNER_TIMEOUT_EXPORT_LOGS": "40",
-                 "RUNNER_PARAMS_EXPORT_USERS": "connection=from-the-variable"}
+                 "RUNNER_PARAMS_EXPORT_USERS": "connection=from-the-variable",
+                 "RUNNER_PARAMS_TENANT_CHECKS": "warning_days=10 critical_days=3"}
     settings = load_settings({**local_env, "RUNNER_TENANTS_FILE": str(path), **variables})
     jobs = discover(settings.job_paths)
     scheduler = build(settings, open_database(database_url), jobs)
@@ -342,3 +344,4 @@ def test_a_default_named_in_the_file_takes_its_tables_over_the_variables(local_e
     assert _timeout(jobs["export-clients"], default, settings) == 60
     assert _timeout(jobs["export-logs"], default, settings) == 40
     assert params.for_tenant(jobs["export-users"], settings.env, default) == {"connection": "from-the-table"}
+    assert params.for_tenant(jobs["tenant-checks"], settings.env, default) == {"warning_days": "20", "critical_days": "3"}

@@ -74,3 +74,17 @@ def test_params_override_the_settings():
     with pytest.raises(ConfigError) as raised:
         rules.with_params(Policy(), {"apply": "yes"})
     assert raised.value.message() == "--param apply: 'yes' is neither true nor false"
+
+
+def test_the_default_tenants_table_wins_over_the_variable_key_by_key():
+    """A `default` named in the tenants file: its table replaced the variable whole, so a table of
+    rules alone dropped the variable's protect_roles (or was ignored, before that)."""
+    env = {"RUNNER_USERS_CLEANUP_RULES": 'inactive 30 delete; protect_roles = ["admins"]; max_actions = 5'}
+    where = "[tenants.default.jobs.users-cleanup]"
+    policy = rules.for_default(env, {"rules": ["unverified 10 block"], "max_actions": 7}, where)
+    assert [(r.kind, r.days, r.action) for r in policy.rules] == [("unverified", 10, "block")]
+    assert (policy.protect_roles, policy.max_actions) == (("admins",), 7)
+    assert rules.for_default(env, {"max_fraction": 1}, where).rules == rules.from_env(env).rules
+    assert rules.for_default(env, {}, where) == rules.from_env(env)
+    with pytest.raises(ConfigError, match="max_fraction 2 is not a fraction"):
+        rules.for_default(env, {"max_fraction": 2}, where)

@@ -59,14 +59,15 @@ def undo_run(params) -> int | None:
 
 
 def policy_for(ctx) -> rules_.Policy:
-    """A tenant's policy from its table in the tenants file; `default`'s, where the file gives it
-    none, from RUNNER_USERS_CLEANUP_RULES (README, "User maintenance")."""
+    """A named tenant's policy from its table in the tenants file; `default`'s from
+    RUNNER_USERS_CLEANUP_RULES, its table's keys over it (README, "User maintenance")."""
     tenant = ctx.tenant
     table = tenant.settings_for(JOB).extra if tenant is not None else {}
-    if (tenant is None or tenant.is_default) and not table:
-        policy = rules_.from_env(ctx.settings.env)
+    where = f"[tenants.{tenant.name if tenant else 'default'}.jobs.{JOB}]"
+    if tenant is None or tenant.is_default:
+        policy = rules_.for_default(ctx.settings.env, table, where)
     else:
-        policy = rules_.from_table(table, f"[tenants.{tenant.name}.jobs.{JOB}]")
+        policy = rules_.from_table(table, where)
     return rules_.with_params(policy, ctx.params)
 
 

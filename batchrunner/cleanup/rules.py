@@ -4,7 +4,7 @@ For the default tenant they come from RUNNER_USERS_CLEANUP_RULES, clauses separa
 rule (`inactive 365 block`) or a `NAME = VALUE` setting whose value is TOML
 (`protect_roles = ["admins"]`); for a named tenant from `[tenants.NAME.jobs.users-cleanup]`:
 `rules = ["inactive 365 block", ...]` and the settings as keys (for a tenant named `default` in
-the file too, whose table, when it has one, replaces the variable). Run params (`apply`, `max_actions`)
+the file too, its table's keys over the variable's, key by key). Run params (`apply`, `max_actions`)
 override the settings. Every malformed clause is one line naming it (exit 2).
 """
 
@@ -71,6 +71,17 @@ def from_table(table: Mapping[str, Any], where: str) -> Policy:
         raise ConfigError(where, 'rules is a list of rules, e.g. rules = ["inactive 365 block", "unverified 30 delete"]')
     settings = {k: v for k, v in table.items() if k != "rules"}
     return _policy([parse_rule(r, f"{where}: rules") for r in rules], settings, where)
+
+
+def for_default(env: Mapping[str, str], table: Mapping[str, Any], where: str) -> Policy:
+    """The tenant `default`'s policy: RUNNER_USERS_CLEANUP_RULES, with the keys of its table in the
+    tenants file (when the file names it) over the variable's key by key, `rules` as a whole: a
+    table that gives only `rules` keeps the variable's `protect_roles`."""
+    policy = from_env(env)
+    if not table:
+        return policy
+    given = from_table(table, where)
+    return replace(policy, **{name: getattr(given, name) for name in table})
 
 
 def with_params(policy: Policy, params: Mapping[str, str], where: str = "--param") -> Policy:
