@@ -37,8 +37,8 @@ class RunRequest:
     params: dict[str, str] = field(default_factory=dict)
     stopping: threading.Event = field(default_factory=threading.Event)
     tenant: Tenant | None = None  # None: the tenant `default`, of the AUTH0_* variables
-    # Set, the run's API calls stop at once: when it is marked abandoned, and in `run-job` by the
-    # signal handler itself, the instant SIGTERM or Ctrl-C arrives (runs/signals.py).
+    # Set, the run's API calls stop at once: when it is marked abandoned or past its time limit, and
+    # in `run-job` as SIGTERM or Ctrl-C is handled, before the job unwinds (runs/signals.py).
     cancel: threading.Event = field(default_factory=threading.Event)
 
 

@@ -14,74 +14,81 @@ class Terminated(KeyboardInterrupt):
 
 @contextmanager
 def interrupt_on_sigterm(cancel: threading.Event | None = None):
-    """SIGTERM raises `Terminated`; SIGTERM or Ctrl-C sets `cancel` (the run's) the instant it arrives.
+    """SIGTERM raises `Terminated`; SIGTERM or Ctrl-C sets `cancel` (the run's) as the handler runs.
 
     The run's page threads stop asking at once, not after the job has unwound: its `finally` blocks,
     the end of its heartbeat and the removal of its scratch files took long enough on PostgreSQL for
     a snapshot's list threads to ask six more pages (README, "Jobs and runs").
     """
-    watcher = _Watcher.start(cancel) if cancel is not None else None
+    setter = SafeSetter.start(cancel) if cancel is not None else None
 
     def on_term(signum, frame):
-        if watcher:
-            watcher.poke()
+        if setter:
+            setter.poke()
         raise Terminated()
 
     def on_int(signum, frame):
-        if watcher:
-            watcher.poke()
+        if setter:
+            setter.poke()
         raise KeyboardInterrupt()
 
-    previous = signal.signal(signal.SIGTERM, on_term)
-    previous_int = signal.getsignal(signal.SIGINT)
-    if previous_int is signal.default_int_handler:  # a handler someone else set is theirs to keep
-        signal.signal(signal.SIGINT, on_int)
+    replaced_int = False
     try:
-        yield
+        previous = signal.signal(signal.SIGTERM, on_term)
+        try:
+            previous_int = signal.getsignal(signal.SIGINT)
+            if previous_int is signal.default_int_handler:  # a handler someone else set is theirs to keep
+                signal.signal(signal.SIGINT, on_int)
+                replaced_int = True
+            yield
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            if replaced_int:
+                signal.signal(signal.SIGINT, previous_int)
     finally:
-        signal.signal(signal.SIGTERM, previous)
-        signal.signal(signal.SIGINT, previous_int)
-        if watcher:
-            watcher.close()
+        if setter:
+            setter.close()
 
 
-class _Watcher:
-    """Sets the event from a thread of its own when the handler pokes it through a pipe. A handler
-    runs in the main thread between two of its instructions, and must take no lock: at that instant
-    the main thread may hold the event's own (inside its wait on it), or threading's while it starts
-    a thread, and would wait for itself for good. os.write takes none."""
+class SafeSetter:
+    """Sets an event for a signal handler, from a thread of its own that the handler pokes through a
+    pipe. A handler runs in the main thread between two of its instructions and must take no lock:
+    at that instant the main thread may hold the event's own (inside its wait on it), or threading's
+    while it starts a thread, and would wait for itself for good. os.write takes none."""
 
-    def __init__(self, cancel: threading.Event):
+    def __init__(self, event: threading.Event):
         self._read, self._write = os.pipe()
-        self._thread = threading.Thread(target=self._wait, args=(cancel,), name="signal-watch", daemon=True)
+        self._thread = threading.Thread(target=self._wait, args=(event,), name="signal-setter", daemon=True)
 
     @classmethod
-    def start(cls, cancel: threading.Event) -> "_Watcher | None":
-        watcher = cls(cancel)
+    def start(cls, event: threading.Event) -> "SafeSetter | None":
+        """None when no thread can be had (the process is out of them); the caller then sets the event itself."""
+        setter = cls(event)
         try:
-            watcher._thread.start()
-        except RuntimeError:  # no thread to be had: the run's end sets the event, a moment later
-            os.close(watcher._read)
-            os.close(watcher._write)
+            setter._thread.start()
+        except RuntimeError:
+            os.close(setter._read)
+            os.close(setter._write)
             return None
-        return watcher
+        return setter
 
-    def _wait(self, cancel: threading.Event) -> None:
+    def _wait(self, event: threading.Event) -> None:
         try:
             if os.read(self._read, 1) == b"!":
-                cancel.set()
+                event.set()
         finally:
             os.close(self._read)
 
     def poke(self) -> None:
         try:
             os.write(self._write, b"!")
-        except OSError:
+        except OSError:  # the event is set already (the thread has ended), or being set
             pass
 
     def close(self) -> None:
         try:
-            os.write(self._write, b".")  # the run is over: the watcher ends
+            os.write(self._write, b".")  # done with: the thread ends
         except OSError:
             pass
-        os.close(self._write)
+        finally:
+            os.close(self._write)

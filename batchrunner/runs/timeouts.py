@@ -27,6 +27,7 @@ import threading
 from typing import Mapping
 
 from batchrunner.errors import ConfigError
+from batchrunner.runs.signals import SafeSetter
 
 OFF = ("off", "none", "0")
 # Past the deadline a job is ended again this often until it ends: an interruption can be lost (a
@@ -113,6 +114,7 @@ class _Alarm:
         self.seconds, self.cancel, self.fired, self.ended = seconds, cancel, False, False
 
     def __enter__(self):
+        self._setter = SafeSetter.start(self.cancel)
         self._previous = signal.signal(signal.SIGALRM, self._fire)
         _watches[threading.get_ident()] = self
         signal.setitimer(signal.ITIMER_REAL, self.seconds, AGAIN_SECONDS)
@@ -123,12 +125,17 @@ class _Alarm:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, self._previous)
         _watches.pop(threading.get_ident(), None)
+        if self._setter:
+            self._setter.close()
 
     def _fire(self, signum, frame) -> None:
         if self.ended or not _inside(frame):
             return
         self.fired = True
-        self.cancel.set()
+        if self._setter:
+            self._setter.poke()  # never Event.set in a handler (runs/signals.py, SafeSetter)
+        else:
+            self.cancel.set()
         raise TimedOut(self.seconds)
 
 
