@@ -52,9 +52,9 @@ def resolve(ctx, tenant: str, counts: Counts) -> None:
         landed = _landed(row.action, _current(ctx.api, row.user_id))
         state = ledger.DONE if landed else ledger.SKIPPED
         detail = f"resolved by run {ctx.run_id}: " + ("Auth0 shows it done" if landed else "Auth0 never applied it")
-        ledger.finish(ctx.db, row.id, state, ctx.now(), detail=detail)
-        if landed and row.action == "delete":
+        if landed and row.action == "delete":  # before the row is done: a kill between them forgets it again
             last_seen.forget(ctx.db, tenant, row.user_id, ctx.now())
+        ledger.finish(ctx.db, row.id, state, ctx.now(), detail=detail)
         counts.resolved[state] += 1
         ctx.log.info("run %s's %s of %s: %s", row.run_id, row.action, row.user_id, detail)
 
@@ -110,9 +110,9 @@ def act(ctx, tenant: str, policy: Policy, known: Known, user_id: str, rule: str,
         counts.failed += 1
         ctx.log.warning("%s of %s failed: %s", action, user_id, one_line(exc))
         return
-    ledger.finish(ctx.db, row, ledger.DONE, ctx.now(), status=SUCCESS[action])
-    if action == "delete":
+    if action == "delete":  # before the row is done: a kill between them leaves it `sent`, and resolve forgets it
         last_seen.forget(ctx.db, tenant, user_id, ctx.now())  # README, "User maintenance", Last seen
+    ledger.finish(ctx.db, row, ledger.DONE, ctx.now(), status=SUCCESS[action])
     counts.done += 1
 
 

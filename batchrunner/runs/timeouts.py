@@ -115,9 +115,14 @@ class _Alarm:
 
     def __enter__(self):
         self._setter = SafeSetter.start(self.cancel)
-        self._previous = signal.signal(signal.SIGALRM, self._fire)
-        _watches[threading.get_ident()] = self
-        signal.setitimer(signal.ITIMER_REAL, self.seconds, AGAIN_SECONDS)
+        try:
+            self._previous = signal.signal(signal.SIGALRM, self._fire)
+            _watches[threading.get_ident()] = self
+            signal.setitimer(signal.ITIMER_REAL, self.seconds, AGAIN_SECONDS)
+        except BaseException:
+            if self._setter:
+                self._setter.close()
+            raise
         return self
 
     def __exit__(self, *exc) -> None:
@@ -127,6 +132,8 @@ class _Alarm:
         _watches.pop(threading.get_ident(), None)
         if self._setter:
             self._setter.close()
+        if self.fired:
+            self.cancel.set()  # in ordinary code, whether or not the setter has got to it (or could start)
 
     def _fire(self, signum, frame) -> None:
         if self.ended or not _inside(frame):
@@ -134,8 +141,6 @@ class _Alarm:
         self.fired = True
         if self._setter:
             self._setter.poke()  # never Event.set in a handler (runs/signals.py, SafeSetter)
-        else:
-            self.cancel.set()
         raise TimedOut(self.seconds)
 
 
