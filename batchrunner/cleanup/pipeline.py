@@ -63,7 +63,7 @@ def policy_for(ctx) -> rules_.Policy:
     RUNNER_USERS_CLEANUP_RULES, its table's keys over it (README, "User maintenance")."""
     tenant = ctx.tenant
     table = tenant.settings_for(JOB).extra if tenant is not None else {}
-    where = f"[tenants.{tenant.name if tenant else 'default'}.jobs.{JOB}]"
+    where = f"[tenants.{tenant.name if tenant else DEFAULT_TENANT}.jobs.{JOB}]"
     if tenant is None or tenant.is_default:
         policy = rules_.for_default(ctx.settings.env, table, where)
     else:

@@ -125,7 +125,6 @@ def lookup(db, tenant: str, user_ids: Iterable[str]) -> dict[str, Seen]:
     return found
 
 
-
 def forget(db, tenant: str, user_id: str, deleted_at: datetime) -> None:
     """A user users-cleanup deleted: its row goes, in one statement, unless its login event is newer
     than the delete (a user made again with the same id, a social login's, who has signed in since)."""

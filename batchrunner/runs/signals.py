@@ -22,23 +22,20 @@ def interrupt_on_sigterm(cancel: threading.Event | None = None):
     """
     setter = SafeSetter.start(cancel) if cancel is not None else None
 
-    def on_term(signum, frame):
-        if setter:
-            setter.poke()
-        raise Terminated()
-
-    def on_int(signum, frame):
-        if setter:
-            setter.poke()
-        raise KeyboardInterrupt()
+    def raising(interruption: type[KeyboardInterrupt]):
+        def handler(signum, frame):
+            if setter:
+                setter.poke()
+            raise interruption()
+        return handler
 
     replaced_int = False
     try:
-        previous = signal.signal(signal.SIGTERM, on_term)
+        previous = signal.signal(signal.SIGTERM, raising(Terminated))
         try:
             previous_int = signal.getsignal(signal.SIGINT)
             if previous_int is signal.default_int_handler:  # a handler someone else set is theirs to keep
-                signal.signal(signal.SIGINT, on_int)
+                signal.signal(signal.SIGINT, raising(KeyboardInterrupt))
                 replaced_int = True
             yield
         finally:
